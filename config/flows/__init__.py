@@ -1,0 +1,1 @@
+"""hookgate's demo flows, named in config/gateway.toml."""

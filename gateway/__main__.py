@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from gateway import cli
+
+raise SystemExit(cli.main())

@@ -1,0 +1,29 @@
+"""The HTTP surface. This module holds the whole route table; handlers are adapters only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api import endpoints, health, langflow, middleware, runs
+
+middlewares = (middleware.errors_as_json, middleware.require_api_key)
+
+
+def setup_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/healthz", health.healthz)
+
+    router.add_post("/api/v1/webhook/{flow_id}", langflow.webhook)
+    router.add_post("/webhook/{flow_id}", langflow.webhook)
+
+    router.add_get("/api/v1/runs/{run_id}", runs.get_run)
+
+    router.add_post("/api/v1/endpoints", endpoints.create_endpoint)
+    router.add_get("/api/v1/endpoints", endpoints.list_endpoints)
+    router.add_get("/api/v1/endpoints/{endpoint_id}", endpoints.get_endpoint)
+    router.add_patch("/api/v1/endpoints/{endpoint_id}", endpoints.update_endpoint)
+    router.add_delete("/api/v1/endpoints/{endpoint_id}", endpoints.delete_endpoint)
+
+    router.add_get("/api/v1/deliveries", endpoints.list_deliveries)
+    router.add_get("/api/v1/deliveries/{delivery_id}", endpoints.get_delivery)
+    router.add_post("/api/v1/deliveries/{delivery_id}/retry", endpoints.retry_delivery)

@@ -1,0 +1,63 @@
+"""Reading request bodies and parameters, each failure a clear 4xx."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from gateway import errors
+
+T = TypeVar("T")
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    body = await request.read()
+    if not body:
+        raise errors.BadRequest("Request body is empty: expected a JSON object")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise errors.BadRequest("Invalid JSON in request body") from None
+    if not isinstance(data, dict):
+        raise errors.Unprocessable("Request body must be a JSON object")
+    return data
+
+
+def optional(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...]) -> T | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        expected = (
+            kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        )
+        raise errors.Unprocessable(f"{name}: expected {expected}, got {type(value).__name__}")
+    return value  # type: ignore[return-value]
+
+
+def string_list(
+    data: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None
+) -> tuple[str, ...] | None:
+    value = optional(data, name, list)
+    if value is None:
+        return None
+    if not all(isinstance(item, str) for item in value):
+        raise errors.Unprocessable(f"{name}: expected a list of strings")
+    if allowed is not None:
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise errors.Unprocessable(
+                f"{name}: unknown value(s) {', '.join(unknown)}; expected any of {', '.join(allowed)}"
+            )
+    return tuple(dict.fromkeys(value))
+
+
+def uuid_param(request: web.Request, name: str, label: str) -> str:
+    value = request.match_info[name]
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise errors.Unprocessable(f"Invalid {label}: must be a UUID") from None

@@ -1,0 +1,50 @@
+"""Errors as ``{"detail": …}`` JSON (never a stack trace), and the API key check."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from gateway import errors, keys
+
+log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.GatewayError as exc:
+        if exc.status >= 500:
+            log.error("request_failed", path=request.path, detail=exc.detail)
+        return web.json_response(exc.body(), status=exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[keys.settings_key].max_body_bytes
+        detail = f"Request body too large: the limit is {limit} bytes"
+        return web.json_response({"detail": detail}, status=413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return web.json_response({"detail": exc.reason}, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("request_failed", path=request.path)
+        return web.json_response({"detail": "Internal server error"}, status=500)
+
+
+@web.middleware
+async def require_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """When ``api_key`` is set, every API call needs it in ``x-api-key`` (header or query), as in Langflow."""
+    expected = request.app[keys.settings_key].api_key
+    if expected and request.path not in PUBLIC_PATHS:
+        given = request.headers.get("x-api-key") or request.query.get("x-api-key")
+        if not given:
+            raise errors.Forbidden("An API key must be passed as query or header")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise errors.Forbidden("Invalid API key")
+    return await handler(request)

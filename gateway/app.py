@@ -1,0 +1,128 @@
+"""``create_app``: wires store, flows, run worker, dispatcher and routes.
+
+Background work lives in ``cleanup_ctx``, so tests start and stop it exactly as production does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from gateway import api, flows, keys, log, netguard, signing
+from gateway.clock import Clock, SystemClock
+from gateway.outbox.delivery import Sender
+from gateway.outbox.dispatcher import Dispatcher
+from gateway.outbox.retry import RetryPolicy
+from gateway.runs.service import RunService
+from gateway.runs.worker import RunWorker
+from gateway.settings import Settings
+from gateway.store import Store, store_from_url
+
+logger = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings, *, store: Store | None = None, clock: Clock | None = None
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[log.request_context, *api.middlewares],
+    )
+    app[keys.settings_key] = settings
+    app[keys.clock_key] = clock or SystemClock()
+    app[keys.store_key] = store or store_from_url(settings.database_url)
+    app[keys.flows_key] = flows.load_flows(settings)
+    app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx])
+    api.setup_routes(app)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.store_key]
+    await store.open()
+    yield
+    await store.close()
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings_key]
+    connector = aiohttp.TCPConnector(
+        resolver=netguard.GuardedResolver(allow_private=settings.allow_private_networks),
+        limit=settings.delivery_concurrency,
+        limit_per_host=settings.delivery_concurrency,
+    )
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        app[keys.http_key] = session
+        yield
+
+
+async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.settings_key]
+    store, clock = app[keys.store_key], app[keys.clock_key]
+    signing_secret = settings.signing_secret
+    if not signing_secret:
+        signing_secret = signing.new_secret()
+        logger.warning(
+            "signing_secret_generated",
+            detail="GATEWAY_SIGNING_SECRET is not set: per-run webhook signatures use a random "
+            "secret that changes at every start",
+        )
+    service = RunService(store=store, flows=app[keys.flows_key], clock=clock)
+    worker = RunWorker(
+        service,
+        store,
+        clock,
+        concurrency=settings.run_concurrency,
+        lease_seconds=settings.run_lease_seconds,
+        poll_interval=settings.poll_interval,
+    )
+    dispatcher = Dispatcher(
+        store,
+        Sender(
+            app[keys.http_key],
+            clock,
+            timeout=settings.delivery_timeout,
+            connect_timeout=settings.delivery_connect_timeout,
+        ),
+        RetryPolicy(settings.retry_schedule, settings.retry_jitter),
+        clock,
+        signing_secret=signing_secret,
+        ready=service.deliveries_ready,
+        concurrency=settings.delivery_concurrency,
+        lease_seconds=settings.delivery_lease_seconds,
+        poll_interval=settings.poll_interval,
+    )
+    app[keys.runs_key] = service
+    app[keys.worker_key] = worker
+    app[keys.dispatcher_key] = dispatcher
+    tasks = [
+        _background(worker.run_forever, "run-worker"),
+        _background(dispatcher.run_forever, "dispatcher"),
+    ]
+    yield
+    await worker.stop()
+    await dispatcher.stop()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _background(loop: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
+    """Run a loop that logs and restarts after a failure, instead of dying silently."""
+
+    async def supervised() -> None:
+        while True:
+            try:
+                await loop()
+                return
+            except Exception:
+                logger.exception("background_task_failed", task=name)
+                await asyncio.sleep(1)
+
+    return asyncio.create_task(supervised(), name=name)

@@ -1,0 +1,22 @@
+"""Every typed application key in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+
+from gateway import clock, flows, settings, store
+from gateway.outbox.dispatcher import Dispatcher
+from gateway.runs.service import RunService
+from gateway.runs.worker import RunWorker
+
+settings_key = web.AppKey("settings", settings.Settings)
+clock_key = web.AppKey("clock", clock.Clock)
+store_key = web.AppKey("store", store.Store)
+flows_key = web.AppKey("flows", Mapping[str, flows.Flow])
+http_key = web.AppKey("http", aiohttp.ClientSession)
+runs_key = web.AppKey("runs", RunService)
+worker_key = web.AppKey("worker", RunWorker)
+dispatcher_key = web.AppKey("dispatcher", Dispatcher)

@@ -1,0 +1,181 @@
+"""The records that cross process crashes: triggers, runs, events, endpoints, deliveries, attempts."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import time
+import uuid
+from typing import Any
+
+# LangGraph's NAMESPACE_GRAPH: a graph's system assistant id is uuid5(NAMESPACE_GRAPH, graph_id).
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+def new_id() -> str:
+    """A UUIDv7 string: time-ordered like LangGraph's ids, so indexes stay append-mostly."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10)) & ((1 << 80) - 1)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    return str(uuid.UUID(int=value))
+
+
+def assistant_id(flow_id: str) -> str:
+    return str(uuid.uuid5(NAMESPACE_GRAPH, flow_id))
+
+
+class RunStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+FINAL_RUN_STATUSES = tuple(status for status in RunStatus if status.is_final)
+EVENT_TYPES = tuple(f"run.{status}" for status in FINAL_RUN_STATUSES)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trigger:
+    """An inbound request exactly as received (secret headers masked)."""
+
+    trigger_id: str
+    flow_id: str
+    received_at: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    content_type: str
+    source: str
+    idempotency_key: str | None = None
+    run_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    run_id: str
+    flow_id: str
+    status: RunStatus
+    input: Any
+    kwargs: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+    thread_id: str | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    attempt: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    trigger_id: str | None = None
+
+    @property
+    def assistant_id(self) -> str:
+        return assistant_id(self.flow_id)
+
+    @property
+    def webhook(self) -> str | None:
+        url = self.kwargs.get("webhook")
+        return url if isinstance(url, str) and url else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: int
+    run_id: str
+    event: str
+    data: Any
+    created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A registered subscriber: where completions go, signed with its own secret."""
+
+    endpoint_id: str
+    url: str
+    secret: str
+    created_at: float
+    updated_at: float
+    flow_ids: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    description: str = ""
+    enabled: bool = True
+
+    def wants(self, flow_id: str, event_type: str) -> bool:
+        return (
+            self.enabled
+            and (not self.flow_ids or flow_id in self.flow_ids)
+            and (not self.event_types or event_type in self.event_types)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NewDelivery:
+    """A delivery to enqueue: one destination for one run ending."""
+
+    delivery_id: str
+    url: str
+    event_type: str
+    payload: bytes
+    endpoint_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One outbox row. ``delivery_id`` is the ``webhook-id`` receivers de-duplicate on."""
+
+    delivery_id: str
+    run_id: str
+    url: str
+    event_type: str
+    payload: bytes
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    endpoint_id: str | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptResult:
+    """What one HTTP try produced: a response or a network error."""
+
+    started_at: float
+    duration_ms: float
+    status_code: int | None = None
+    response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    response_body: bytes = b""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    attempt_id: int
+    delivery_id: str
+    attempt: int
+    result: AttemptResult

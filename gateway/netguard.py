@@ -1,0 +1,112 @@
+"""Outbound URLs are untrusted input: refuse targets inside the gateway's own network.
+
+``check_url`` runs when a URL is registered (a clear 422); ``GuardedResolver`` runs on
+every connection after DNS resolution, so a name that resolves to 127.0.0.1 is refused too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from aiohttp import abc, resolver
+
+from gateway import errors
+
+MAX_URL_LENGTH = 2048
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+_METADATA_NAMES = {"metadata", "metadata.google.internal", "metadata.amazonaws.com"}
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_METADATA_IPS = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("169.254.170.2")}
+
+
+def refusal_reason(address: str) -> str | None:
+    """Why ``address`` (an IP literal) is not a public destination, or None if it is."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in _METADATA_IPS:
+        return "cloud metadata address"
+    if ip.is_loopback:
+        return "loopback address"
+    if ip.is_link_local:
+        return "link-local address"
+    if ip.is_multicast:
+        return "multicast address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
+        return "shared (CGNAT) address"
+    if ip.is_private:
+        return "private address"
+    if ip.is_unspecified or ip.is_reserved or not ip.is_global:
+        return "reserved address"
+    return None
+
+
+def check_url(url: str, *, allow_private: bool) -> str:
+    """Validate a callback URL; raise ``Unprocessable`` with the reason when it is refused."""
+    if not isinstance(url, str) or not url:
+        raise errors.Unprocessable("webhook URL must be a non-empty string")
+    if len(url) > MAX_URL_LENGTH:
+        raise errors.Unprocessable(f"webhook URL too long (max {MAX_URL_LENGTH} characters)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise errors.Unprocessable(f"invalid webhook URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise errors.Unprocessable("webhook URL must use http or https")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise errors.Unprocessable("webhook URL has no host")
+    if port == 0:
+        raise errors.Unprocessable("webhook URL has an invalid port")
+    if host in _METADATA_NAMES:
+        raise errors.Unprocessable("webhook host blocked: cloud metadata host")
+    if allow_private:
+        return url
+    if host in _LOCAL_NAMES or host.endswith(".localhost"):
+        raise errors.Unprocessable("webhook host blocked: loopback address")
+    try:
+        reason = refusal_reason(host)
+    except ValueError:
+        reason = None
+    if reason:
+        raise errors.Unprocessable(f"webhook host blocked: {reason}")
+    return url
+
+
+class GuardedResolver(abc.AbstractResolver):
+    """Resolves names as aiohttp does, then drops every address the guard refuses."""
+
+    def __init__(self, *, allow_private: bool, inner: abc.AbstractResolver | None = None) -> None:
+        self._allow_private = allow_private
+        self._inner = inner or resolver.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[abc.ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed = []
+        reasons = []
+        for result in results:
+            reason = _connect_refusal(result["host"], allow_private=self._allow_private)
+            if reason is None:
+                allowed.append(result)
+            else:
+                reasons.append(f"{result['host']}: {reason}")
+        if not allowed:
+            raise OSError(f"refused to connect to {host}: {'; '.join(reasons) or 'no address'}")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _connect_refusal(address: str, *, allow_private: bool) -> str | None:
+    reason = refusal_reason(address)
+    if reason is None:
+        return None
+    if reason == "cloud metadata address" or not allow_private:
+        return reason
+    return None

@@ -1,0 +1,1 @@
+"""The outbox: durable deliveries, claimed with leases, signed, sent, retried or dead-lettered."""

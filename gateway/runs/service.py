@@ -1,0 +1,123 @@
+"""Starting and finishing runs: the two writes every run makes, each one transaction.
+
+Finishing writes the final status and one outbox row per destination together, so a run
+never ends without its callbacks queued, nor queues callbacks for a run that did not end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from gateway import clock as clocks
+from gateway import errors, models
+from gateway.flows import Flow
+from gateway.runs import payload
+from gateway.store import Store, base
+
+log = structlog.get_logger(__name__)
+
+
+@dataclasses.dataclass
+class RunService:
+    store: Store
+    flows: Mapping[str, Flow]
+    clock: clocks.Clock
+    runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    deliveries_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def get_flow(self, flow_id: str) -> Flow:
+        flow = self.flows.get(flow_id)
+        if flow is None:
+            raise errors.NotFound(f"Flow identifier {flow_id} not found")
+        return flow
+
+    async def start_from_trigger(
+        self, trigger: models.Trigger, value: Any, *, webhook: str | None
+    ) -> tuple[models.Run, bool]:
+        """Store the trigger and its run together; the caller may acknowledge once this returns."""
+        new_run = self._new_run(trigger.flow_id, value, webhook, trigger_id=trigger.trigger_id)
+        run, created = await self.store.create_trigger_and_run(trigger, new_run, self.clock.now())
+        if created:
+            self.runs_ready.set()
+        return run, created
+
+    async def start(self, flow_id: str, value: Any, *, webhook: str | None) -> models.Run:
+        run = await self.store.create_run(self._new_run(flow_id, value, webhook), self.clock.now())
+        self.runs_ready.set()
+        return run
+
+    def _new_run(
+        self, flow_id: str, value: Any, webhook: str | None, trigger_id: str | None = None
+    ) -> base.NewRun:
+        metadata: dict[str, Any] = {
+            "graph_id": flow_id,
+            "assistant_id": models.assistant_id(flow_id),
+        }
+        if trigger_id:
+            metadata["trigger_id"] = trigger_id
+        return base.NewRun(
+            run_id=models.new_id(),
+            flow_id=flow_id,
+            input=value,
+            kwargs={"webhook": webhook},
+            metadata=metadata,
+        )
+
+    async def finish(
+        self,
+        run: models.Run,
+        status: models.RunStatus,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> models.Run | None:
+        """Write the run's ending and its deliveries; None if another worker finished it first."""
+        try:
+            json.dumps(output)
+        except (TypeError, ValueError) as exc:
+            status, output = models.RunStatus.ERROR, None
+            error = {"error": "TypeError", "message": f"flow output is not JSON: {exc}"}
+        now = self.clock.now()
+        ended = dataclasses.replace(
+            run, status=status, output=output, error=error, ended_at=now, updated_at=now
+        )
+        body = payload.completion_payload(ended, sent_at=now)
+        event_type = f"run.{status.value}"
+        deliveries = []
+        if run.webhook:
+            deliveries.append(_delivery(run.webhook, event_type, body, endpoint_id=None))
+        for endpoint in await self.store.list_endpoints():
+            if endpoint.wants(run.flow_id, event_type):
+                deliveries.append(_delivery(endpoint.url, event_type, body, endpoint.endpoint_id))
+        ending = base.RunEnding(run.run_id, status, output, error, deliveries)
+        finished = await self.store.finish_run(ending, now)
+        if finished is None:
+            log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
+            return None
+        log.info(
+            "run_completed",
+            run_id=run.run_id,
+            flow_id=run.flow_id,
+            status=status.value,
+            deliveries=len(deliveries),
+        )
+        if deliveries:
+            self.deliveries_ready.set()
+        return finished
+
+
+def _delivery(
+    url: str, event_type: str, body: bytes, endpoint_id: str | None
+) -> models.NewDelivery:
+    return models.NewDelivery(
+        delivery_id=models.new_id(),
+        url=url,
+        event_type=event_type,
+        payload=body,
+        endpoint_id=endpoint_id,
+    )

@@ -1,0 +1,129 @@
+"""The run worker: claims pending runs with a lease, executes their flows, finishes them.
+
+A lease rather than a lock: if this process dies mid-run, the run's lease expires and any
+worker claims it again, so every acknowledged trigger ends in a finished run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from gateway import flows, models
+from gateway.clock import Clock
+from gateway.runs.service import RunService
+from gateway.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class RunWorker:
+    def __init__(
+        self,
+        service: RunService,
+        store: Store,
+        clock: Clock,
+        *,
+        concurrency: int,
+        lease_seconds: float,
+        poll_interval: float,
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.clock = clock
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        longest = max((flow.timeout for flow in service.flows.values()), default=0.0)
+        self.lease_seconds = max(lease_seconds, longest + 10)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    async def run_forever(self) -> None:
+        """Claim whenever woken (or every ``poll_interval``) while there is room."""
+        ready = self.service.runs_ready
+        while not self._stopping:
+            ready.clear()
+            claimed = await self.claim()
+            if claimed and len(self._running) < self.concurrency:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), self.poll_interval)
+
+    async def claim(self) -> int:
+        room = self.concurrency - len(self._running)
+        if room <= 0:
+            return 0
+        runs = await self.store.claim_runs(room, self.clock.now(), self.lease_seconds)
+        for run in runs:
+            task = asyncio.create_task(self.execute(run), name=f"run-{run.run_id}")
+            self._running[run.run_id] = task
+            task.add_done_callback(self._done(run.run_id))
+        return len(runs)
+
+    def _done(self, run_id: str) -> Any:
+        def callback(_: asyncio.Task[None]) -> None:
+            self._running.pop(run_id, None)
+            self.service.runs_ready.set()
+
+        return callback
+
+    async def drain(self) -> None:
+        """Run until nothing is pending or running here (tests and one-shot tools)."""
+        while await self.claim() or self._running:
+            if self._running:
+                await asyncio.wait(list(self._running.values()))
+
+    async def stop(self) -> None:
+        """Stop claiming, cancel runs in flight and hand them back to the queue."""
+        self._stopping = True
+        self.service.runs_ready.set()
+        tasks = list(self._running.values())
+        run_ids = list(self._running)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.store.release_runs(run_ids, self.clock.now())
+
+    async def execute(self, run: models.Run) -> None:
+        bound = log.bind(run_id=run.run_id, flow_id=run.flow_id)
+        flow = self.service.flows.get(run.flow_id)
+        if flow is None:
+            missing = {
+                "error": "FlowNotFound",
+                "message": f"flow {run.flow_id!r} is not configured",
+            }
+            await self.service.finish(run, models.RunStatus.ERROR, None, missing)
+            return
+        bound.info("run_started", attempt=run.attempt)
+
+        async def emit(event: str, data: Any) -> None:
+            await self.store.append_event(run.run_id, event, data, self.clock.now())
+
+        context = flows.RunContext(run.run_id, run.flow_id, emit)
+        deadline = asyncio.timeout(flow.timeout)
+        output: Any = None
+        error: dict[str, Any] | None = None
+        try:
+            async with deadline:
+                output = await flow.run(run.input, context)
+            status = models.RunStatus.SUCCESS
+        except TimeoutError as exc:
+            if deadline.expired():
+                status = models.RunStatus.TIMEOUT
+                error = {
+                    "error": "TimeoutError",
+                    "message": f"run exceeded its {flow.timeout:g} s timeout",
+                }
+            else:
+                status, error = models.RunStatus.ERROR, _error(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure of flow code ends the run as error
+            status, error = models.RunStatus.ERROR, _error(exc)
+            bound.info("run_failed", error=error)
+        await asyncio.shield(self.service.finish(run, status, output, error))
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {"error": type(exc).__name__, "message": str(exc) or type(exc).__name__}

@@ -1,0 +1,159 @@
+"""One frozen, typed settings object, read from a TOML file and then ``GATEWAY_*`` variables.
+
+The environment wins over the file so that one shipped config can serve dev, CI and
+production. Every scalar field has a matching variable: ``retry_schedule`` is
+``GATEWAY_RETRY_SCHEDULE``, ``allow_private_networks`` is ``GATEWAY_ALLOW_PRIVATE_NETWORKS``.
+Flows only come from the file (``[flows.<id>]`` tables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway import errors, signing
+
+DEFAULT_CONFIG = Path("config/gateway.toml")
+SVIX_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+_SECRET_FIELDS = ("api_key", "signing_secret")
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSettings:
+    """A flow named in config: where its code lives and how long one run may take."""
+
+    target: str
+    timeout: float | None = None
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite:///var/gateway.db"
+    api_key: str = ""
+    signing_secret: str = ""
+    allow_private_networks: bool = False
+    max_body_bytes: int = 1024 * 1024
+    retry_schedule: tuple[float, ...] = SVIX_SCHEDULE
+    retry_jitter: float = 0.2
+    delivery_connect_timeout: float = 5.0
+    delivery_timeout: float = 15.0
+    delivery_concurrency: int = 64
+    delivery_lease_seconds: float = 60.0
+    callback_token_max_age: float = 7 * 24 * 3600.0
+    run_timeout: float = 60.0
+    run_concurrency: int = 16
+    run_lease_seconds: float = 120.0
+    poll_interval: float = 1.0
+    log_format: str = "auto"
+    log_level: str = "info"
+    flows_path: str = ""
+    flows: Mapping[str, FlowSettings] = dataclasses.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        shown = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in _SECRET_FIELDS and value:
+                value = "***"
+            shown.append(f"{field.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(
+    path: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the TOML file (``GATEWAY_CONFIG`` or ``path``), then apply ``GATEWAY_*`` overrides."""
+    env = os.environ if environ is None else environ
+    config_path = Path(env.get("GATEWAY_CONFIG") or path or DEFAULT_CONFIG)
+    raw: dict[str, Any] = {}
+    if config_path.exists():
+        with config_path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    elif "GATEWAY_CONFIG" in env or path is not None:
+        raise errors.ConfigError(f"config file not found: {config_path}")
+
+    values: dict[str, Any] = {}
+    types = {f.name: f.type for f in dataclasses.fields(Settings)}
+    for name, value in raw.items():
+        if name == "flows":
+            values["flows"] = _parse_flows(value)
+        elif name in types:
+            values[name] = _coerce(name, value)
+        else:
+            raise errors.ConfigError(f"unknown setting {name!r} in {config_path}")
+    for name in types:
+        key = f"GATEWAY_{name.upper()}"
+        if name != "flows" and key in env:
+            values[name] = _coerce(name, env[key])
+    values["flows_path"] = str((config_path.parent / values.get("flows_path", "")).resolve())
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.signing_secret:
+        try:
+            signing.secret_key(settings.signing_secret)
+        except ValueError as exc:
+            raise errors.ConfigError(f"signing_secret: {exc}") from None
+    if not settings.retry_schedule:
+        raise errors.ConfigError("retry_schedule must list at least one delay")
+    if any(delay < 0 for delay in settings.retry_schedule):
+        raise errors.ConfigError("retry_schedule delays must not be negative")
+    if not 0 <= settings.retry_jitter < 1:
+        raise errors.ConfigError("retry_jitter must be in [0, 1)")
+    if not settings.database_url.startswith("sqlite:///"):
+        raise errors.ConfigError("database_url must look like sqlite:///path.db")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(Settings, name, None)
+    kind = type(default) if default is not None else str
+    if name == "retry_schedule":
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            return tuple(float(item) for item in items if str(item).strip())
+        except (TypeError, ValueError):
+            raise errors.ConfigError(
+                f"retry_schedule: expected seconds like 1,2,4, got {value!r}"
+            ) from None
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise errors.ConfigError(f"{name}: expected true or false, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise errors.ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+
+
+def _parse_flows(raw: Any) -> dict[str, FlowSettings]:
+    if not isinstance(raw, dict):
+        raise errors.ConfigError("[flows] must be a table of [flows.<id>] tables")
+    flows = {}
+    for flow_id, spec in raw.items():
+        if isinstance(spec, str):
+            spec = {"target": spec}
+        if not isinstance(spec, dict) or "target" not in spec:
+            raise errors.ConfigError(f"flows.{flow_id}: needs target = 'module:attribute'")
+        try:
+            flows[flow_id] = FlowSettings(**spec)
+        except TypeError as exc:
+            raise errors.ConfigError(f"flows.{flow_id}: {exc}") from None
+    return flows
