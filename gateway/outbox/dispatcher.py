@@ -52,8 +52,9 @@ class Dispatcher:
             claimed = await self.claim()
             if claimed and len(self._in_flight) < self.concurrency:
                 continue
+            timeout = await self._idle_wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), await self._idle_wait())
+                await asyncio.wait_for(self.ready.wait(), timeout)
 
     async def _idle_wait(self) -> float:
         due = await self.store.next_due_at()
