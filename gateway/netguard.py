@@ -36,9 +36,11 @@ def refusal_reason(address: str) -> str | None:
         return "multicast address"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT:
         return "shared (CGNAT) address"
+    if ip.is_unspecified or ip.is_reserved:
+        return "reserved address"
     if ip.is_private:
         return "private address"
-    if ip.is_unspecified or ip.is_reserved or not ip.is_global:
+    if not ip.is_global:
         return "reserved address"
     return None
 
@@ -63,15 +65,14 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise errors.Unprocessable("webhook URL has an invalid port")
     if host in _METADATA_NAMES:
         raise errors.Unprocessable("webhook host blocked: cloud metadata host")
-    if allow_private:
-        return url
     if host in _LOCAL_NAMES or host.endswith(".localhost"):
-        raise errors.Unprocessable("webhook host blocked: loopback address")
-    try:
-        reason = refusal_reason(host)
-    except ValueError:
-        reason = None
-    if reason:
+        reason: str | None = "loopback address"
+    else:
+        try:
+            reason = refusal_reason(host)
+        except ValueError:
+            reason = None
+    if reason and (reason == "cloud metadata address" or not allow_private):
         raise errors.Unprocessable(f"webhook host blocked: {reason}")
     return url
 

@@ -37,7 +37,9 @@ class RunWorker:
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         longest = max((flow.timeout for flow in service.flows.values()), default=0.0)
-        self.lease_seconds = max(lease_seconds, longest + 10)
+        # The lease must outlive the longest run plus the time to record its end: 10 s of
+        # grace, or the configured lease when that is shorter (fast recovery after a crash).
+        self.lease_seconds = max(lease_seconds, longest + min(10.0, lease_seconds))
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
