@@ -19,7 +19,14 @@ from gateway.store.writer import GroupCommitWriter
 
 log = structlog.get_logger(__name__)
 
-MIGRATIONS = (resources.files("gateway.store").joinpath("schema.sql"),)
+MIGRATIONS = sorted(
+    (
+        path
+        for path in resources.files("gateway.store").joinpath("migrations").iterdir()
+        if path.name.endswith(".sql")
+    ),
+    key=lambda path: path.name,
+)
 
 
 def _dumps(value: Any) -> str:
@@ -85,7 +92,7 @@ class SQLiteStore:
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
-        for number, script in enumerate(MIGRATIONS, start=1):
+        for number, script in enumerate(MIGRATIONS, start=1):  # 0001_….sql is version 1
             if number > version:
                 await conn.executescript(
                     "BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;"

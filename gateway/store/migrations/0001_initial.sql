@@ -1,4 +1,4 @@
--- hookgate schema, version 1. Times are seconds since the epoch (REAL).
+-- Version 1: triggers, runs, events, endpoints, deliveries, attempts. Times are epoch seconds (REAL).
 
 CREATE TABLE IF NOT EXISTS triggers (
     trigger_id      TEXT PRIMARY KEY,
