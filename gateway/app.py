@@ -16,12 +16,12 @@ from aiohttp import web
 from gateway import api, flows, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
 from gateway.outbox.delivery import Sender
-from gateway.outbox.dispatcher import Dispatcher
+from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
 from gateway.settings import Settings
-from gateway.store import Store, store_from_url
+from gateway.store import Store, base, store_from_url
 
 logger = structlog.get_logger(__name__)
 
@@ -89,13 +89,24 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             timeout=settings.delivery_timeout,
             connect_timeout=settings.delivery_connect_timeout,
         ),
-        RetryPolicy(settings.retry_schedule, settings.retry_jitter),
+        RetryPolicy(settings.retry_schedule, settings.retry_jitter, settings.throttle_min_delay),
         clock,
         signing_secret=signing_secret,
         ready=service.deliveries_ready,
-        concurrency=settings.delivery_concurrency,
-        lease_seconds=settings.delivery_lease_seconds,
-        poll_interval=settings.poll_interval,
+        limits=DispatchLimits(
+            concurrency=settings.delivery_concurrency,
+            lease_seconds=settings.delivery_lease_seconds,
+            poll_interval=settings.poll_interval,
+            claim=base.ClaimPolicy(
+                max_concurrency=settings.endpoint_max_concurrency,
+                circuit_failure_threshold=settings.circuit_failure_threshold,
+            ),
+            health=base.HealthPolicy(
+                circuit_failure_threshold=settings.circuit_failure_threshold,
+                circuit_cooldown_seconds=settings.circuit_cooldown_seconds,
+                disable_after_seconds=settings.disable_after_seconds,
+            ),
+        ),
     )
     app[keys.runs_key] = service
     app[keys.worker_key] = worker

@@ -40,7 +40,9 @@ class RunStatus(enum.StrEnum):
 
 
 FINAL_RUN_STATUSES = tuple(status for status in RunStatus if status.is_final)
-EVENT_TYPES = tuple(f"run.{status}" for status in FINAL_RUN_STATUSES)
+RUN_EVENT_TYPES = tuple(f"run.{status}" for status in FINAL_RUN_STATUSES)
+ENDPOINT_EVENT_TYPES = ("endpoint.disabled", "endpoint.circuit_opened", "endpoint.recovered")
+EVENT_TYPES = RUN_EVENT_TYPES + ENDPOINT_EVENT_TYPES
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -50,9 +52,18 @@ class DeliveryStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+DEFAULT_DEDUP_WINDOW = 24 * 3600.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Trigger:
-    """An inbound request exactly as received (secret headers masked)."""
+    """An inbound request exactly as received (secret headers masked).
+
+    ``verification`` is ``"none"`` (the flow asks for no signature), ``"verified"`` or
+    ``"rejected: <reason>"`` (stored for inspection, with no run). ``dedup_window`` is how far
+    back (seconds of ``received_at``) an earlier trigger with the same idempotency key counts as
+    the same delivery; the store uses it when writing and does not keep it.
+    """
 
     trigger_id: str
     flow_id: str
@@ -66,6 +77,12 @@ class Trigger:
     source: str
     idempotency_key: str | None = None
     run_id: str | None = None
+    verification: str = "none"
+    dedup_window: float = DEFAULT_DEDUP_WINDOW
+
+    @property
+    def rejected(self) -> bool:
+        return self.verification.startswith("rejected")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +124,12 @@ class Event:
 
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
-    """A registered subscriber: where completions go, signed with its own secret."""
+    """A registered subscriber: where completions go, signed with its own secret.
+
+    ``enabled`` is the operator's switch (pause/resume); ``disabled_reason`` is set when the
+    gateway itself stopped sending (410 Gone, failing for too long). Either way its
+    deliveries are kept and go out once it is resumed.
+    """
 
     endpoint_id: str
     url: str
@@ -118,13 +140,37 @@ class Endpoint:
     event_types: tuple[str, ...] = ()
     description: str = ""
     enabled: bool = True
+    disabled_reason: str | None = None
+    retry_schedule: tuple[float, ...] | None = None
+    timeout: float | None = None
+    max_concurrency: int | None = None
+    rate_limit: float | None = None
+    previous_secret: str | None = None
+    previous_secret_expires_at: float | None = None
+    consecutive_failures: int = 0
+    failing_since: float | None = None
+    circuit_open_until: float | None = None
 
-    def wants(self, flow_id: str, event_type: str) -> bool:
-        return (
-            self.enabled
-            and (not self.flow_ids or flow_id in self.flow_ids)
-            and (not self.event_types or event_type in self.event_types)
+    def wants(self, flow_id: str | None, event_type: str) -> bool:
+        """Does this endpoint subscribe to this event? (Paused ones still collect theirs.)"""
+        return (not self.flow_ids or flow_id is None or flow_id in self.flow_ids) and (
+            not self.event_types or event_type in self.event_types
         )
+
+    def state(self, now: float) -> str:
+        if self.disabled_reason:
+            return "disabled"
+        if not self.enabled:
+            return "paused"
+        if self.circuit_open_until is not None and self.circuit_open_until > now:
+            return "circuit_open"
+        return "active"
+
+    def signing_secrets(self, now: float) -> tuple[str, ...]:
+        """The current secret, plus the previous one while a rotation's overlap lasts."""
+        if self.previous_secret and (self.previous_secret_expires_at or 0) > now:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +189,7 @@ class Delivery:
     """One outbox row. ``delivery_id`` is the ``webhook-id`` receivers de-duplicate on."""
 
     delivery_id: str
-    run_id: str
+    run_id: str | None
     url: str
     event_type: str
     payload: bytes
@@ -167,6 +213,7 @@ class AttemptResult:
     response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
     response_body: bytes = b""
     error: str | None = None
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:

@@ -16,19 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from gateway import errors, signing
+from gateway import verify as verification
 
 DEFAULT_CONFIG = Path("config/gateway.toml")
 SVIX_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _SECRET_FIELDS = ("api_key", "signing_secret")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class FlowSettings:
-    """A flow named in config: where its code lives and how long one run may take."""
+    """A flow named in config: where its code lives, how long one run may take, and how its
+    triggers prove where they come from.
+
+    ``verify`` is ``"none"`` or one of ``gateway.verify.SCHEMES`` (``github``, ``stripe``,
+    ``standard``, ``slack``); ``secret`` is that sender's signing secret, given in the file or
+    read at load time from the variable named by ``secret_env``. It never appears in a repr.
+    """
 
     target: str
     timeout: float | None = None
     description: str = ""
+    verify: str = verification.NONE
+    secret: str = ""
+    secret_env: str = ""
+
+    def __repr__(self) -> str:
+        shown = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "secret" and value:
+                value = "***"
+            shown.append(f"{field.name}={value!r}")
+        return f"FlowSettings({', '.join(shown)})"
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -46,6 +65,12 @@ class Settings:
     delivery_timeout: float = 15.0
     delivery_concurrency: int = 64
     delivery_lease_seconds: float = 60.0
+    endpoint_max_concurrency: int = 10
+    throttle_min_delay: float = 60.0
+    circuit_failure_threshold: int = 10
+    circuit_cooldown_seconds: float = 60.0
+    disable_after_seconds: float = 5 * 24 * 3600.0
+    secret_rotation_overlap: float = 24 * 3600.0
     callback_token_max_age: float = 7 * 24 * 3600.0
     run_timeout: float = 60.0
     run_concurrency: int = 16
@@ -54,6 +79,7 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     flows_path: str = ""
+    dedup_window_seconds: float = 24 * 3600.0
     flows: Mapping[str, FlowSettings] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -86,7 +112,7 @@ def load_settings(
     types = {f.name: f.type for f in dataclasses.fields(Settings)}
     for name, value in raw.items():
         if name == "flows":
-            values["flows"] = _parse_flows(value)
+            values["flows"] = _parse_flows(value, env)
         elif name in types:
             values[name] = _coerce(name, value)
         else:
@@ -143,7 +169,7 @@ def _coerce(name: str, value: Any) -> Any:
         raise errors.ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
 
 
-def _parse_flows(raw: Any) -> dict[str, FlowSettings]:
+def _parse_flows(raw: Any, env: Mapping[str, str]) -> dict[str, FlowSettings]:
     if not isinstance(raw, dict):
         raise errors.ConfigError("[flows] must be a table of [flows.<id>] tables")
     flows = {}
@@ -153,7 +179,30 @@ def _parse_flows(raw: Any) -> dict[str, FlowSettings]:
         if not isinstance(spec, dict) or "target" not in spec:
             raise errors.ConfigError(f"flows.{flow_id}: needs target = 'module:attribute'")
         try:
-            flows[flow_id] = FlowSettings(**spec)
+            flow = FlowSettings(**spec)
         except TypeError as exc:
             raise errors.ConfigError(f"flows.{flow_id}: {exc}") from None
+        flows[flow_id] = _flow_verification(flow_id, flow, env)
     return flows
+
+
+def _flow_verification(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> FlowSettings:
+    """Resolve ``secret_env`` now (so a missing variable stops start-up) and check the scheme."""
+    if flow.verify != verification.NONE and flow.verify not in verification.SCHEMES:
+        choices = ", ".join((verification.NONE, *verification.SCHEMES))
+        raise errors.ConfigError(f"flows.{flow_id}.verify: expected one of {choices}")
+    if flow.secret_env:
+        if flow.secret:
+            raise errors.ConfigError(f"flows.{flow_id}: set secret or secret_env, not both")
+        secret = env.get(flow.secret_env, "")
+        if not secret:
+            raise errors.ConfigError(
+                f"flows.{flow_id}.secret_env: environment variable {flow.secret_env} is not set"
+            )
+        flow = dataclasses.replace(flow, secret=secret)
+    if flow.verify != verification.NONE:
+        try:
+            verification.check_secret(flow.verify, flow.secret)
+        except ValueError as exc:
+            raise errors.ConfigError(f"flows.{flow_id}.secret: {exc}") from None
+    return flow

@@ -54,11 +54,16 @@ def sign_payload(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def webhook_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def webhook_headers(
+    secrets: tuple[str, ...], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Standard Webhooks headers; one signature per secret, space-separated, during a rotation."""
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign_payload(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(
+            sign_payload(secret, msg_id, timestamp, body) for secret in secrets
+        ),
     }
 
 
@@ -76,7 +81,7 @@ def loads_token(secret: str, salt: str, token: str, max_age: int | None = None) 
         raise errors.Forbidden("invalid token") from None
 
 
-def with_callback_token(url: str, secret: str, delivery_id: str, run_id: str) -> str:
+def with_callback_token(url: str, secret: str, delivery_id: str, run_id: str | None) -> str:
     """The URL with ``hookgate_token=…`` appended, leaving the URL's own query untouched."""
     token = dumps_token(secret, CALLBACK_SALT, {"delivery_id": delivery_id, "run_id": run_id})
     base, hash_mark, fragment = url.partition("#")

@@ -36,6 +36,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "GATEWAY_RETRY_JITTER": "0",
             "GATEWAY_DELIVERY_TIMEOUT": "1",
             "GATEWAY_POLL_INTERVAL": "0.05",
+            "GATEWAY_THROTTLE_MIN_DELAY": "0.1",
         }
         return load_settings(CONFIG, environ).replace(**overrides)
 

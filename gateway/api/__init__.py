@@ -17,12 +17,17 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/webhook/{flow_id}", langflow.webhook)
 
     router.add_get("/api/v1/runs/{run_id}", runs.get_run)
+    router.add_post("/api/v1/runs/{run_id}/redeliver", endpoints.redeliver_run)
 
     router.add_post("/api/v1/endpoints", endpoints.create_endpoint)
     router.add_get("/api/v1/endpoints", endpoints.list_endpoints)
     router.add_get("/api/v1/endpoints/{endpoint_id}", endpoints.get_endpoint)
     router.add_patch("/api/v1/endpoints/{endpoint_id}", endpoints.update_endpoint)
     router.add_delete("/api/v1/endpoints/{endpoint_id}", endpoints.delete_endpoint)
+    router.add_post("/api/v1/endpoints/{endpoint_id}/pause", endpoints.pause_endpoint)
+    router.add_post("/api/v1/endpoints/{endpoint_id}/resume", endpoints.resume_endpoint)
+    router.add_post("/api/v1/endpoints/{endpoint_id}/rotate-secret", endpoints.rotate_secret)
+    router.add_post("/api/v1/endpoints/{endpoint_id}/recover", endpoints.recover_endpoint)
 
     router.add_get("/api/v1/deliveries", endpoints.list_deliveries)
     router.add_get("/api/v1/deliveries/{delivery_id}", endpoints.get_delivery)

@@ -14,7 +14,9 @@ from gateway.flows import Flow
 from gateway.store import base
 
 
-def endpoint_view(endpoint: models.Endpoint, *, reveal_secret: bool = False) -> dict[str, Any]:
+def endpoint_view(
+    endpoint: models.Endpoint, now: float, *, reveal_secret: bool = False
+) -> dict[str, Any]:
     return {
         "endpoint_id": endpoint.endpoint_id,
         "url": endpoint.url,
@@ -23,6 +25,20 @@ def endpoint_view(endpoint: models.Endpoint, *, reveal_secret: bool = False) -> 
         "event_types": list(endpoint.event_types),
         "description": endpoint.description,
         "enabled": endpoint.enabled,
+        "state": endpoint.state(now),
+        "disabled_reason": endpoint.disabled_reason,
+        "retry_schedule": None
+        if endpoint.retry_schedule is None
+        else list(endpoint.retry_schedule),
+        "timeout": endpoint.timeout,
+        "max_concurrency": endpoint.max_concurrency,
+        "rate_limit": endpoint.rate_limit,
+        "consecutive_failures": endpoint.consecutive_failures,
+        "failing_since": clock.isoformat(endpoint.failing_since),
+        "circuit_open_until": clock.isoformat(endpoint.circuit_open_until),
+        "previous_secret_expires_at": clock.isoformat(endpoint.previous_secret_expires_at)
+        if len(endpoint.signing_secrets(now)) > 1
+        else None,
         "created_at": clock.isoformat(endpoint.created_at),
         "updated_at": clock.isoformat(endpoint.updated_at),
     }
@@ -87,6 +103,18 @@ async def _endpoint_fields(request: web.Request, data: dict[str, Any]) -> dict[s
     enabled = inputs.optional(data, "enabled", bool)
     if enabled is not None:
         fields["enabled"] = enabled
+    for name, kind, minimum in (
+        ("timeout", (int, float), 0.001),
+        ("max_concurrency", int, 1),
+        ("rate_limit", (int, float), 0.001),
+    ):
+        if name in data:
+            value = inputs.optional(data, name, kind)
+            if value is not None and value < minimum:
+                raise errors.Unprocessable(f"{name}: must be at least {minimum}")
+            fields[name] = value
+    if "retry_schedule" in data:
+        fields["retry_schedule"] = inputs.delays(data, "retry_schedule")
     return fields
 
 
@@ -105,7 +133,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
     )
     await request.app[keys.store_key].create_endpoint(endpoint)
     return web.json_response(
-        endpoint_view(endpoint, reveal_secret=True),
+        endpoint_view(endpoint, now, reveal_secret=True),
         status=201,
         headers={"Location": f"/api/v1/endpoints/{endpoint.endpoint_id}"},
     )
@@ -113,7 +141,8 @@ async def create_endpoint(request: web.Request) -> web.Response:
 
 async def list_endpoints(request: web.Request) -> web.Response:
     endpoints = await request.app[keys.store_key].list_endpoints()
-    return web.json_response([endpoint_view(endpoint) for endpoint in endpoints])
+    now = request.app[keys.clock_key].now()
+    return web.json_response([endpoint_view(endpoint, now) for endpoint in endpoints])
 
 
 async def get_endpoint(request: web.Request) -> web.Response:
@@ -121,18 +150,87 @@ async def get_endpoint(request: web.Request) -> web.Response:
     endpoint = await request.app[keys.store_key].get_endpoint(endpoint_id)
     if endpoint is None:
         raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    return web.json_response(endpoint_view(endpoint))
+    return web.json_response(endpoint_view(endpoint, request.app[keys.clock_key].now()))
 
 
 async def update_endpoint(request: web.Request) -> web.Response:
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
     data = await inputs.json_object(request)
-    changes = base.EndpointChanges(**await _endpoint_fields(request, data))
+    changes = await _endpoint_fields(request, data)
     now = request.app[keys.clock_key].now()
     endpoint = await request.app[keys.store_key].update_endpoint(endpoint_id, changes, now)
     if endpoint is None:
         raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    return web.json_response(endpoint_view(endpoint))
+    request.app[keys.dispatcher_key].ready.set()
+    return web.json_response(endpoint_view(endpoint, now))
+
+
+async def pause_endpoint(request: web.Request) -> web.Response:
+    """Stop sending to an endpoint; its deliveries wait, they are not dropped."""
+    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    now = request.app[keys.clock_key].now()
+    endpoint = await request.app[keys.store_key].update_endpoint(
+        endpoint_id, {"enabled": False}, now
+    )
+    if endpoint is None:
+        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
+    return web.json_response(endpoint_view(endpoint, now))
+
+
+async def resume_endpoint(request: web.Request) -> web.Response:
+    """Send again: clears a pause, a disabled reason and the failure streak."""
+    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    now = request.app[keys.clock_key].now()
+    endpoint = await request.app[keys.store_key].resume_endpoint(endpoint_id, now)
+    if endpoint is None:
+        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
+    request.app[keys.dispatcher_key].ready.set()
+    return web.json_response(endpoint_view(endpoint, now))
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new secret (given or generated); the old one keeps signing too for the overlap."""
+    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    data = await inputs.json_object(request) if request.can_read_body else {}
+    secret = inputs.optional(data, "secret", str) or signing.new_secret()
+    try:
+        signing.secret_key(secret)
+    except ValueError as exc:
+        raise errors.Unprocessable(f"secret: {exc}") from None
+    now = request.app[keys.clock_key].now()
+    overlap = request.app[keys.settings_key].secret_rotation_overlap
+    endpoint = await request.app[keys.store_key].rotate_secret(
+        endpoint_id, secret, now + overlap, now
+    )
+    if endpoint is None:
+        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
+    return web.json_response(endpoint_view(endpoint, now, reveal_secret=True))
+
+
+async def recover_endpoint(request: web.Request) -> web.Response:
+    """Replay an endpoint's deliveries in a time range (default: the failed ones)."""
+    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    data = await inputs.json_object(request) if request.can_read_body else {}
+    if await request.app[keys.store_key].get_endpoint(endpoint_id) is None:
+        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
+    statuses = inputs.string_list(data, "status", tuple(s.value for s in models.DeliveryStatus))
+    selection = base.DeliverySelection(
+        endpoint_id=endpoint_id,
+        statuses=tuple(models.DeliveryStatus(s) for s in statuses or ("failed",)),
+        since=inputs.timestamp(data, "since"),
+        until=inputs.timestamp(data, "until"),
+    )
+    count = await request.app[keys.dispatcher_key].replay(selection)
+    return web.json_response({"endpoint_id": endpoint_id, "replayed": count}, status=202)
+
+
+async def redeliver_run(request: web.Request) -> web.Response:
+    """Send every delivery of a run again, each with its original ``webhook-id``."""
+    run_id = inputs.uuid_param(request, "run_id", "run ID")
+    if await request.app[keys.store_key].get_run(run_id) is None:
+        raise errors.NotFound(f"Run {run_id} not found")
+    count = await request.app[keys.dispatcher_key].replay(base.DeliverySelection(run_id=run_id))
+    return web.json_response({"run_id": run_id, "replayed": count}, status=202)
 
 
 async def delete_endpoint(request: web.Request) -> web.Response:
@@ -154,12 +252,12 @@ async def list_deliveries(request: web.Request) -> web.Response:
         raise errors.Unprocessable("limit: expected an integer") from None
     if not 1 <= limit <= 1000:
         raise errors.Unprocessable("limit: expected 1 to 1000")
-    deliveries = await request.app[keys.store_key].list_deliveries(
+    selection = base.DeliverySelection(
         run_id=query.get("run_id"),
-        status=models.DeliveryStatus(status) if status else None,
         endpoint_id=query.get("endpoint_id"),
-        limit=limit,
+        statuses=(models.DeliveryStatus(status),) if status else (),
     )
+    deliveries = await request.app[keys.store_key].list_deliveries(selection, limit=limit)
     return web.json_response([delivery_view(delivery) for delivery in deliveries])
 
 

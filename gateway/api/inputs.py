@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -61,3 +62,34 @@ def uuid_param(request: web.Request, name: str, label: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise errors.Unprocessable(f"Invalid {label}: must be a UUID") from None
+
+
+def delays(data: dict[str, Any], name: str) -> tuple[float, ...] | None:
+    """A retry schedule: a non-empty list of non-negative seconds, or null for the default."""
+    value = optional(data, name, list)
+    if value is None:
+        return None
+    if not value or not all(
+        isinstance(item, int | float) and not isinstance(item, bool) and item >= 0 for item in value
+    ):
+        raise errors.Unprocessable(f"{name}: expected a non-empty list of seconds (numbers >= 0)")
+    return tuple(float(item) for item in value)
+
+
+def timestamp(data: dict[str, Any], name: str) -> float | None:
+    """An RFC 3339 date-time, or epoch seconds."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return moment.timestamp()
+    raise errors.Unprocessable(f"{name}: expected an RFC 3339 date-time or epoch seconds")

@@ -2,10 +2,17 @@
 
 The trigger and its run are committed before the 202 goes out; the answer adds the
 ``run_id`` and a ``Location`` so the caller can follow the run, which Langflow cannot offer.
+
+A flow configured with ``verify = "github" | "stripe" | "standard" | "slack"`` must prove its
+sender by a signature over the raw body: a failure answers 401, stores the trigger as
+rejected and starts no run. A ``?token=`` made by ``hookgate token`` stands in for the API key
+on this route only (see ``middleware.carries_trigger_token``) and must be valid for the flow,
+otherwise 403 with nothing stored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -13,31 +20,35 @@ from urllib.parse import parse_qsl, urlencode
 import structlog
 from aiohttp import web
 
-from gateway import errors, keys, log, models, netguard
+from gateway import errors, keys, log, models, netguard, verify
 
 logger = structlog.get_logger(__name__)
-IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "X-GitHub-Delivery")
+IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery")
 SECRET_QUERY_KEYS = frozenset({"x-api-key", "token", "api_key", "apikey", "key"})
+TRIGGER_TOKEN_PARAM = "token"
 
 
 async def webhook(request: web.Request) -> web.Response:
     flow_id = request.match_info["flow_id"]
     service = request.app[keys.runs_key]
     settings = request.app[keys.settings_key]
+    clock = request.app[keys.clock_key]
+    if TRIGGER_TOKEN_PARAM in request.query:
+        # A signed trigger URL: the API key middleware let it through, so the token must hold.
+        verify.check_trigger_token(
+            settings.signing_secret, request.query[TRIGGER_TOKEN_PARAM], flow_id, clock.now()
+        )
     service.get_flow(flow_id)
     body = await request.read()
     if not body:
         raise errors.BadRequest(
             "Request body is empty. You should provide a JSON payload containing the flow ID."
         )
-    callback = request.query.get("webhook")
-    if callback is not None:
-        netguard.check_url(callback, allow_private=settings.allow_private_networks)
-
+    received_at = clock.now()
     trigger = models.Trigger(
         trigger_id=models.new_id(),
         flow_id=flow_id,
-        received_at=request.app[keys.clock_key].now(),
+        received_at=received_at,
         method=request.method,
         path=request.path,
         query=_masked_query(request.query_string),
@@ -46,7 +57,17 @@ async def webhook(request: web.Request) -> web.Response:
         content_type=request.content_type,
         source=request.remote or "",
         idempotency_key=_idempotency_key(request),
+        dedup_window=settings.dedup_window_seconds,
     )
+    flow_settings = settings.flows.get(flow_id)
+    if flow_settings is not None and flow_settings.verify != verify.NONE:
+        await _verify_or_reject(request, trigger, flow_settings.verify, flow_settings.secret)
+        trigger = dataclasses.replace(trigger, verification="verified")
+
+    callback = request.query.get("webhook")
+    if callback is not None:
+        netguard.check_url(callback, allow_private=settings.allow_private_networks)
+
     run, created = await service.start_from_trigger(trigger, flow_input(body), webhook=callback)
     logger.info(
         "trigger_received",
@@ -54,6 +75,7 @@ async def webhook(request: web.Request) -> web.Response:
         run_id=run.run_id,
         trigger_id=trigger.trigger_id,
         bytes=len(body),
+        verification=trigger.verification,
         duplicate=not created,
     )
     return web.json_response(
@@ -65,6 +87,26 @@ async def webhook(request: web.Request) -> web.Response:
         status=202,
         headers={"Location": f"/api/v1/runs/{run.run_id}"},
     )
+
+
+async def _verify_or_reject(
+    request: web.Request, trigger: models.Trigger, scheme: str, secret: str
+) -> None:
+    """Check the provider's signature over the raw body; on failure store the trigger as
+    rejected (no run) and answer 401 with the reason."""
+    try:
+        verify.verify(scheme, secret, request.headers, trigger.body, trigger.received_at)
+    except verify.VerificationFailed as exc:
+        rejected = dataclasses.replace(trigger, verification=f"rejected: {exc.reason}")
+        await request.app[keys.store_key].store_rejected_trigger(rejected)
+        logger.warning(
+            "trigger_rejected",
+            flow_id=trigger.flow_id,
+            trigger_id=trigger.trigger_id,
+            scheme=scheme,
+            reason=exc.reason,
+        )
+        raise errors.Unauthorized(f"Webhook verification failed ({scheme}): {exc.reason}") from None
 
 
 def flow_input(body: bytes) -> Any:

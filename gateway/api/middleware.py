@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from gateway import errors, keys
+from gateway.api import langflow
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,10 +42,21 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 async def require_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     """When ``api_key`` is set, every API call needs it in ``x-api-key`` (header or query), as in Langflow."""
     expected = request.app[keys.settings_key].api_key
-    if expected and request.path not in PUBLIC_PATHS:
+    if expected and request.path not in PUBLIC_PATHS and not carries_trigger_token(request):
         given = request.headers.get("x-api-key") or request.query.get("x-api-key")
         if not given:
             raise errors.Forbidden("An API key must be passed as query or header")
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise errors.Forbidden("Invalid API key")
     return await handler(request)
+
+
+def carries_trigger_token(request: web.Request) -> bool:
+    """The one exemption from the API key: a webhook route called with a signed trigger URL
+    (``?token=`` from ``hookgate token``). The webhook handler then requires that token to be
+    valid for its flow, so the token replaces the key rather than bypassing it."""
+    return (
+        langflow.TRIGGER_TOKEN_PARAM in request.query
+        and request.match_info.http_exception is None
+        and request.match_info.handler is langflow.webhook
+    )

@@ -27,17 +27,28 @@ class Sender:
         self.clock = clock
         self.timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
 
-    async def send(self, delivery: models.Delivery, secret: str) -> models.AttemptResult:
-        """POST the payload once; never raises for what the network or the receiver did."""
+    async def send(
+        self, delivery: models.Delivery, secrets: tuple[str, ...], timeout: float | None = None
+    ) -> models.AttemptResult:
+        """POST the payload once; never raises for what the network or the receiver did.
+
+        ``secrets`` are the endpoint's current secret and, during a rotation, its previous
+        one: the body carries a signature for each, the query token uses the current one.
+        """
         body = delivery.payload
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            **signing.webhook_headers(secret, delivery.delivery_id, int(self.clock.now()), body),
+            **signing.webhook_headers(secrets, delivery.delivery_id, int(self.clock.now()), body),
         }
         url = signing.with_callback_token(
-            delivery.url, secret, delivery.delivery_id, delivery.run_id
+            delivery.url, secrets[0], delivery.delivery_id, delivery.run_id
         )
+        client_timeout = self.timeout
+        if timeout is not None:
+            client_timeout = aiohttp.ClientTimeout(
+                total=timeout, connect=min(timeout, self.timeout.connect or timeout)
+            )
         started_at = self.clock.now()
         start = time.perf_counter()
 
@@ -55,7 +66,11 @@ class Sender:
             ):
                 with attempt:
                     async with self.session.post(
-                        url, data=body, headers=headers, allow_redirects=False, timeout=self.timeout
+                        url,
+                        data=body,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=client_timeout,
                     ) as response:
                         content = await response.content.read(MAX_RESPONSE_BYTES)
                         return models.AttemptResult(
@@ -66,7 +81,10 @@ class Sender:
                             response_body=content,
                         )
         except TimeoutError:
-            error = f"timed out after {self.timeout.total:g} s"
+            error = f"timed out after {client_timeout.total:g} s"
+            return models.AttemptResult(
+                started_at=started_at, duration_ms=elapsed(), error=error, timed_out=True
+            )
         except aiohttp.ClientConnectorError as exc:
             error = f"connection failed: {exc.os_error or exc}"
         except (aiohttp.ClientError, OSError) as exc:

@@ -1,23 +1,37 @@
 """The dispatcher: claim due deliveries (lease) → send → record the attempt → retry, done or dead.
 
 The only place hookgate performs outbound HTTP. Backoff between tries is the row's
-``next_attempt_at``, so it survives restarts and moves between processes.
+``next_attempt_at``, so it survives restarts and moves between processes. Claiming is fair
+per endpoint, and an endpoint's failure streak (circuit breaker, disabling) is recorded with
+each attempt; what is held back by a limit or an open circuit uses up no attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 
 import structlog
 
+from gateway import clock as clocks
 from gateway import models
-from gateway.clock import Clock
 from gateway.outbox.delivery import Sender
+from gateway.outbox.limits import RateLimiter
 from gateway.outbox.retry import RetryPolicy
-from gateway.store import Store
+from gateway.store import Store, base
 
 log = structlog.get_logger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchLimits:
+    concurrency: int
+    lease_seconds: float
+    poll_interval: float
+    claim: base.ClaimPolicy
+    health: base.HealthPolicy
 
 
 class Dispatcher:
@@ -26,13 +40,11 @@ class Dispatcher:
         store: Store,
         sender: Sender,
         policy: RetryPolicy,
-        clock: Clock,
+        clock: clocks.Clock,
         *,
         signing_secret: str,
         ready: asyncio.Event,
-        concurrency: int,
-        lease_seconds: float,
-        poll_interval: float,
+        limits: DispatchLimits,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -40,9 +52,8 @@ class Dispatcher:
         self.clock = clock
         self.signing_secret = signing_secret
         self.ready = ready
-        self.concurrency = concurrency
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
+        self.limits = limits
+        self.rates = RateLimiter()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -50,7 +61,7 @@ class Dispatcher:
         while not self._stopping:
             self.ready.clear()
             claimed = await self.claim()
-            if claimed and len(self._in_flight) < self.concurrency:
+            if claimed and len(self._in_flight) < self.limits.concurrency:
                 continue
             timeout = await self._idle_wait()
             with contextlib.suppress(TimeoutError):
@@ -59,15 +70,17 @@ class Dispatcher:
     async def _idle_wait(self) -> float:
         due = await self.store.next_due_at()
         if due is None:
-            return self.poll_interval
-        return min(self.poll_interval, max(due - self.clock.now(), 0.001))
+            return self.limits.poll_interval
+        return min(self.limits.poll_interval, max(due - self.clock.now(), 0.001))
 
     async def claim(self) -> int:
         """Lease what is due, up to the free concurrency, and start sending it."""
-        room = self.concurrency - len(self._in_flight)
+        room = self.limits.concurrency - len(self._in_flight)
         if room <= 0:
             return 0
-        deliveries = await self.store.claim_deliveries(room, self.clock.now(), self.lease_seconds)
+        deliveries = await self.store.claim_deliveries(
+            room, self.clock.now(), self.limits.lease_seconds, self.limits.claim
+        )
         for delivery in deliveries:
             task = asyncio.create_task(
                 self.deliver(delivery), name=f"delivery-{delivery.delivery_id}"
@@ -81,7 +94,7 @@ class Dispatcher:
         self.ready.set()
 
     async def run_once(self) -> int:
-        """Claim what is due now, send it all, and return how many were sent."""
+        """Claim what is due now, send it all, and return how many were claimed."""
         count = await self.claim()
         await self.wait_idle()
         return count
@@ -111,22 +124,56 @@ class Dispatcher:
             self.ready.set()
         return delivery
 
+    async def replay(self, selection: base.DeliverySelection) -> int:
+        """Make every selected delivery due now (bulk recovery); each keeps its ``webhook-id``."""
+        count = await self.store.replay_deliveries(selection, self.clock.now())
+        log.info(
+            "deliveries_replayed",
+            count=count,
+            endpoint_id=selection.endpoint_id,
+            run_id=selection.run_id,
+        )
+        self.ready.set()
+        return count
+
     async def deliver(self, delivery: models.Delivery) -> None:
-        bound = log.bind(delivery_id=delivery.delivery_id, run_id=delivery.run_id)
-        secret = await self._secret_for(delivery)
-        if secret is None:
-            await self._record(
-                delivery,
-                _no_send(self.clock.now(), "endpoint deleted"),
-                models.DeliveryStatus.CANCELLED,
-                None,
-            )
-            bound.info("delivery_cancelled", reason="endpoint deleted")
-            return
-        result = await self.sender.send(delivery, secret)
+        bound = log.bind(
+            delivery_id=delivery.delivery_id,
+            run_id=delivery.run_id,
+            endpoint_id=delivery.endpoint_id,
+        )
+        now = self.clock.now()
+        endpoint = None
+        if delivery.endpoint_id is not None:
+            endpoint = await self.store.get_endpoint(delivery.endpoint_id)
+            if endpoint is None:
+                result = models.AttemptResult(
+                    started_at=now, duration_ms=0.0, error="endpoint deleted"
+                )
+                await self._record(
+                    delivery, base.AttemptOutcome(result, models.DeliveryStatus.CANCELLED)
+                )
+                bound.info("delivery_cancelled", reason="endpoint deleted")
+                return
+            if endpoint.rate_limit:
+                wait = self.rates.wait_time(endpoint.endpoint_id, endpoint.rate_limit, now)
+                if wait > 0:
+                    await self.store.defer_delivery(delivery.delivery_id, now + wait)
+                    return
+        secrets = endpoint.signing_secrets(now) if endpoint else (self.signing_secret,)
+        result = await self.sender.send(delivery, secrets, endpoint.timeout if endpoint else None)
         attempt = delivery.attempts + 1
-        decision = self.policy.decide(attempt, result, self.clock.now())
-        await self._record(delivery, result, decision.status, decision.next_attempt_at)
+        decision = self.policy.decide(
+            attempt, result, self.clock.now(), endpoint.retry_schedule if endpoint else None
+        )
+        outcome = base.AttemptOutcome(
+            result,
+            decision.status,
+            decision.next_attempt_at,
+            decision.disable_endpoint,
+            self.limits.health if endpoint else None,
+        )
+        change = await self._record(delivery, outcome)
         bound.info(
             "delivery_attempted",
             attempt=attempt,
@@ -137,32 +184,49 @@ class Dispatcher:
         if decision.status is models.DeliveryStatus.SUCCEEDED:
             bound.info("delivery_succeeded", attempt=attempt)
         elif decision.status is models.DeliveryStatus.FAILED:
-            bound.warning("delivery_failed", attempt=attempt)
+            bound.warning("delivery_failed", attempt=attempt, reason=decision.disable_endpoint)
         else:
             bound.info(
                 "delivery_retry_scheduled",
                 attempt=attempt,
                 next_attempt_at=decision.next_attempt_at,
             )
+        if change is not None and endpoint is not None:
+            await self.announce(endpoint, change)
 
     async def _record(
-        self,
-        delivery: models.Delivery,
-        result: models.AttemptResult,
-        status: models.DeliveryStatus,
-        next_attempt_at: float | None,
-    ) -> None:
+        self, delivery: models.Delivery, outcome: base.AttemptOutcome
+    ) -> base.HealthChange | None:
         # Shielded: a shutdown must not lose the record of a request already sent.
-        await asyncio.shield(
-            self.store.record_attempt(delivery.delivery_id, result, status, next_attempt_at)
+        return await asyncio.shield(self.store.record_attempt(delivery, outcome))
+
+    async def announce(self, endpoint: models.Endpoint, change: base.HealthChange) -> None:
+        """Log an endpoint's change of state and deliver it to endpoints subscribed to ``endpoint.*``."""
+        log.warning(
+            change.event_type.replace(".", "_"),
+            endpoint_id=endpoint.endpoint_id,
+            reason=change.reason,
         )
-
-    async def _secret_for(self, delivery: models.Delivery) -> str | None:
-        if delivery.endpoint_id is None:
-            return self.signing_secret
-        endpoint = await self.store.get_endpoint(delivery.endpoint_id)
-        return None if endpoint is None else endpoint.secret
-
-
-def _no_send(now: float, reason: str) -> models.AttemptResult:
-    return models.AttemptResult(started_at=now, duration_ms=0.0, error=reason)
+        now = self.clock.now()
+        body = json.dumps(
+            {
+                "type": change.event_type,
+                "timestamp": clocks.isoformat(now),
+                "data": {
+                    "endpoint_id": endpoint.endpoint_id,
+                    "url": endpoint.url,
+                    "reason": change.reason,
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        subscribers = [
+            models.NewDelivery(
+                models.new_id(), other.url, change.event_type, body, other.endpoint_id
+            )
+            for other in await self.store.list_endpoints()
+            if change.event_type in other.event_types
+        ]
+        if subscribers:
+            await self.store.enqueue_deliveries(None, subscribers, now)
+            self.ready.set()

@@ -6,7 +6,7 @@ Each backend owns its SQL; handlers, workers and the dispatcher only see these v
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway import models
@@ -33,14 +33,63 @@ class RunEnding:
     deliveries: Sequence[models.NewDelivery]
 
 
+# Columns an operator may change through the API (None clears an override).
+ENDPOINT_SETTABLE = (
+    "url",
+    "secret",
+    "flow_ids",
+    "event_types",
+    "description",
+    "enabled",
+    "retry_schedule",
+    "timeout",
+    "max_concurrency",
+    "rate_limit",
+)
+EndpointChanges = Mapping[str, Any]
+
+
 @dataclasses.dataclass(frozen=True)
-class EndpointChanges:
-    url: str | None = None
-    secret: str | None = None
-    flow_ids: tuple[str, ...] | None = None
-    event_types: tuple[str, ...] | None = None
-    description: str | None = None
-    enabled: bool | None = None
+class ClaimPolicy:
+    """Limits the claim query applies per destination."""
+
+    max_concurrency: int
+    circuit_failure_threshold: int
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthPolicy:
+    circuit_failure_threshold: int
+    circuit_cooldown_seconds: float
+    disable_after_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptOutcome:
+    """One try and what follows from it, recorded with the endpoint's health in one transaction."""
+
+    result: models.AttemptResult
+    status: models.DeliveryStatus
+    next_attempt_at: float | None = None
+    disable_endpoint: str | None = None
+    health: HealthPolicy | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthChange:
+    """An endpoint changed state: ``endpoint.circuit_opened``, ``endpoint.disabled``, ``endpoint.recovered``."""
+
+    event_type: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliverySelection:
+    run_id: str | None = None
+    endpoint_id: str | None = None
+    statuses: tuple[models.DeliveryStatus, ...] = ()
+    since: float | None = None
+    until: float | None = None
 
 
 class Store(Protocol):
@@ -56,8 +105,12 @@ class Store(Protocol):
     async def create_trigger_and_run(
         self, trigger: models.Trigger, run: NewRun, now: float
     ) -> tuple[models.Run, bool]:
-        """Store both in one transaction. If the trigger's idempotency key was seen for its flow,
-        store nothing and return the first run with ``False``."""
+        """Store both in one transaction. If the trigger's idempotency key was seen for its flow
+        within ``trigger.dedup_window`` seconds before its ``received_at`` (by a trigger that
+        started a run), store nothing and return that run with ``False``."""
+
+    async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
+        """Store a trigger that failed verification: kept for inspection, starts no run."""
 
     async def create_run(self, run: NewRun, now: float) -> models.Run: ...
 
@@ -87,37 +140,47 @@ class Store(Protocol):
 
     async def update_endpoint(
         self, endpoint_id: str, changes: EndpointChanges, now: float
-    ) -> models.Endpoint | None: ...
+    ) -> models.Endpoint | None:
+        """Set the given ``ENDPOINT_SETTABLE`` columns."""
+
+    async def resume_endpoint(self, endpoint_id: str, now: float) -> models.Endpoint | None:
+        """Enable it, clear a disabled reason and the failure streak."""
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, overlap_until: float, now: float
+    ) -> models.Endpoint | None:
+        """Make ``secret`` current; the old one keeps signing too until ``overlap_until``."""
 
     async def delete_endpoint(self, endpoint_id: str) -> bool: ...
 
     # deliveries
+    async def enqueue_deliveries(
+        self, run_id: str | None, deliveries: Sequence[models.NewDelivery], now: float
+    ) -> None: ...
+
     async def claim_deliveries(
-        self, limit: int, now: float, lease_seconds: float
+        self, limit: int, now: float, lease_seconds: float, policy: ClaimPolicy
     ) -> list[models.Delivery]:
-        """Lease up to ``limit`` pending deliveries whose ``next_attempt_at`` has come."""
+        """Lease up to ``limit`` due deliveries, fairly across destinations, skipping held endpoints."""
+
+    async def defer_delivery(self, delivery_id: str, until: float) -> None:
+        """Release a claimed delivery unsent, due again at ``until``; uses up no attempt."""
 
     async def record_attempt(
-        self,
-        delivery_id: str,
-        result: models.AttemptResult,
-        status: models.DeliveryStatus,
-        next_attempt_at: float | None,
-    ) -> None:
-        """Store one try and the delivery's new state, releasing its lease."""
+        self, delivery: models.Delivery, outcome: AttemptOutcome
+    ) -> HealthChange | None:
+        """Store one try, the delivery's new state and its endpoint's health, releasing the lease."""
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         """Make a delivery due now, whatever its state (manual retry or replay)."""
 
+    async def replay_deliveries(self, selection: DeliverySelection, now: float) -> int:
+        """Make every selected delivery due now; how many."""
+
     async def get_delivery(self, delivery_id: str) -> models.Delivery | None: ...
 
     async def list_deliveries(
-        self,
-        *,
-        run_id: str | None = None,
-        status: models.DeliveryStatus | None = None,
-        endpoint_id: str | None = None,
-        limit: int = 100,
+        self, selection: DeliverySelection, limit: int = 100
     ) -> list[models.Delivery]: ...
 
     async def list_attempts(self, delivery_id: str) -> list[models.Attempt]: ...

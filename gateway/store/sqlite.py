@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -92,7 +93,8 @@ class SQLiteStore:
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
-        for number, script in enumerate(MIGRATIONS, start=1):  # 0001_….sql is version 1
+        for script in MIGRATIONS:
+            number = int(script.name.split("_", 1)[0])  # 0003_….sql is version 3
             if number > version:
                 await conn.executescript(
                     "BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;"
@@ -132,38 +134,32 @@ class SQLiteStore:
         self, trigger: models.Trigger, run: base.NewRun, now: float
     ) -> tuple[models.Run, bool]:
         async def job(conn: aiosqlite.Connection) -> tuple[sqlite3.Row, bool]:
+            # One writer runs jobs one at a time, so this check and the insert cannot interleave.
             if trigger.idempotency_key is not None:
                 async with conn.execute(
                     "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
-                    " WHERE t.flow_id = ? AND t.idempotency_key = ?",
-                    (trigger.flow_id, trigger.idempotency_key),
+                    " WHERE t.flow_id = ? AND t.idempotency_key = ? AND t.received_at > ?"
+                    " ORDER BY t.received_at DESC LIMIT 1",
+                    (
+                        trigger.flow_id,
+                        trigger.idempotency_key,
+                        trigger.received_at - trigger.dedup_window,
+                    ),
                 ) as cursor:
                     existing = await cursor.fetchone()
                 if existing is not None:
                     return existing, False
-            await conn.execute(
-                "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
-                " body, content_type, source, idempotency_key, run_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    trigger.trigger_id,
-                    trigger.flow_id,
-                    trigger.received_at,
-                    trigger.method,
-                    trigger.path,
-                    trigger.query,
-                    _dumps(trigger.headers),
-                    trigger.body,
-                    trigger.content_type,
-                    trigger.source,
-                    trigger.idempotency_key,
-                    run.run_id,
-                ),
-            )
+            await _insert_trigger(conn, trigger, run.run_id)
             return await _insert_run(conn, run, now, trigger.trigger_id), True
 
         row, created = await self.writer.submit(job)
         return _run(row), created
+
+    async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await _insert_trigger(conn, trigger, None)
+
+        await self.writer.submit(job)
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         async def job(conn: aiosqlite.Connection) -> sqlite3.Row:
@@ -217,25 +213,7 @@ class SQLiteStore:
                 row = await cursor.fetchone()
             if row is None:
                 return None
-            await conn.executemany(
-                "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
-                " status, attempts, next_attempt_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-                [
-                    (
-                        d.delivery_id,
-                        ending.run_id,
-                        d.endpoint_id,
-                        d.url,
-                        d.event_type,
-                        d.payload,
-                        now,
-                        now,
-                        now,
-                    )
-                    for d in ending.deliveries
-                ],
-            )
+            await _insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             return row
 
         row = await self.writer.submit(job)
@@ -282,21 +260,14 @@ class SQLiteStore:
     # endpoints
 
     async def create_endpoint(self, endpoint: models.Endpoint) -> models.Endpoint:
+        columns = _endpoint_columns(endpoint)
+
         async def job(conn: aiosqlite.Connection) -> None:
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
             await conn.execute(
-                "INSERT INTO endpoints (endpoint_id, url, secret, flow_ids, event_types, description,"
-                " enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    endpoint.endpoint_id,
-                    endpoint.url,
-                    endpoint.secret,
-                    _dumps(list(endpoint.flow_ids)),
-                    _dumps(list(endpoint.event_types)),
-                    endpoint.description,
-                    int(endpoint.enabled),
-                    endpoint.created_at,
-                    endpoint.updated_at,
-                ),
+                f"INSERT INTO endpoints ({names}) VALUES ({marks})",
+                tuple(columns.values()),
             )
 
         await self.writer.submit(job)
@@ -313,24 +284,49 @@ class SQLiteStore:
     async def update_endpoint(
         self, endpoint_id: str, changes: base.EndpointChanges, now: float
     ) -> models.Endpoint | None:
-        assignments: dict[str, Any] = {}
-        for name in ("url", "secret", "description"):
-            value = getattr(changes, name)
-            if value is not None:
-                assignments[name] = value
-        for name in ("flow_ids", "event_types"):
-            value = getattr(changes, name)
-            if value is not None:
-                assignments[name] = _dumps(list(value))
-        if changes.enabled is not None:
-            assignments["enabled"] = int(changes.enabled)
+        unknown = set(changes) - set(base.ENDPOINT_SETTABLE)
+        if unknown:
+            raise ValueError(f"not settable: {sorted(unknown)}")
+        assignments = {name: _column_value(value) for name, value in changes.items()}
         assignments["updated_at"] = now
+        return await self._update_endpoint(endpoint_id, assignments)
+
+    async def _update_endpoint(
+        self, endpoint_id: str, assignments: dict[str, Any]
+    ) -> models.Endpoint | None:
         columns = ", ".join(f"{name} = ?" for name in assignments)
 
         async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
             async with conn.execute(
                 f"UPDATE endpoints SET {columns} WHERE endpoint_id = ? RETURNING *",
                 (*assignments.values(), endpoint_id),
+            ) as cursor:
+                return await cursor.fetchone()
+
+        row = await self.writer.submit(job)
+        return _endpoint(row) if row else None
+
+    async def resume_endpoint(self, endpoint_id: str, now: float) -> models.Endpoint | None:
+        return await self._update_endpoint(
+            endpoint_id,
+            {
+                "enabled": 1,
+                "disabled_reason": None,
+                "consecutive_failures": 0,
+                "failing_since": None,
+                "circuit_open_until": None,
+                "updated_at": now,
+            },
+        )
+
+    async def rotate_secret(
+        self, endpoint_id: str, secret: str, overlap_until: float, now: float
+    ) -> models.Endpoint | None:
+        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
+            async with conn.execute(
+                "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?,"
+                " secret = ?, updated_at = ? WHERE endpoint_id = ? RETURNING *",
+                (overlap_until, secret, now, endpoint_id),
             ) as cursor:
                 return await cursor.fetchone()
 
@@ -348,53 +344,70 @@ class SQLiteStore:
 
     # deliveries
 
+    async def enqueue_deliveries(
+        self, run_id: str | None, deliveries: Sequence[models.NewDelivery], now: float
+    ) -> None:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await _insert_deliveries(conn, run_id, deliveries, now)
+
+        await self.writer.submit(job)
+
     async def claim_deliveries(
-        self, limit: int, now: float, lease_seconds: float
+        self, limit: int, now: float, lease_seconds: float, policy: base.ClaimPolicy
     ) -> list[models.Delivery]:
         async def job(conn: aiosqlite.Connection) -> list[sqlite3.Row]:
             async with conn.execute(
-                "UPDATE deliveries SET lease_expires_at = ?, updated_at = ?"
-                " WHERE delivery_id IN (SELECT delivery_id FROM deliveries"
-                "   WHERE status = 'pending' AND next_attempt_at <= ?"
-                "   AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
-                "   ORDER BY next_attempt_at LIMIT ?)"
-                " RETURNING *",
-                (now + lease_seconds, now, now, now, limit),
+                _CLAIM_DELIVERIES,
+                {
+                    "now": now,
+                    "lease": now + lease_seconds,
+                    "limit": limit,
+                    "threshold": policy.circuit_failure_threshold,
+                    "default_cap": policy.max_concurrency,
+                },
             ) as cursor:
                 return list(await cursor.fetchall())
 
         rows = await self.writer.submit(job)
         return sorted((_delivery(row) for row in rows), key=lambda d: d.next_attempt_at or 0)
 
-    async def record_attempt(
-        self,
-        delivery_id: str,
-        result: models.AttemptResult,
-        status: models.DeliveryStatus,
-        next_attempt_at: float | None,
-    ) -> None:
+    async def defer_delivery(self, delivery_id: str, until: float) -> None:
         async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ?, lease_expires_at = NULL"
+                " WHERE delivery_id = ? AND status = 'pending'",
+                (until, delivery_id),
+            )
+
+        await self.writer.submit(job)
+
+    async def record_attempt(
+        self, delivery: models.Delivery, outcome: base.AttemptOutcome
+    ) -> base.HealthChange | None:
+        async def job(conn: aiosqlite.Connection) -> base.HealthChange | None:
+            result = outcome.result
+            ended_at = result.started_at + result.duration_ms / 1000
             async with conn.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = ?,"
                 " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
                 " WHERE delivery_id = ? RETURNING attempts",
                 (
-                    status.value,
-                    next_attempt_at,
+                    outcome.status.value,
+                    outcome.next_attempt_at,
                     result.status_code,
                     result.error,
-                    result.started_at + result.duration_ms / 1000,
-                    delivery_id,
+                    ended_at,
+                    delivery.delivery_id,
                 ),
             ) as cursor:
                 row = await cursor.fetchone()
             if row is None:
-                return
+                return None
             await conn.execute(
                 "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code,"
                 " response_headers, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    delivery_id,
+                    delivery.delivery_id,
                     row[0],
                     result.started_at,
                     result.duration_ms,
@@ -404,8 +417,11 @@ class SQLiteStore:
                     result.error,
                 ),
             )
+            if delivery.endpoint_id is None or outcome.health is None:
+                return None
+            return await _update_health(conn, delivery.endpoint_id, outcome, ended_at)
 
-        await self.writer.submit(job)
+        return await self.writer.submit(job)
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
@@ -419,26 +435,30 @@ class SQLiteStore:
         row = await self.writer.submit(job)
         return _delivery(row) if row else None
 
+    async def replay_deliveries(self, selection: base.DeliverySelection, now: float) -> int:
+        clauses, params = _selection_clauses(selection)
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?"
+                f" WHERE {' AND '.join(clauses)}",
+                (now, now, *params),
+            )
+            return cursor.rowcount
+
+        return await self.writer.submit(job)
+
     async def get_delivery(self, delivery_id: str) -> models.Delivery | None:
         row = await self._fetchone("SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))
         return _delivery(row) if row else None
 
     async def list_deliveries(
-        self,
-        *,
-        run_id: str | None = None,
-        status: models.DeliveryStatus | None = None,
-        endpoint_id: str | None = None,
-        limit: int = 100,
+        self, selection: base.DeliverySelection, limit: int = 100
     ) -> list[models.Delivery]:
-        clauses, params = [], []
-        for column, value in (("run_id", run_id), ("status", status), ("endpoint_id", endpoint_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        clauses, params = _selection_clauses(selection)
         rows = await self._fetchall(
-            f"SELECT * FROM deliveries {where} ORDER BY created_at DESC, delivery_id LIMIT ?",
+            f"SELECT * FROM deliveries WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, delivery_id LIMIT ?",
             (*params, limit),
         )
         return [_delivery(row) for row in rows]
@@ -470,6 +490,31 @@ class SQLiteStore:
             " WHERE status = 'pending'"
         )
         return None if row is None or row[0] is None else float(row[0])
+
+
+async def _insert_trigger(
+    conn: aiosqlite.Connection, trigger: models.Trigger, run_id: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
+        " body, content_type, source, idempotency_key, run_id, verification)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            trigger.trigger_id,
+            trigger.flow_id,
+            trigger.received_at,
+            trigger.method,
+            trigger.path,
+            trigger.query,
+            _dumps(trigger.headers),
+            trigger.body,
+            trigger.content_type,
+            trigger.source,
+            trigger.idempotency_key,
+            run_id,
+            trigger.verification,
+        ),
+    )
 
 
 async def _insert_run(
@@ -517,17 +562,147 @@ def _run(row: sqlite3.Row) -> models.Run:
 
 
 def _endpoint(row: sqlite3.Row) -> models.Endpoint:
-    return models.Endpoint(
-        endpoint_id=row["endpoint_id"],
-        url=row["url"],
-        secret=row["secret"],
-        flow_ids=tuple(_loads(row["flow_ids"])),
-        event_types=tuple(_loads(row["event_types"])),
-        description=row["description"],
-        enabled=bool(row["enabled"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+    fields = dict(row)
+    fields["flow_ids"] = tuple(_loads(fields["flow_ids"]))
+    fields["event_types"] = tuple(_loads(fields["event_types"]))
+    schedule = _loads(fields["retry_schedule"])
+    fields["retry_schedule"] = None if schedule is None else tuple(schedule)
+    fields["enabled"] = bool(fields["enabled"])
+    return models.Endpoint(**fields)
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return _dumps(list(value))
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _endpoint_columns(endpoint: models.Endpoint) -> dict[str, Any]:
+    return {
+        field.name: _column_value(getattr(endpoint, field.name))
+        for field in dataclasses.fields(endpoint)
+    }
+
+
+async def _insert_deliveries(
+    conn: aiosqlite.Connection,
+    run_id: str | None,
+    deliveries: Sequence[models.NewDelivery],
+    now: float,
+) -> None:
+    await conn.executemany(
+        "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
+        " status, attempts, next_attempt_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        [
+            (d.delivery_id, run_id, d.endpoint_id, d.url, d.event_type, d.payload, now, now, now)
+            for d in deliveries
+        ],
     )
+
+
+async def _update_health(
+    conn: aiosqlite.Connection, endpoint_id: str, outcome: base.AttemptOutcome, now: float
+) -> base.HealthChange | None:
+    """Track the endpoint's failure streak in the same transaction as the attempt."""
+    async with conn.execute(
+        "SELECT consecutive_failures, failing_since, disabled_reason FROM endpoints"
+        " WHERE endpoint_id = ?",
+        (endpoint_id,),
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    health = outcome.health
+    assert health is not None
+    streak, failing_since, disabled_reason = row[0], row[1], row[2]
+    if outcome.result.ok:
+        if streak == 0:
+            return None
+        await conn.execute(
+            "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL,"
+            " circuit_open_until = NULL WHERE endpoint_id = ?",
+            (endpoint_id,),
+        )
+        recovered = streak >= health.circuit_failure_threshold
+        return (
+            base.HealthChange("endpoint.recovered", "a delivery succeeded") if recovered else None
+        )
+    streak += 1
+    failing_since = failing_since or now
+    change = None
+    open_until = None
+    if streak >= health.circuit_failure_threshold:
+        open_until = now + health.circuit_cooldown_seconds
+        if streak == health.circuit_failure_threshold:
+            change = base.HealthChange("endpoint.circuit_opened", f"{streak} failures in a row")
+    reason = disabled_reason
+    if reason is None:
+        if outcome.disable_endpoint:
+            reason = outcome.disable_endpoint
+        elif now - failing_since >= health.disable_after_seconds:
+            reason = f"failing continuously for {health.disable_after_seconds / 3600:g} h"
+        if reason is not None:
+            change = base.HealthChange("endpoint.disabled", reason)
+    await conn.execute(
+        "UPDATE endpoints SET consecutive_failures = ?, failing_since = ?, circuit_open_until = ?,"
+        " disabled_reason = ? WHERE endpoint_id = ?",
+        (streak, failing_since, open_until, reason, endpoint_id),
+    )
+    return change
+
+
+def _selection_clauses(selection: base.DeliverySelection) -> tuple[list[str], list[Any]]:
+    clauses, params = ["1 = 1"], []
+    for column in ("run_id", "endpoint_id"):
+        value = getattr(selection, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if selection.statuses:
+        clauses.append(f"status IN ({', '.join('?' for _ in selection.statuses)})")
+        params.extend(status.value for status in selection.statuses)
+    if selection.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(selection.since)
+    if selection.until is not None:
+        clauses.append("created_at < ?")
+        params.append(selection.until)
+    return clauses, params
+
+
+# Fair claiming: each destination (an endpoint, or a per-run URL) gets at most its free
+# concurrency, so one slow receiver cannot fill every slot. Paused, disabled and open-circuit
+# endpoints are skipped; a tripped circuit past its cool-down lets one probe through.
+_CLAIM_DELIVERIES = """
+WITH inflight AS (
+    SELECT COALESCE(endpoint_id, url) AS destination, COUNT(*) AS n FROM deliveries
+    WHERE status = 'pending' AND lease_expires_at > :now
+    GROUP BY destination
+),
+due AS (
+    SELECT d.delivery_id, d.next_attempt_at, COALESCE(d.endpoint_id, d.url) AS destination,
+        ROW_NUMBER() OVER (
+            PARTITION BY COALESCE(d.endpoint_id, d.url) ORDER BY d.next_attempt_at
+        ) AS position,
+        CASE WHEN e.consecutive_failures >= :threshold THEN 1
+             ELSE COALESCE(e.max_concurrency, :default_cap) END AS cap
+    FROM deliveries d LEFT JOIN endpoints e ON e.endpoint_id = d.endpoint_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= :now
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)
+      AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
+           AND COALESCE(e.circuit_open_until, 0) <= :now))
+)
+UPDATE deliveries SET lease_expires_at = :lease, updated_at = :now
+WHERE delivery_id IN (
+    SELECT due.delivery_id FROM due LEFT JOIN inflight USING (destination)
+    WHERE due.position <= due.cap - COALESCE(inflight.n, 0)
+    ORDER BY due.next_attempt_at LIMIT :limit
+)
+RETURNING *
+"""
 
 
 def _delivery(row: sqlite3.Row) -> models.Delivery:

@@ -13,6 +13,7 @@ from gateway.store import base
 from gateway.store.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
+CLAIM = base.ClaimPolicy(max_concurrency=10, circuit_failure_threshold=5)
 
 
 @pytest.fixture
@@ -77,7 +78,10 @@ async def test_finishing_twice_enqueues_deliveries_once(store: SQLiteStore) -> N
     duplicate = models.NewDelivery(models.new_id(), "http://127.0.0.1:9/x", "run.success", b"{}")
     ending = base.RunEnding(run.run_id, models.RunStatus.ERROR, None, None, [duplicate])
     assert await store.finish_run(ending, NOW + 1) is None
-    assert [d.delivery_id for d in await store.list_deliveries(run_id=run.run_id)] == [delivery_id]
+    assert [
+        d.delivery_id
+        for d in await store.list_deliveries(base.DeliverySelection(run_id=run.run_id))
+    ] == [delivery_id]
     finished = await store.get_run(run.run_id)
     assert finished is not None
     assert finished.status is models.RunStatus.SUCCESS
@@ -85,16 +89,17 @@ async def test_finishing_twice_enqueues_deliveries_once(store: SQLiteStore) -> N
 
 async def test_a_scheduled_retry_hides_the_delivery_until_it_is_due(store: SQLiteStore) -> None:
     _, delivery_id = await finished_with_delivery(store)
-    [claimed] = await store.claim_deliveries(10, NOW, 30)
+    [claimed] = await store.claim_deliveries(10, NOW, 30, CLAIM)
     assert claimed.delivery_id == delivery_id
-    assert await store.claim_deliveries(10, NOW, 30) == [], "leased"
+    assert await store.claim_deliveries(10, NOW, 30, CLAIM) == [], "leased"
     failure = models.AttemptResult(
         started_at=NOW, duration_ms=3, status_code=500, response_body=b"no"
     )
-    await store.record_attempt(delivery_id, failure, models.DeliveryStatus.PENDING, NOW + 5)
+    outcome = base.AttemptOutcome(failure, models.DeliveryStatus.PENDING, NOW + 5)
+    await store.record_attempt(claimed, outcome)
     assert await store.next_due_at() == NOW + 5
-    assert await store.claim_deliveries(10, NOW + 4, 30) == []
-    [due] = await store.claim_deliveries(10, NOW + 5, 30)
+    assert await store.claim_deliveries(10, NOW + 4, 30, CLAIM) == []
+    [due] = await store.claim_deliveries(10, NOW + 5, 30, CLAIM)
     assert (due.attempts, due.last_status_code) == (1, 500)
     [attempt] = await store.list_attempts(delivery_id)
     assert (attempt.attempt, attempt.result.response_body) == (1, b"no")
@@ -102,8 +107,8 @@ async def test_a_scheduled_retry_hides_the_delivery_until_it_is_due(store: SQLit
 
 async def test_an_expired_delivery_lease_is_claimed_again(store: SQLiteStore) -> None:
     _, delivery_id = await finished_with_delivery(store)
-    assert len(await store.claim_deliveries(10, NOW, 30)) == 1
-    [again] = await store.claim_deliveries(10, NOW + 31, 30)
+    assert len(await store.claim_deliveries(10, NOW, 30, CLAIM)) == 1
+    [again] = await store.claim_deliveries(10, NOW + 31, 30, CLAIM)
     assert again.delivery_id == delivery_id
 
 

@@ -23,7 +23,7 @@ def test_matches_the_published_standard_webhooks_vector() -> None:
 def test_standardwebhooks_accepts_our_headers_and_rejects_tampering() -> None:
     secret = signing.new_secret()
     now = int(datetime.now(UTC).timestamp())
-    headers = signing.webhook_headers(secret, "01a2-delivery", now, VECTOR_BODY)
+    headers = signing.webhook_headers((secret,), "01a2-delivery", now, VECTOR_BODY)
     assert standardwebhooks.Webhook(secret).verify(VECTOR_BODY, headers)["event_type"] == "ping"
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(VECTOR_BODY + b" ", headers)
