@@ -43,6 +43,8 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     body: str = "ok"
+    headers: tuple[tuple[str, str], ...] = ()
+    reset: bool = False
 
 
 class Receiver:
@@ -78,7 +80,10 @@ class Receiver:
             self._arrived.notify_all()
         if reply.delay:
             await asyncio.sleep(reply.delay)
-        return web.Response(status=reply.status, text=reply.body)
+        if reply.reset and request.transport is not None:
+            request.transport.abort()
+            raise asyncio.CancelledError
+        return web.Response(status=reply.status, text=reply.body, headers=dict(reply.headers))
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Wait until at least ``count`` requests arrived; return them all."""
