@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway import api, flows, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
+from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
@@ -37,6 +38,7 @@ def create_app(
     app[keys.clock_key] = clock or SystemClock()
     app[keys.store_key] = store or store_from_url(settings.database_url)
     app[keys.flows_key] = flows.load_flows(settings)
+    app[keys.metrics_key] = Metrics()
     app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx])
     api.setup_routes(app)
     return app
@@ -52,7 +54,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings_key]
     connector = aiohttp.TCPConnector(
-        resolver=netguard.GuardedResolver(allow_private=settings.allow_private_networks),
+        resolver=netguard.GuardedResolver(
+            allow_private=settings.allow_private_networks,
+            allow=netguard.Allowlist.parse(settings.allowed_targets),
+        ),
         limit=settings.delivery_concurrency,
         limit_per_host=settings.delivery_concurrency,
     )
@@ -72,7 +77,9 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             detail="GATEWAY_SIGNING_SECRET is not set: per-run webhook signatures use a random "
             "secret that changes at every start",
         )
-    service = RunService(store=store, flows=app[keys.flows_key], clock=clock)
+    service = RunService(
+        store=store, flows=app[keys.flows_key], clock=clock, metrics=app[keys.metrics_key]
+    )
     worker = RunWorker(
         service,
         store,
@@ -93,6 +100,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         clock,
         signing_secret=signing_secret,
         ready=service.deliveries_ready,
+        metrics=app[keys.metrics_key],
         limits=DispatchLimits(
             concurrency=settings.delivery_concurrency,
             lease_seconds=settings.delivery_lease_seconds,

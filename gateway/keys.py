@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import clock, flows, settings, store
+from gateway.metrics import Metrics
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
@@ -20,3 +21,4 @@ http_key = web.AppKey("http", aiohttp.ClientSession)
 runs_key = web.AppKey("runs", RunService)
 worker_key = web.AppKey("worker", RunWorker)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
+metrics_key = web.AppKey("metrics", Metrics)

@@ -182,6 +182,7 @@ class NewDelivery:
     event_type: str
     payload: bytes
     endpoint_id: str | None = None
+    origin_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,6 +202,7 @@ class Delivery:
     endpoint_id: str | None = None
     last_status_code: int | None = None
     last_error: str | None = None
+    origin_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

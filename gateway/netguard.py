@@ -6,8 +6,10 @@ every connection after DNS resolution, so a name that resolves to 127.0.0.1 is r
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import abc, resolver
@@ -45,7 +47,37 @@ def refusal_reason(address: str) -> str | None:
     return None
 
 
-def check_url(url: str, *, allow_private: bool) -> str:
+@dataclasses.dataclass(frozen=True)
+class Allowlist:
+    """Hosts and networks an operator trusts even while private networks are refused."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Allowlist:
+        hosts, networks = set(), []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                hosts.add(entry.strip().rstrip(".").lower())
+        return cls(frozenset(hosts), tuple(networks))
+
+    def allows(self, host_or_address: str) -> bool:
+        if host_or_address.rstrip(".").lower() in self.hosts:
+            return True
+        try:
+            ip = ipaddress.ip_address(host_or_address.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
+NOTHING_ALLOWED = Allowlist()
+
+
+def check_url(url: str, *, allow_private: bool, allow: Allowlist = NOTHING_ALLOWED) -> str:
     """Validate a callback URL; raise ``Unprocessable`` with the reason when it is refused."""
     if not isinstance(url, str) or not url:
         raise errors.Unprocessable("webhook URL must be a non-empty string")
@@ -72,7 +104,9 @@ def check_url(url: str, *, allow_private: bool) -> str:
             reason = refusal_reason(host)
         except ValueError:
             reason = None
-    if reason and (reason == "cloud metadata address" or not allow_private):
+    if reason == "cloud metadata address" or (
+        reason and not allow_private and not allow.allows(host)
+    ):
         raise errors.Unprocessable(f"webhook host blocked: {reason}")
     return url
 
@@ -80,18 +114,30 @@ def check_url(url: str, *, allow_private: bool) -> str:
 class GuardedResolver(abc.AbstractResolver):
     """Resolves names as aiohttp does, then drops every address the guard refuses."""
 
-    def __init__(self, *, allow_private: bool, inner: abc.AbstractResolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        allow: Allowlist = NOTHING_ALLOWED,
+        inner: abc.AbstractResolver | None = None,
+    ) -> None:
         self._allow_private = allow_private
+        self._allow = allow
         self._inner = inner or resolver.DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[abc.ResolveResult]:
         results = await self._inner.resolve(host, port, family)
+        trusted_name = self._allow.allows(host)
         allowed = []
         reasons = []
         for result in results:
-            reason = _connect_refusal(result["host"], allow_private=self._allow_private)
+            reason = refusal_reason(result["host"])
+            if reason != "cloud metadata address" and (
+                self._allow_private or trusted_name or self._allow.allows(result["host"])
+            ):
+                reason = None
             if reason is None:
                 allowed.append(result)
             else:
@@ -102,12 +148,3 @@ class GuardedResolver(abc.AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def _connect_refusal(address: str, *, allow_private: bool) -> str | None:
-    reason = refusal_reason(address)
-    if reason is None:
-        return None
-    if reason == "cloud metadata address" or not allow_private:
-        return reason
-    return None

@@ -71,6 +71,7 @@ class Settings:
     circuit_cooldown_seconds: float = 60.0
     disable_after_seconds: float = 5 * 24 * 3600.0
     secret_rotation_overlap: float = 24 * 3600.0
+    allowed_targets: tuple[str, ...] = ()
     callback_token_max_age: float = 7 * 24 * 3600.0
     run_timeout: float = 60.0
     run_concurrency: int = 16
@@ -146,6 +147,13 @@ def validate(settings: Settings) -> None:
 def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings, name, None)
     kind = type(default) if default is not None else str
+    if name == "allowed_targets":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise errors.ConfigError(
+                f"allowed_targets: expected a list of hosts or CIDRs, got {value!r}"
+            )
+        return tuple(item.strip() for item in items if item.strip())
     if name == "retry_schedule":
         items = value.split(",") if isinstance(value, str) else value
         try:

@@ -12,6 +12,7 @@ middlewares = (middleware.errors_as_json, middleware.require_api_key)
 def setup_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/healthz", health.healthz)
+    router.add_get("/metrics", health.metrics)
 
     router.add_post("/api/v1/webhook/{flow_id}", langflow.webhook)
     router.add_post("/webhook/{flow_id}", langflow.webhook)

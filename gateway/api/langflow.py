@@ -66,9 +66,16 @@ async def webhook(request: web.Request) -> web.Response:
 
     callback = request.query.get("webhook")
     if callback is not None:
-        netguard.check_url(callback, allow_private=settings.allow_private_networks)
+        netguard.check_url(
+            callback,
+            allow_private=settings.allow_private_networks,
+            allow=netguard.Allowlist.parse(settings.allowed_targets),
+        )
 
     run, created = await service.start_from_trigger(trigger, flow_input(body), webhook=callback)
+    request.app[keys.metrics_key].triggers.labels(
+        flow_id, "accepted" if created else "duplicate"
+    ).inc()
     logger.info(
         "trigger_received",
         flow_id=flow_id,
@@ -99,6 +106,7 @@ async def _verify_or_reject(
     except verify.VerificationFailed as exc:
         rejected = dataclasses.replace(trigger, verification=f"rejected: {exc.reason}")
         await request.app[keys.store_key].store_rejected_trigger(rejected)
+        request.app[keys.metrics_key].triggers.labels(trigger.flow_id, "rejected").inc()
         logger.warning(
             "trigger_rejected",
             flow_id=trigger.flow_id,

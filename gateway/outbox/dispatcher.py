@@ -17,6 +17,7 @@ import structlog
 
 from gateway import clock as clocks
 from gateway import models
+from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
 from gateway.outbox.limits import RateLimiter
 from gateway.outbox.retry import RetryPolicy
@@ -45,6 +46,7 @@ class Dispatcher:
         signing_secret: str,
         ready: asyncio.Event,
         limits: DispatchLimits,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -53,6 +55,7 @@ class Dispatcher:
         self.signing_secret = signing_secret
         self.ready = ready
         self.limits = limits
+        self.metrics = metrics
         self.rates = RateLimiter()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -174,6 +177,7 @@ class Dispatcher:
             self.limits.health if endpoint else None,
         )
         change = await self._record(delivery, outcome)
+        self.metrics.attempt(result)
         bound.info(
             "delivery_attempted",
             attempt=attempt,
@@ -183,6 +187,8 @@ class Dispatcher:
         )
         if decision.status is models.DeliveryStatus.SUCCEEDED:
             bound.info("delivery_succeeded", attempt=attempt)
+            if delivery.origin_at is not None:
+                self.metrics.latency.observe(max(0.0, self.clock.now() - delivery.origin_at))
         elif decision.status is models.DeliveryStatus.FAILED:
             bound.warning("delivery_failed", attempt=attempt, reason=decision.disable_endpoint)
         else:

@@ -17,6 +17,7 @@ import structlog
 from gateway import clock as clocks
 from gateway import errors, models
 from gateway.flows import Flow
+from gateway.metrics import Metrics
 from gateway.runs import payload
 from gateway.store import Store, base
 
@@ -28,6 +29,7 @@ class RunService:
     store: Store
     flows: Mapping[str, Flow]
     clock: clocks.Clock
+    metrics: Metrics
     runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     deliveries_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -90,15 +92,18 @@ class RunService:
         event_type = f"run.{status.value}"
         deliveries = []
         if run.webhook:
-            deliveries.append(_delivery(run.webhook, event_type, body, endpoint_id=None))
+            deliveries.append(_delivery(run.webhook, event_type, body, None, run.created_at))
         for endpoint in await self.store.list_endpoints():
             if endpoint.wants(run.flow_id, event_type):
-                deliveries.append(_delivery(endpoint.url, event_type, body, endpoint.endpoint_id))
+                deliveries.append(
+                    _delivery(endpoint.url, event_type, body, endpoint.endpoint_id, run.created_at)
+                )
         ending = base.RunEnding(run.run_id, status, output, error, deliveries)
         finished = await self.store.finish_run(ending, now)
         if finished is None:
             log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
             return None
+        self.metrics.runs.labels(run.flow_id, status.value).inc()
         log.info(
             "run_completed",
             run_id=run.run_id,
@@ -112,7 +117,7 @@ class RunService:
 
 
 def _delivery(
-    url: str, event_type: str, body: bytes, endpoint_id: str | None
+    url: str, event_type: str, body: bytes, endpoint_id: str | None, origin_at: float
 ) -> models.NewDelivery:
     return models.NewDelivery(
         delivery_id=models.new_id(),
@@ -120,4 +125,5 @@ def _delivery(
         event_type=event_type,
         payload=body,
         endpoint_id=endpoint_id,
+        origin_at=origin_at,
     )

@@ -185,5 +185,8 @@ class Store(Protocol):
 
     async def list_attempts(self, delivery_id: str) -> list[models.Attempt]: ...
 
+    async def delivery_backlog(self, now: float) -> tuple[int, float | None]:
+        """How many deliveries are pending, and since when the oldest due one has been due."""
+
     async def next_due_at(self) -> float | None:
         """When the earliest pending delivery becomes due, so the dispatcher can sleep until then."""

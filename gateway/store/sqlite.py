@@ -484,6 +484,16 @@ class SQLiteStore:
             for row in rows
         ]
 
+    async def delivery_backlog(self, now: float) -> tuple[int, float | None]:
+        row = await self._fetchone(
+            "SELECT COUNT(*), MIN(CASE WHEN next_attempt_at <= ? THEN next_attempt_at END)"
+            " FROM deliveries WHERE status = 'pending'",
+            (now,),
+        )
+        if row is None:
+            return 0, None
+        return int(row[0]), None if row[1] is None else float(row[1])
+
     async def next_due_at(self) -> float | None:
         row = await self._fetchone(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_expires_at, 0))) FROM deliveries"
@@ -594,10 +604,21 @@ async def _insert_deliveries(
 ) -> None:
     await conn.executemany(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
-        " status, attempts, next_attempt_at, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        " status, attempts, next_attempt_at, created_at, updated_at, origin_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
         [
-            (d.delivery_id, run_id, d.endpoint_id, d.url, d.event_type, d.payload, now, now, now)
+            (
+                d.delivery_id,
+                run_id,
+                d.endpoint_id,
+                d.url,
+                d.event_type,
+                d.payload,
+                now,
+                now,
+                now,
+                d.origin_at,
+            )
             for d in deliveries
         ],
     )
@@ -720,4 +741,5 @@ def _delivery(row: sqlite3.Row) -> models.Delivery:
         last_error=row["last_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        origin_at=row["origin_at"],
     )

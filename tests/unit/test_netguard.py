@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import abc
 
 from gateway import errors, netguard
+from gateway.settings import load_settings
 
 BLOCKED = {
     "127.0.0.1": "loopback",
@@ -115,3 +117,32 @@ async def test_resolver_allows_loopback_in_local_mode_but_never_metadata() -> No
     metadata = netguard.GuardedResolver(allow_private=True, inner=FixedResolver("169.254.169.254"))
     with pytest.raises(OSError, match="metadata"):
         await metadata.resolve("metadata.internal", 80)
+
+
+def test_allowlist_lets_trusted_hosts_and_networks_through() -> None:
+    allow = netguard.Allowlist.parse(["10.20.0.0/16", "hooks.internal", "fd00::/8"])
+    for url in ("http://10.20.3.4/x", "http://hooks.internal/x", "http://[fd00::5]/x"):
+        assert netguard.check_url(url, allow_private=False, allow=allow) == url
+    with pytest.raises(errors.Unprocessable, match="private"):
+        netguard.check_url("http://10.21.0.1/x", allow_private=False, allow=allow)
+    wide = netguard.Allowlist.parse(["169.254.0.0/16"])
+    with pytest.raises(errors.Unprocessable, match="metadata"):
+        netguard.check_url("http://169.254.169.254/x", allow_private=False, allow=wide)
+
+
+async def test_resolver_honours_the_allowlist() -> None:
+    allow = netguard.Allowlist.parse(["10.20.0.0/16", "hooks.internal"])
+    by_network = netguard.GuardedResolver(
+        allow_private=False, allow=allow, inner=FixedResolver("10.20.1.1", "10.99.1.1")
+    )
+    assert [r["host"] for r in await by_network.resolve("anything.example", 80)] == ["10.20.1.1"]
+    by_name = netguard.GuardedResolver(
+        allow_private=False, allow=allow, inner=FixedResolver("192.168.7.7")
+    )
+    assert len(await by_name.resolve("hooks.internal", 80)) == 1
+
+
+def test_allowed_targets_setting() -> None:
+    config = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
+    settings = load_settings(config, {"GATEWAY_ALLOWED_TARGETS": "10.0.0.0/8, hooks.internal"})
+    assert settings.allowed_targets == ("10.0.0.0/8", "hooks.internal")
