@@ -19,6 +19,7 @@ from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
+from gateway.runs.events import EventHub
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
 from gateway.settings import Settings
@@ -78,7 +79,11 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             "secret that changes at every start",
         )
     service = RunService(
-        store=store, flows=app[keys.flows_key], clock=clock, metrics=app[keys.metrics_key]
+        store=store,
+        flows=app[keys.flows_key],
+        clock=clock,
+        metrics=app[keys.metrics_key],
+        events=EventHub(store, clock, idle_check=settings.poll_interval),
     )
     worker = RunWorker(
         service,

@@ -19,6 +19,7 @@ from gateway import errors, models
 from gateway.flows import Flow
 from gateway.metrics import Metrics
 from gateway.runs import payload
+from gateway.runs.events import RUN_END, EventHub
 from gateway.store import Store, base
 
 log = structlog.get_logger(__name__)
@@ -30,6 +31,7 @@ class RunService:
     flows: Mapping[str, Flow]
     clock: clocks.Clock
     metrics: Metrics
+    events: EventHub
     runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     deliveries_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -103,6 +105,9 @@ class RunService:
         if finished is None:
             log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
             return None
+        await self.events.emit(
+            run.run_id, RUN_END, {"status": status.value, "output": output, "error": error}
+        )
         self.metrics.runs.labels(run.flow_id, status.value).inc()
         log.info(
             "run_completed",

@@ -102,7 +102,7 @@ class RunWorker:
         bound.info("run_started", attempt=run.attempt)
 
         async def emit(event: str, data: Any) -> None:
-            await self.store.append_event(run.run_id, event, data, self.clock.now())
+            await self.service.events.emit(run.run_id, event, data)
 
         context = flows.RunContext(run.run_id, run.flow_id, emit)
         deadline = asyncio.timeout(flow.timeout)

@@ -1,0 +1,93 @@
+"""One event log, many readers: live fan-out in this process, the store as the backlog.
+
+A reader subscribes to live events first, then reads the stored backlog after its last
+seen id, and drops duplicates by id: no gap, no repeat. While idle it re-reads the store
+now and then, so events written by another process still arrive, and so does the end of a
+run whose final event was lost in a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from gateway import models
+from gateway.clock import Clock
+from gateway.store import Store
+
+RUN_END = "run_end"
+"""The last event of every run: ``{"status", "output", "error"}``."""
+
+
+class EventHub:
+    def __init__(
+        self, store: Store, clock: Clock, *, queue_size: int = 1024, idle_check: float = 1.0
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.queue_size = queue_size
+        self.idle_check = idle_check
+        self._readers: defaultdict[str, set[asyncio.Queue[models.Event | None]]] = defaultdict(set)
+
+    async def emit(self, run_id: str, event: str, data: Any) -> models.Event:
+        """Store an event, then hand it to this process's live readers."""
+        now = self.clock.now()
+        event_id = await self.store.append_event(run_id, event, data, now)
+        stored = models.Event(id=event_id, run_id=run_id, event=event, data=data, created_at=now)
+        for queue in self._readers.get(run_id, ()):
+            try:
+                queue.put_nowait(stored)
+            except asyncio.QueueFull:
+                # A slow reader falls back to the store instead of holding memory.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+        return stored
+
+    @contextlib.contextmanager
+    def _subscribe(self, run_id: str) -> Iterator[asyncio.Queue[models.Event | None]]:
+        queue: asyncio.Queue[models.Event | None] = asyncio.Queue(self.queue_size)
+        self._readers[run_id].add(queue)
+        try:
+            yield queue
+        finally:
+            self._readers[run_id].discard(queue)
+            if not self._readers[run_id]:
+                del self._readers[run_id]
+
+    async def follow(self, run_id: str, after_id: int = 0) -> AsyncIterator[models.Event]:
+        """Every event of the run after ``after_id``, stored then live, up to and with ``run_end``."""
+        with self._subscribe(run_id) as queue:
+            last = after_id
+            caught_up = False
+            while True:
+                if not caught_up:
+                    for event in await self.store.list_events(run_id, last):
+                        yield event
+                        last = event.id
+                        if event.event == RUN_END:
+                            return
+                    caught_up = True
+                    run = await self.store.get_run(run_id)
+                    if run is None or run.status.is_final:
+                        if not await self.store.list_events(run_id, last):
+                            return
+                        caught_up = False
+                        continue
+                try:
+                    live = await asyncio.wait_for(queue.get(), self.idle_check)
+                except TimeoutError:
+                    caught_up = False
+                    continue
+                if live is None:
+                    caught_up = False
+                    continue
+                if live.id <= last:
+                    continue
+                yield live
+                last = live.id
+                if live.event == RUN_END:
+                    return
