@@ -51,26 +51,49 @@ class RunService:
             self.runs_ready.set()
         return run, created
 
-    async def start(self, flow_id: str, value: Any, *, webhook: str | None) -> models.Run:
-        run = await self.store.create_run(self._new_run(flow_id, value, webhook), self.clock.now())
+    async def start(
+        self,
+        flow_id: str,
+        value: Any,
+        *,
+        webhook: str | None,
+        kwargs: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        thread_id: str | None = None,
+    ) -> models.Run:
+        """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon after."""
+        new_run = self._new_run(
+            flow_id, value, webhook, kwargs=kwargs, metadata=metadata, thread_id=thread_id
+        )
+        run = await self.store.create_run(new_run, self.clock.now())
         self.runs_ready.set()
         return run
 
     def _new_run(
-        self, flow_id: str, value: Any, webhook: str | None, trigger_id: str | None = None
+        self,
+        flow_id: str,
+        value: Any,
+        webhook: str | None,
+        *,
+        trigger_id: str | None = None,
+        kwargs: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        thread_id: str | None = None,
     ) -> base.NewRun:
-        metadata: dict[str, Any] = {
+        merged: dict[str, Any] = {
+            **(metadata or {}),
             "graph_id": flow_id,
             "assistant_id": models.assistant_id(flow_id),
         }
         if trigger_id:
-            metadata["trigger_id"] = trigger_id
+            merged["trigger_id"] = trigger_id
         return base.NewRun(
             run_id=models.new_id(),
             flow_id=flow_id,
             input=value,
-            kwargs={"webhook": webhook},
-            metadata=metadata,
+            kwargs={**(kwargs or {}), "webhook": webhook},
+            metadata=merged,
+            thread_id=thread_id,
         )
 
     async def finish(

@@ -41,6 +41,7 @@ class RunWorker:
         # grace, or the configured lease when that is shorter (fast recovery after a crash).
         self.lease_seconds = max(lease_seconds, longest + min(10.0, lease_seconds))
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: dict[str, str] = {}
         self._stopping = False
 
     async def run_forever(self) -> None:
@@ -89,6 +90,25 @@ class RunWorker:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.store.release_runs(run_ids, self.clock.now())
 
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> models.Run | None:
+        """Interrupt a run: a pending one ends at once, a running one here is cancelled.
+
+        Either way it ends as ``interrupted`` and is delivered like any other ending. None if
+        the run is unknown, already over, or running in another process.
+        """
+        task = self._running.get(run_id)
+        if task is not None:
+            self._cancelled[run_id] = reason
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+            return await self.store.get_run(run_id)
+        run = await self.store.get_run(run_id)
+        if run is None or run.status is not models.RunStatus.PENDING:
+            return None
+        error = {"error": "Interrupted", "message": reason}
+        return await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error)
+
     async def execute(self, run: models.Run) -> None:
         bound = log.bind(run_id=run.run_id, flow_id=run.flow_id)
         flow = self.service.flows.get(run.flow_id)
@@ -121,6 +141,13 @@ class RunWorker:
                 }
             else:
                 status, error = models.RunStatus.ERROR, _error(exc)
+        except asyncio.CancelledError:
+            reason = self._cancelled.pop(run.run_id, None)
+            if reason is None:
+                raise  # shutting down: the run goes back to the queue
+            status = models.RunStatus.INTERRUPTED
+            error = {"error": "Interrupted", "message": reason}
+            bound.info("run_interrupted", reason=reason)
         except Exception as exc:  # noqa: BLE001 - any failure of flow code ends the run as error
             status, error = models.RunStatus.ERROR, _error(exc)
             bound.info("run_failed", error=error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from gateway import keys
 from gateway.app import create_app
 from gateway.settings import FlowSettings, Settings
-from gateway.testing import Receiver
+from gateway.testing import Receiver, eventually
 from tests.integration.helpers import count_rows, finished_run
 
 TABLES = ("triggers", "runs", "endpoints", "deliveries")
@@ -178,3 +179,28 @@ async def test_unknown_route_and_method_answer_json(gateway: Any) -> None:
     wrong_method = await gateway.get("/api/v1/webhook/echo")
     assert wrong_method.status == 405
     assert "POST" in wrong_method.headers["Allow"]
+
+
+async def test_cancelling_a_run_interrupts_it_and_delivers_the_ending(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings], receiver: Receiver
+) -> None:
+    base = make_settings()
+    flows = {**base.flows, "slow": FlowSettings(target="tests.integration.flows_for_tests:slow")}
+    gateway = await client_for(aiohttp_client, base.replace(flows=flows))
+    await gateway.post("/api/v1/endpoints", json={"url": receiver.url})
+    response = await gateway.post("/api/v1/webhook/slow", json={"seconds": 30})
+    run_id = (await response.json())["run_id"]
+
+    async def running() -> bool:
+        return (await (await gateway.get(f"/api/v1/runs/{run_id}")).json())["status"] == "running"
+
+    await eventually(running)
+    cancelled = await gateway.app[keys.worker_key].cancel(run_id, "stopped by the test")
+    assert cancelled is not None
+    assert cancelled.status == "interrupted"
+    [callback] = await receiver.wait_for(1)
+    payload = json.loads(callback.body)
+    assert (payload["status"], payload["error"]["message"]) == (
+        "interrupted",
+        "stopped by the test",
+    )
