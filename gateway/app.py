@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from gateway import api, flows, keys, log, netguard, signing
+from gateway import api, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
 from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
@@ -42,6 +42,7 @@ def create_app(
     app[keys.metrics_key] = Metrics()
     app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx])
     api.setup_routes(app)
+    inspect.setup(app)  # /inspect pages and bins; their live feed observes the store's writes
     return app
 
 

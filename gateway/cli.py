@@ -1,22 +1,39 @@
-"""The ``hookgate`` command: ``hookgate serve`` runs the gateway; ``hookgate token`` signs a trigger URL."""
+"""The ``hookgate`` command: ``hookgate serve`` runs the gateway; ``hookgate token`` signs a trigger URL.
+
+The operator commands (``deliveries``, ``replay``, ``endpoints``) work on the configured store
+directly, whether or not a gateway is running: SQLite in WAL mode lets a second process read
+and write, and a running gateway's dispatcher sends replayed deliveries on its next poll.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import sqlite3
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway import __version__, errors, keys, verify
+from gateway import __version__, console, errors, inspect, keys, log, models, verify
+from gateway.api.endpoints import attempt_view, delivery_view, endpoint_view
 from gateway.app import create_app
 from gateway.flows import Flow
 from gateway.log import configure_logging
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
+from gateway.store import Store, base, store_from_url
+from gateway.store.sqlite import path_from_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--base-url",
         help="public base URL to print instead of http://<host>:<port>, e.g. https://hooks.example.com",
     )
+    _operator_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in OPERATOR_COMMANDS:
+        return operate(args)
     if args.command == "token":
         return print_token(args.config, args.flow_id, args.expires, args.base_url)
 
@@ -137,5 +157,537 @@ def banner(app: web.Application, base: str) -> str:
             f"  endpoints:        {base}/api/v1/endpoints",
             f"  deliveries:       {base}/api/v1/deliveries",
             f"  health:           {base}/healthz",
+            *inspect.banner_lines(app, base),
         ]
     )
+
+
+# Operator commands: deliveries list/show, replay, endpoints list, straight on the store.
+
+OPERATOR_COMMANDS = frozenset({"deliveries", "replay", "endpoints"})
+STATUSES = tuple(status.value for status in models.DeliveryStatus)
+TRACK_LIMIT = 1_000_000  # deliveries one ``replay --wait`` follows
+WATCH_INTERVAL = 0.25  # seconds between two looks at the replayed deliveries
+QUIET_HINT_AFTER = 5.0  # seconds without any progress before hinting that no gateway may be running
+
+Action = Callable[[Store, Settings, argparse.Namespace], Awaitable[int]]
+
+
+class CommandFailed(Exception):
+    """An operator command could not do what was asked: one line on stderr, exit code 1."""
+
+
+def _operator_commands(commands: Any) -> None:
+    on_store = argparse.ArgumentParser(add_help=False)
+    on_store.add_argument(
+        "--config", help="TOML file (default: $GATEWAY_CONFIG or config/gateway.toml)"
+    )
+    on_store.add_argument("--database", help="database URL, e.g. sqlite:///var/gateway.db")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON (one object a line)")
+
+    deliveries = commands.add_parser(
+        "deliveries",
+        help="inspect deliveries in the store",
+        description="Inspect deliveries in the configured store (works with or without a "
+        "running gateway).",
+    )
+    verbs = deliveries.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser(
+        "list", parents=[on_store, as_json], help="list deliveries, newest first"
+    )
+    _selection_options(listing, status_help="only deliveries in this status (repeatable)")
+    listing.add_argument(
+        "--limit", type=_positive_int, default=100, help="at most N (default: 100)"
+    )
+    listing.set_defaults(action=list_deliveries, parser=listing)
+    show = verbs.add_parser(
+        "show", parents=[on_store, as_json], help="one delivery with every attempt"
+    )
+    show.add_argument("delivery_id")
+    show.set_defaults(action=show_delivery, parser=show)
+
+    replay = commands.add_parser(
+        "replay",
+        parents=[on_store],
+        help="send deliveries again, each with its original webhook-id",
+        description="Make one delivery, or an endpoint's (or a run's) deliveries, due now. A "
+        "running gateway sends them on its next poll; --wait follows them until none is pending.",
+    )
+    replay.add_argument("delivery_id", nargs="?", help="one delivery to send again")
+    _selection_options(
+        replay, status_help="replay deliveries in this status (repeatable, default: failed)"
+    )
+    replay.add_argument(
+        "--wait", action="store_true", help="follow the replayed deliveries until none is pending"
+    )
+    replay.add_argument(
+        "--timeout",
+        type=_duration,
+        default=60.0,
+        help="how long --wait waits, e.g. 60, 90s, 5m (default: 60 s)",
+    )
+    replay.set_defaults(action=replay_deliveries, parser=replay)
+
+    endpoints = commands.add_parser(
+        "endpoints",
+        help="inspect registered endpoints",
+        description="Inspect registered endpoints (secrets are always masked).",
+    )
+    endpoint_verbs = endpoints.add_subparsers(dest="verb", required=True)
+    endpoint_list = endpoint_verbs.add_parser(
+        "list", parents=[on_store, as_json], help="every endpoint, its state and filters"
+    )
+    endpoint_list.set_defaults(action=list_endpoints, parser=endpoint_list)
+
+
+def _selection_options(parser: argparse.ArgumentParser, *, status_help: str) -> None:
+    parser.add_argument(
+        "--status",
+        action="append",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"{status_help}; one of {', '.join(STATUSES)}",
+    )
+    parser.add_argument(
+        "--endpoint", dest="endpoint_id", metavar="ENDPOINT_ID", help="deliveries to this endpoint"
+    )
+    parser.add_argument("--run", dest="run_id", metavar="RUN_ID", help="deliveries of this run")
+    parser.add_argument(
+        "--since", type=_moment, help="created at or after (RFC 3339 or epoch seconds)"
+    )
+    parser.add_argument("--until", type=_moment, help="created before (RFC 3339 or epoch seconds)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
+    return value
+
+
+def _moment(text: str) -> float:
+    """An RFC 3339 date-time (UTC when it names no offset) or epoch seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an RFC 3339 date-time or epoch seconds, got {text!r}"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"expected a finite time, got {text!r}")
+    return seconds
+
+
+def _selection(args: argparse.Namespace, default: tuple[str, ...] = ()) -> base.DeliverySelection:
+    return base.DeliverySelection(
+        run_id=args.run_id,
+        endpoint_id=args.endpoint_id,
+        statuses=tuple(models.DeliveryStatus(s) for s in dict.fromkeys(args.status or default)),
+        since=args.since,
+        until=args.until,
+    )
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refusals argparse cannot express; they exit with its code 2 and usage line."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    parser: argparse.ArgumentParser = args.parser
+    if since is not None and until is not None and until <= since:
+        parser.error("--until must be after --since")
+    if args.command != "replay":
+        return
+    bulk = args.endpoint_id is not None or args.run_id is not None
+    filtered = args.status or since is not None or until is not None
+    if args.delivery_id is not None and (bulk or filtered):
+        parser.error("give either a delivery id or --endpoint/--run with filters, not both")
+    if args.delivery_id is None and not bulk:
+        parser.error("give a delivery id, or --endpoint ENDPOINT_ID (or --run RUN_ID)")
+
+
+def operate(args: argparse.Namespace) -> int:
+    """Run an operator command on the configured store: 0, 1 (failed) or 2 (bad configuration)."""
+    _check_arguments(args)
+    try:
+        settings = load_settings(args.config)
+        if args.database is not None:
+            settings = settings.replace(database_url=args.database)
+        path = path_from_url(settings.database_url)
+        store = store_from_url(settings.database_url)
+    except errors.GatewayError as exc:
+        print(f"hookgate: {exc.detail}", file=sys.stderr)
+        return 2
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show "…" gets "\u2026"
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    # Only problems on stderr: the store's info lines would drown the output.
+    configure_logging(settings.log_format, "warning")
+    if not path.is_file():
+        print(f"hookgate: no database at {path} (see --database)", file=sys.stderr)
+        return 1
+    if not _looks_like_sqlite(path):
+        print(f"hookgate: {path} is not a SQLite database (see --database)", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_on_store(store, settings, args))
+    except CommandFailed as exc:
+        print(f"hookgate: {exc}", file=sys.stderr)
+    except errors.GatewayError as exc:
+        print(f"hookgate: {exc.detail}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, and let nothing flush into the pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (sqlite3.Error, OSError) as exc:
+        print(f"hookgate: database {path}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("hookgate: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    """An empty file or one with SQLite's header: anything else would fail half-way through opening."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(16)
+    except OSError:
+        return False
+    return header in (b"", b"SQLite format 3\x00")
+
+
+async def _on_store(store: Store, settings: Settings, args: argparse.Namespace) -> int:
+    action: Action = args.action
+    await store.open()
+    try:
+        return await action(store, settings, args)
+    finally:
+        await store.close()
+
+
+async def _known(store: Store, args: argparse.Namespace) -> None:
+    """Refuse an endpoint or run id that names nothing."""
+    if args.endpoint_id is not None and await store.get_endpoint(args.endpoint_id) is None:
+        raise CommandFailed(f"unknown endpoint {args.endpoint_id}")
+    if args.run_id is not None and await store.get_run(args.run_id) is None:
+        raise CommandFailed(f"unknown run {args.run_id}")
+
+
+def _emit(line: str) -> None:
+    print(line, flush=True)
+
+
+async def list_deliveries(store: Store, settings: Settings, args: argparse.Namespace) -> int:
+    deliveries = await store.list_deliveries(_selection(args), limit=args.limit)
+    if not deliveries:
+        # A filter on an id that names nothing is likely a typo; deliveries of a deleted
+        # endpoint are still listed, since they are found.
+        await _known(store, args)
+    if args.json:
+        for delivery in deliveries:
+            _emit(json.dumps(delivery_view(delivery)))
+        return 0
+    if not deliveries:
+        _emit("no deliveries")
+        return 0
+    header = ("ID", "STATUS", "ATTEMPTS", "LAST", "EVENT", "URL", "CREATED")
+    _emit(
+        console.table(
+            header,
+            (
+                (
+                    d.delivery_id,
+                    d.status.value,
+                    str(d.attempts),
+                    _last_outcome(d),
+                    d.event_type,
+                    console.clip(d.url, 60),
+                    console.when(d.created_at),
+                )
+                for d in deliveries
+            ),
+        )
+    )
+    return 0
+
+
+def _last_outcome(delivery: models.Delivery) -> str:
+    if delivery.last_status_code is not None:
+        return str(delivery.last_status_code)
+    return console.clip(delivery.last_error, 40)
+
+
+async def show_delivery(store: Store, settings: Settings, args: argparse.Namespace) -> int:
+    delivery = await store.get_delivery(args.delivery_id)
+    if delivery is None:
+        raise CommandFailed(f"unknown delivery {args.delivery_id}")
+    attempts = await store.list_attempts(delivery.delivery_id)
+    if args.json:
+        view = delivery_view(delivery)
+        view["payload"] = _payload(delivery.payload)
+        view["attempt_log"] = [attempt_view(attempt) for attempt in attempts]
+        _emit(json.dumps(view))
+        return 0
+    facts = [
+        ("delivery", delivery.delivery_id),
+        ("status", delivery.status.value),
+        ("attempts", str(delivery.attempts)),
+        ("event", delivery.event_type),
+        ("run", delivery.run_id or console.EMPTY),
+        ("endpoint", delivery.endpoint_id or console.EMPTY),
+        ("url", delivery.url),
+        ("created", console.when(delivery.created_at)),
+        ("updated", console.when(delivery.updated_at)),
+    ]
+    if delivery.status is models.DeliveryStatus.PENDING:
+        facts.append(("next try", console.when(delivery.next_attempt_at)))
+    _emit(console.fields(facts))
+    _emit("")
+    if not attempts:
+        _emit("no attempts yet")
+        return 0
+    header = ("#", "STARTED", "DURATION", "STATUS", "ERROR", "RESPONSE")
+    rows = (
+        (
+            str(attempt.attempt),
+            console.when(attempt.result.started_at, millis=True),
+            f"{attempt.result.duration_ms:.1f} ms",
+            console.EMPTY
+            if attempt.result.status_code is None
+            else str(attempt.result.status_code),
+            console.clip(attempt.result.error, 60),
+            console.snippet(attempt.result.response_body) if attempt.result.response_body else "-",
+        )
+        for attempt in attempts
+    )
+    _emit(console.table(header, rows))
+    return 0
+
+
+def _payload(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode("utf-8", errors="replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Replayed:
+    count: int
+    tracked: Mapping[str, int]  # delivery id → attempts when replayed (only with --wait)
+    scope: base.DeliverySelection  # a selection that holds every tracked delivery
+    endpoint_ids: frozenset[str]  # where they go, to warn about endpoints that hold them
+
+
+async def replay_deliveries(store: Store, settings: Settings, args: argparse.Namespace) -> int:
+    now = time.time()
+    if args.delivery_id is not None:
+        replayed = await _replay_one(store, args.delivery_id, now)
+    else:
+        replayed = await _replay_selection(store, args, now)
+    if replayed.count == 0:
+        return 0
+    held = await _held_endpoints(store, replayed.endpoint_ids, time.time())
+    for note in held:
+        _emit(f"note: {note}")
+    if not args.wait:
+        them = "it" if replayed.count == 1 else "them"
+        _emit(
+            f"a running gateway sends {them} on its next poll (within "
+            f"{settings.poll_interval:g} s); see hookgate deliveries list"
+        )
+        return 0
+    return await _follow(store, replayed, args.timeout, hint=not held)
+
+
+async def _replay_one(store: Store, delivery_id: str, now: float) -> _Replayed:
+    delivery = await store.retry_delivery(delivery_id, now)
+    if delivery is None:
+        raise CommandFailed(f"unknown delivery {delivery_id}")
+    _emit(f"delivery {delivery.delivery_id} is due now (attempts so far: {delivery.attempts})")
+    return _Replayed(
+        count=1,
+        tracked={delivery.delivery_id: delivery.attempts},
+        scope=base.DeliverySelection(run_id=delivery.run_id, endpoint_id=delivery.endpoint_id),
+        endpoint_ids=frozenset(i for i in [delivery.endpoint_id] if i is not None),
+    )
+
+
+async def _replay_selection(store: Store, args: argparse.Namespace, now: float) -> _Replayed:
+    await _known(store, args)
+    selection = _selection(args, default=(models.DeliveryStatus.FAILED.value,))
+    chosen: list[models.Delivery] = []
+    if args.wait:  # which ones, to follow them once replayed
+        chosen = await store.list_deliveries(selection, limit=TRACK_LIMIT)
+    count = await store.replay_deliveries(selection, now)
+    _emit(f"replayed {count} {_plural(count)} ({_describe(selection)})")
+    endpoint_ids = {selection.endpoint_id, *(d.endpoint_id for d in chosen)}
+    return _Replayed(
+        count=count,
+        tracked={d.delivery_id: d.attempts for d in chosen},
+        scope=dataclasses.replace(selection, statuses=()),
+        endpoint_ids=frozenset(i for i in endpoint_ids if i is not None),
+    )
+
+
+async def _held_endpoints(store: Store, endpoint_ids: frozenset[str], now: float) -> list[str]:
+    """Why a gateway would not send to these endpoints now, one sentence each."""
+    notes = []
+    for endpoint_id in sorted(endpoint_ids):
+        endpoint = await store.get_endpoint(endpoint_id)
+        if endpoint is None:
+            notes.append(f"endpoint {endpoint_id} no longer exists: its deliveries fail")
+            continue
+        state = endpoint.state(now)
+        if state == "circuit_open":
+            notes.append(
+                f"endpoint {endpoint_id} has its circuit open after "
+                f"{endpoint.consecutive_failures} failures: the gateway sends one probe at "
+                f"{console.when(endpoint.circuit_open_until)}, the rest once one succeeds"
+            )
+        elif state != "active":
+            reason = f" ({endpoint.disabled_reason})" if endpoint.disabled_reason else ""
+            notes.append(
+                f"endpoint {endpoint_id} is {state}{reason}: its deliveries wait until it is "
+                f"resumed (POST /api/v1/endpoints/{endpoint_id}/resume)"
+            )
+    return [console.printable(note) for note in notes]
+
+
+def _plural(count: int) -> str:
+    return "delivery" if count == 1 else "deliveries"
+
+
+def _describe(selection: base.DeliverySelection) -> str:
+    parts = [f"status {'|'.join(s.value for s in selection.statuses)}"]
+    if selection.endpoint_id is not None:
+        parts.insert(0, f"endpoint {selection.endpoint_id}")
+    if selection.run_id is not None:
+        parts.insert(0, f"run {selection.run_id}")
+    if selection.since is not None:
+        parts.append(f"since {console.when(selection.since)}")
+    if selection.until is not None:
+        parts.append(f"until {console.when(selection.until)}")
+    return ", ".join(parts)
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Where the replayed deliveries stand: settled ones by outcome, pending ones by id."""
+
+    tracked: Mapping[str, int]  # delivery id → attempts when replayed
+    settled: dict[str, models.DeliveryStatus | None] = dataclasses.field(default_factory=dict)
+    retrying: int = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.tracked) - len(self.settled)
+
+    @property
+    def delivered(self) -> int:
+        return sum(status is models.DeliveryStatus.SUCCEEDED for status in self.settled.values())
+
+    @property
+    def failed(self) -> int:
+        return len(self.settled) - self.delivered
+
+    def line(self) -> str:
+        text = f"{self.delivered}/{len(self.tracked)} delivered, {self.failed} failed"
+        if self.pending:
+            text += f", {self.pending} pending"
+            if self.retrying:
+                text += f" ({self.retrying} retrying on their schedule)"
+        return text
+
+
+async def _follow(store: Store, replayed: _Replayed, timeout: float, *, hint: bool) -> int:
+    """Print progress until none of the replayed deliveries is pending, or ``timeout`` passes."""
+    _emit(f"waiting up to {timeout:g} s for a running gateway to send them")
+    tracked = replayed.tracked
+    progress = _Progress(tracked)
+    pending_scope = dataclasses.replace(replayed.scope, statuses=(models.DeliveryStatus.PENDING,))
+    started = time.monotonic()
+    shown, hinted = "", not hint
+    while True:
+        waiting = {
+            d.delivery_id: d.attempts
+            for d in await store.list_deliveries(pending_scope, limit=TRACK_LIMIT)
+            if d.delivery_id in tracked
+        }
+        for delivery_id in tracked.keys() - waiting.keys() - progress.settled.keys():
+            delivery = await store.get_delivery(delivery_id)
+            progress.settled[delivery_id] = None if delivery is None else delivery.status
+        progress.retrying = sum(waiting[i] > tracked[i] for i in waiting)
+        line = progress.line()
+        if line != shown:
+            _emit(line)
+            shown = line
+        if not progress.pending:
+            break
+        elapsed = time.monotonic() - started
+        if elapsed >= timeout:
+            raise CommandFailed(
+                f"timed out after {timeout:g} s with {progress.pending} still pending: they stay "
+                "due, and a running gateway sends them (is one running on this database?)"
+            )
+        if not hinted and elapsed >= QUIET_HINT_AFTER and not progress.settled:
+            _emit("nothing sent yet: is a gateway running on this database?")
+            hinted = True
+        await asyncio.sleep(WATCH_INTERVAL)
+    if progress.failed:
+        raise CommandFailed(
+            f"{progress.failed} of {len(tracked)} not delivered; "
+            "see hookgate deliveries list --status failed"
+        )
+    return 0
+
+
+async def list_endpoints(store: Store, settings: Settings, args: argparse.Namespace) -> int:
+    endpoints = await store.list_endpoints()
+    now = time.time()
+    if args.json:
+        for endpoint in endpoints:
+            _emit(json.dumps(endpoint_view(endpoint, now)))  # the secret is masked
+        return 0
+    if not endpoints:
+        _emit("no endpoints")
+        return 0
+    header = ("ID", "URL", "STATE", "FILTERS", "FAILURES", "SECRET")
+    rows = (
+        (
+            e.endpoint_id,
+            console.clip(e.url, 60),
+            _state(e, now),
+            _filters(e),
+            str(e.consecutive_failures),
+            log.mask(e.secret),
+        )
+        for e in endpoints
+    )
+    _emit(console.table(header, rows))
+    return 0
+
+
+def _state(endpoint: models.Endpoint, now: float) -> str:
+    state = endpoint.state(now)
+    if endpoint.disabled_reason:
+        state += f" ({console.clip(endpoint.disabled_reason, 40)})"
+    return state
+
+
+def _filters(endpoint: models.Endpoint) -> str:
+    parts = []
+    if endpoint.flow_ids:
+        parts.append("flows=" + ",".join(endpoint.flow_ids))
+    if endpoint.event_types:
+        parts.append("events=" + ",".join(endpoint.event_types))
+    return " ".join(parts) or "all"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from gateway import verify as verification
 DEFAULT_CONFIG = Path("config/gateway.toml")
 SVIX_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _SECRET_FIELDS = ("api_key", "signing_secret")
+_ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -28,24 +30,42 @@ class FlowSettings:
     """A flow named in config: where its code lives, how long one run may take, and how its
     triggers prove where they come from.
 
+    ``kind`` is ``"python"`` (``target = "module:attribute"``) or ``"relay"``: an upstream HTTP
+    service at ``url`` called with ``headers`` and the API key read from the variable named by
+    ``api_key_env`` (sent as ``api_key_header``); ``body`` is an optional JSON template in which
+    the string ``"$input"`` stands for the run's input (default: the input itself);
+    ``retries`` bounds the attempts on connection errors and 5xx. ``endpoint_name`` is an
+    optional unique alias (``[A-Za-z0-9_-]+``) the Langflow routes accept in place of the id.
+
     ``verify`` is ``"none"`` or one of ``gateway.verify.SCHEMES`` (``github``, ``stripe``,
     ``standard``, ``slack``); ``secret`` is that sender's signing secret, given in the file or
-    read at load time from the variable named by ``secret_env``. It never appears in a repr.
+    read at load time from the variable named by ``secret_env``. Secrets never appear in a repr.
     """
 
-    target: str
+    target: str = ""
     timeout: float | None = None
     description: str = ""
     verify: str = verification.NONE
     secret: str = ""
     secret_env: str = ""
+    kind: str = "python"
+    endpoint_name: str = ""
+    url: str = ""
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    api_key: str = ""
+    api_key_env: str = ""
+    api_key_header: str = "x-api-key"
+    body: Any = None
+    retries: int = 3
 
     def __repr__(self) -> str:
         shown = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name == "secret" and value:
+            if field.name in ("secret", "api_key") and value:
                 value = "***"
+            elif field.name == "headers" and value:
+                value = {name: "***" for name in value}
             shown.append(f"{field.name}={value!r}")
         return f"FlowSettings({', '.join(shown)})"
 
@@ -184,14 +204,64 @@ def _parse_flows(raw: Any, env: Mapping[str, str]) -> dict[str, FlowSettings]:
     for flow_id, spec in raw.items():
         if isinstance(spec, str):
             spec = {"target": spec}
-        if not isinstance(spec, dict) or "target" not in spec:
+        if not isinstance(spec, dict):
             raise errors.ConfigError(f"flows.{flow_id}: needs target = 'module:attribute'")
         try:
             flow = FlowSettings(**spec)
         except TypeError as exc:
             raise errors.ConfigError(f"flows.{flow_id}: {exc}") from None
+        flow = _flow_kind(flow_id, flow, env)
         flows[flow_id] = _flow_verification(flow_id, flow, env)
+    _check_endpoint_names(flows)
     return flows
+
+
+FLOW_KINDS = ("python", "relay")
+
+
+def _flow_kind(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> FlowSettings:
+    """A python flow needs a target; a relay needs an http(s) url, string headers and its key."""
+    if flow.kind not in FLOW_KINDS:
+        raise errors.ConfigError(f"flows.{flow_id}.kind: expected one of {', '.join(FLOW_KINDS)}")
+    if flow.kind == "python":
+        if not flow.target:
+            raise errors.ConfigError(f"flows.{flow_id}: needs target = 'module:attribute'")
+        return flow
+    if not flow.url.startswith(("http://", "https://")):
+        raise errors.ConfigError(f"flows.{flow_id}.url: a relay needs an http(s) URL")
+    if not isinstance(flow.headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in flow.headers.items()
+    ):
+        raise errors.ConfigError(f"flows.{flow_id}.headers: expected a table of strings")
+    if not isinstance(flow.retries, int) or flow.retries < 1:
+        raise errors.ConfigError(f"flows.{flow_id}.retries: expected an integer >= 1")
+    if flow.api_key_env:
+        if flow.api_key:
+            raise errors.ConfigError(f"flows.{flow_id}: set api_key or api_key_env, not both")
+        key = env.get(flow.api_key_env, "")
+        if not key:
+            raise errors.ConfigError(
+                f"flows.{flow_id}.api_key_env: environment variable {flow.api_key_env} is not set"
+            )
+        flow = dataclasses.replace(flow, api_key=key)
+    return flow
+
+
+def _check_endpoint_names(flows: Mapping[str, FlowSettings]) -> None:
+    """Each ``endpoint_name`` matches ``[A-Za-z0-9_-]+`` and names one flow only."""
+    taken: dict[str, str] = {}
+    for flow_id, flow in flows.items():
+        name = flow.endpoint_name
+        if not name:
+            continue
+        if not _ENDPOINT_NAME.fullmatch(name):
+            raise errors.ConfigError(f"flows.{flow_id}.endpoint_name: must match [A-Za-z0-9_-]+")
+        other = taken.get(name) or (name if name in flows and name != flow_id else None)
+        if other:
+            raise errors.ConfigError(
+                f"flows.{flow_id}.endpoint_name: {name!r} already names flow {other!r}"
+            )
+        taken[name] = flow_id
 
 
 def _flow_verification(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> FlowSettings:

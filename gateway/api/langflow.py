@@ -1,7 +1,13 @@
-"""Langflow's trigger surface: ``POST /api/v1/webhook/{flow_id}``, answered as Langflow answers it.
+"""Langflow's API: ``/api/v1/webhook``, ``/api/v1/run`` (and ``/run/advanced``) and ``/api/v1/build``.
 
-The trigger and its run are committed before the 202 goes out; the answer adds the
+Webhook: the trigger and its run are committed before the 202 goes out; the answer adds the
 ``run_id`` and a ``Location`` so the caller can follow the run, which Langflow cannot offer.
+
+Run and build: every call starts a normal run (stored, visible at ``/api/v1/runs/{id}``,
+delivered to matching endpoints, plus an optional per-run ``webhook``); the Langflow answers
+and events are made from the run's stored event log by ``langflow_events.Translator``, so a
+build job's events can be read late, or twice, from the start. A job id is the run id. Flows
+are named by id, ``endpoint_name`` or UUID on every route (``flows.find_flow``).
 
 A flow configured with ``verify = "github" | "stripe" | "standard" | "slack"`` must prove its
 sender by a signature over the raw body: a failure answers 401, stores the trigger as
@@ -12,15 +18,20 @@ otherwise 403 with nothing stored.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 import structlog
 from aiohttp import web
 
-from gateway import errors, keys, log, models, netguard, verify
+from gateway import errors, flows, keys, log, models, netguard, verify
+from gateway.api import inputs
+from gateway.api.langflow_events import Translator, frame
 
 logger = structlog.get_logger(__name__)
 IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery")
@@ -29,7 +40,9 @@ TRIGGER_TOKEN_PARAM = "token"
 
 
 async def webhook(request: web.Request) -> web.Response:
-    flow_id = request.match_info["flow_id"]
+    ref = request.match_info["flow_id"]
+    found = flows.find_flow(request.app[keys.flows_key], ref)
+    flow_id = found.flow_id if found is not None else ref
     service = request.app[keys.runs_key]
     settings = request.app[keys.settings_key]
     clock = request.app[keys.clock_key]
@@ -38,7 +51,8 @@ async def webhook(request: web.Request) -> web.Response:
         verify.check_trigger_token(
             settings.signing_secret, request.query[TRIGGER_TOKEN_PARAM], flow_id, clock.now()
         )
-    service.get_flow(flow_id)
+    if found is None:
+        raise errors.NotFound(f"Flow identifier {ref} not found")
     body = await request.read()
     if not body:
         raise errors.BadRequest(
@@ -141,3 +155,477 @@ def _masked_query(query_string: str) -> str:
             for key, value in pairs
         ]
     )
+
+
+# -- /api/v1/run and /api/v1/build ---------------------------------------------------------------
+
+INPUT_TYPES = ("chat", "text", "any")
+OUTPUT_TYPES = ("chat", "text", "any", "debug")
+EVENT_DELIVERIES = ("streaming", "polling", "direct")
+INPUT_VALUE_FIELDS = ("components", "input_value", "session", "type", "client_request_time")
+NDJSON = "application/x-ndjson"
+POLL_WAIT = 10.0
+"""How long a polling request waits for a first new event before answering with none."""
+DISCONNECT_CHECK = 0.1
+POLL_CURSORS_KEPT = 10_000
+polls_key: web.AppKey[dict[str, int]] = web.AppKey("langflow_polls")
+
+
+def setup(app: web.Application) -> None:
+    """Per-process state of the build API: how far each polled job has been read."""
+    app[polls_key] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """Langflow's ``SimplifiedAPIRequest``, checked field by field (422, never silent defaults)."""
+
+    input_value: str | None
+    input_type: str
+    output_type: str
+    output_component: str
+    tweaks: dict[str, Any]
+    session_id: str | None
+    webhook: str | None
+
+
+async def run_flow(request: web.Request) -> web.StreamResponse:
+    """``POST /api/v1/run/{flow_id_or_name}[?stream=true]``."""
+    flow = _find_flow(request, request.match_info["flow_id"])
+    body = await _optional_object(request)
+    if isinstance(body.get("input_request"), dict):  # FastAPI's embedded form
+        body = body["input_request"]
+    parsed = _run_request(body, request)
+    stream = _bool_query(request, "stream", default=False)
+    tweaks = _tweaks(flow, parsed.tweaks)
+    webhook_url = _callback(request, parsed.webhook)
+    kwargs = {
+        "session_id": parsed.session_id,
+        "input_value": parsed.input_value,
+        "tweaks": tweaks,
+        "langflow": {
+            "route": "run",
+            "stream": stream,
+            "input_type": parsed.input_type,
+            "output_type": parsed.output_type,
+            "output_component": parsed.output_component,
+        },
+    }
+    run = await request.app[keys.runs_key].start(
+        flow.flow_id, _input(parsed.input_value), webhook=webhook_url, kwargs=kwargs
+    )
+    logger.info("langflow_run_started", flow_id=flow.flow_id, run_id=run.run_id, stream=stream)
+    if stream:
+        return await _stream(request, run, flow, "text/event-stream", cancel_on_disconnect=True)
+    translator = await _finished(request, run, flow)
+    if translator.status != "success":
+        detail = {
+            "message": translator.error_message(),
+            "traceback": None,
+            "description": None,
+            "code": None,
+            "suggestion": None,
+        }
+        return web.json_response({"detail": json.dumps(detail)}, status=500, headers=_location(run))
+    return web.json_response(translator.response(), headers=_location(run))
+
+
+async def run_advanced(request: web.Request) -> web.Response:
+    """``POST /api/v1/run/advanced/{flow_id_or_name}``: one run per input, one answer."""
+    flow = _find_flow(request, request.match_info["flow_id"])
+    body = await _optional_object(request)
+    raw_inputs = inputs.optional(body, "inputs", list)
+    if raw_inputs is None:
+        raw_inputs = [{"components": [], "input_value": ""}]
+    values = [_input_value_request(item, f"inputs[{n}]") for n, item in enumerate(raw_inputs)]
+    outputs = inputs.string_list(body, "outputs") or ()
+    tweaks = _tweaks(flow, inputs.optional(body, "tweaks", dict) or {})
+    inputs.optional(body, "stream", bool)
+    session_id = inputs.optional(body, "session_id", str)
+    webhook_url = _callback(request, inputs.optional(body, "webhook", str))
+    service = request.app[keys.runs_key]
+    runs = []
+    for value in values:
+        input_value = value.get("input_value")
+        kwargs = {
+            "session_id": session_id or value.get("session"),
+            "input_value": input_value,
+            "tweaks": tweaks,
+            "langflow": {"route": "run/advanced", "outputs": list(outputs)},
+        }
+        runs.append(
+            await service.start(
+                flow.flow_id, _input(input_value), webhook=webhook_url, kwargs=kwargs
+            )
+        )
+    answers = []
+    for run in runs:
+        translator = await _finished(request, run, flow)
+        if translator.status != "success":
+            return web.json_response({"detail": translator.error_message()}, status=500)
+        answers.append(translator.run_outputs(translator.selected(outputs=outputs)))
+    session = session_id or flow.uuid
+    return web.json_response({"session_id": session, "outputs": answers})
+
+
+async def build_flow(request: web.Request) -> web.StreamResponse:
+    """``POST /api/v1/build/{flow_id}/flow`` → ``{"job_id"}`` (or the events, when direct)."""
+    flow = _find_flow(request, request.match_info["flow_id"], label="Flow with id {} not found")
+    body = await _optional_object(request)
+    given = inputs.optional(body, "inputs", dict)
+    value = _input_value_request(given, "inputs") if given is not None else {}
+    data = inputs.optional(body, "data", dict)
+    if data is not None:
+        for key in ("nodes", "edges"):
+            inputs.optional(data, key, list)
+    inputs.string_list(body, "files")
+    delivery = _choice(request, "event_delivery", EVENT_DELIVERIES, default="polling")
+    _bool_query(request, "log_builds", default=True)
+    start = request.query.get("start_component_id") or None
+    stop = request.query.get("stop_component_id") or None
+    try:
+        flow.plan(start, stop)
+    except ValueError as exc:
+        raise errors.Unprocessable(str(exc)) from None
+    webhook_url = _callback(request, inputs.optional(body, "webhook", str))
+    kwargs = {
+        "session_id": value.get("session"),
+        "input_value": value.get("input_value"),
+        "start_step": start,
+        "stop_step": stop,
+        "langflow": {"route": "build", "event_delivery": delivery},
+    }
+    run = await request.app[keys.runs_key].start(
+        flow.flow_id, _input(value.get("input_value")), webhook=webhook_url, kwargs=kwargs
+    )
+    logger.info("langflow_build_started", flow_id=flow.flow_id, run_id=run.run_id)
+    if delivery == "direct":
+        return await _stream(request, run, flow, NDJSON, cancel_on_disconnect=True)
+    return web.json_response({"job_id": run.run_id}, headers=_location(run))
+
+
+async def build_events(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/build/{job_id}/events``: NDJSON streamed, polled, or one event per call."""
+    run, flow = await _job(request)
+    if "event_delivery" not in request.query and "stream" in request.query:
+        if _bool_query(request, "stream", default=True):
+            return await _stream(request, run, flow, NDJSON, cancel_on_disconnect=False)
+        return await _legacy_event(request, run, flow)
+    delivery = _choice(request, "event_delivery", EVENT_DELIVERIES, default="streaming")
+    if delivery == "polling":
+        events = await _poll(request, run, flow, POLL_WAIT)
+        body = "\n".join(json.dumps(event) + "\n\n" for event in events)
+        return web.Response(body=body.encode(), content_type=NDJSON)
+    return await _stream(request, run, flow, NDJSON, cancel_on_disconnect=False)
+
+
+async def build_cancel(request: web.Request) -> web.Response:
+    """``POST /api/v1/build/{job_id}/cancel``: the run ends ``interrupted`` (and is delivered)."""
+    run, _ = await _job(request)
+    if not run.status.is_final:
+        await request.app[keys.worker_key].cancel(run.run_id, "build cancelled by the client")
+        current = await request.app[keys.store_key].get_run(run.run_id)
+        if current is None or not current.status.is_final:
+            return web.json_response({"success": False, "message": "Failed to cancel flow build"})
+    return web.json_response({"success": True, "message": "Flow build cancelled successfully"})
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _find_flow(
+    request: web.Request, ref: str, label: str = "Flow identifier {} not found"
+) -> flows.Flow:
+    flow = flows.find_flow(request.app[keys.flows_key], ref)
+    if flow is None:
+        raise errors.NotFound(label.format(ref))
+    return flow
+
+
+async def _job(request: web.Request) -> tuple[models.Run, flows.Flow | None]:
+    job_id = request.match_info["job_id"]
+    run = None
+    with contextlib.suppress(errors.GatewayError):
+        run = await request.app[keys.store_key].get_run(inputs.uuid_param(request, "job_id", "job"))
+    if run is None:
+        raise errors.NotFound(f"Job not found: {job_id}")
+    return run, request.app[keys.flows_key].get(run.flow_id)
+
+
+async def _optional_object(request: web.Request) -> dict[str, Any]:
+    """A JSON object body; an empty body is ``{}`` (every field has a default)."""
+    if not (await request.read()).strip():
+        return {}
+    try:
+        return await inputs.json_object(request)
+    except errors.BadRequest as exc:
+        raise errors.Unprocessable(exc.detail) from None
+
+
+def _run_request(body: dict[str, Any], request: web.Request) -> RunRequest:
+    tweaks = inputs.optional(body, "tweaks", dict) or {}
+    inputs.optional(body, "user_id", str)
+    return RunRequest(
+        input_value=inputs.optional(body, "input_value", str),
+        input_type=_field_choice(body, "input_type", INPUT_TYPES, "chat"),
+        output_type=_field_choice(body, "output_type", OUTPUT_TYPES, "chat"),
+        output_component=inputs.optional(body, "output_component", str) or "",
+        tweaks=tweaks,
+        session_id=inputs.optional(body, "session_id", str),
+        webhook=inputs.optional(body, "webhook", str) or request.query.get("webhook"),
+    )
+
+
+def _input_value_request(item: Any, label: str) -> dict[str, Any]:
+    """Langflow's ``InputValueRequest``: known fields only (``extra="forbid"``), typed."""
+    if not isinstance(item, dict):
+        raise errors.Unprocessable(f"{label}: expected an object")
+    unknown = sorted(set(item) - set(INPUT_VALUE_FIELDS))
+    if unknown:
+        raise errors.Unprocessable(
+            f"{label}: unknown field(s) {', '.join(unknown)}; "
+            f"expected any of {', '.join(INPUT_VALUE_FIELDS)}"
+        )
+    try:
+        inputs.string_list(item, "components")
+        inputs.optional(item, "input_value", str)
+        inputs.optional(item, "session", str)
+        inputs.optional(item, "client_request_time", int)
+        _field_choice(item, "type", INPUT_TYPES, "any")
+    except errors.Unprocessable as exc:
+        raise errors.Unprocessable(f"{label}.{exc.detail}") from None
+    return item
+
+
+def _field_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = inputs.optional(body, name, str)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.query.get(name, default)
+    if value not in allowed:
+        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _bool_query(request: web.Request, name: str, *, default: bool) -> bool:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    text = value.strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise errors.Unprocessable(f"{name}: expected true or false, got {value!r}")
+
+
+def _tweaks(flow: flows.Flow, tweaks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    try:
+        return flow.resolve_tweaks(tweaks)
+    except ValueError as exc:
+        raise errors.Unprocessable(str(exc)) from None
+
+
+def _callback(request: web.Request, url: str | None) -> str | None:
+    """A per-run callback URL, refused (422) like the webhook route's ``?webhook=``."""
+    if url is None:
+        return None
+    settings = request.app[keys.settings_key]
+    return netguard.check_url(
+        url,
+        allow_private=settings.allow_private_networks,
+        allow=netguard.Allowlist.parse(settings.allowed_targets),
+    )
+
+
+def _input(input_value: str | None) -> dict[str, Any]:
+    """A Langflow run's input: ``{"input_value": …}`` (``{}`` when none was given)."""
+    return {} if input_value is None else {"input_value": input_value}
+
+
+def _location(run: models.Run) -> dict[str, str]:
+    return {"Location": f"/api/v1/runs/{run.run_id}"}
+
+
+async def _finished(request: web.Request, run: models.Run, flow: flows.Flow | None) -> Translator:
+    """Wait for the run's end, reading its events; the translator holds the answer."""
+    translator = Translator(run, flow, "run")
+    translator.start()
+    async with _following(request, run.run_id) as events:
+        async for event in events:
+            translator.feed(event)
+            if translator.finished:
+                break
+    translator.end_from(await request.app[keys.store_key].get_run(run.run_id))
+    return translator
+
+
+async def _stream(
+    request: web.Request,
+    run: models.Run,
+    flow: flows.Flow | None,
+    content_type: str,
+    *,
+    cancel_on_disconnect: bool,
+) -> web.StreamResponse:
+    """Write the run's events as they come, each JSON object followed by a blank line.
+
+    ``/run?stream=true`` uses ``text/event-stream`` and the run events; the build routes
+    ``application/x-ndjson`` and the build events. A client that leaves a stream it started
+    cancels the run (``interrupted``); a build reader that leaves does not.
+    """
+    mode: Literal["run", "build"] = "run" if content_type == "text/event-stream" else "build"
+    response = web.StreamResponse(headers=_location(run))
+    response.content_type = content_type
+    if mode == "run":
+        response.charset = "utf-8"
+    await response.prepare(request)
+    translator = Translator(run, flow, mode)
+    store = request.app[keys.store_key]
+
+    async def pump() -> None:
+        for event in translator.start():
+            await response.write(frame(event))
+        async with _following(request, run.run_id) as events:
+            async for stored in events:
+                for event in translator.feed(stored):
+                    await response.write(frame(event))
+                if translator.finished:
+                    return
+        for event in translator.end_from(await store.get_run(run.run_id)):
+            await response.write(frame(event))
+
+    try:
+        stayed = await _unless_disconnected(request, pump())
+    except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves
+        if cancel_on_disconnect:
+            await _cancel_run(request, run.run_id)
+        raise
+    if stayed:
+        await response.write_eof()
+        return response
+    if cancel_on_disconnect:
+        await _cancel_run(request, run.run_id)
+    return response
+
+
+_cancelling: set[asyncio.Task[Any]] = set()
+
+
+async def _cancel_run(request: web.Request, run_id: str) -> None:
+    """Interrupt the run of a stream its client left; completes even if this handler is cancelled."""
+    logger.info("langflow_stream_disconnected", run_id=run_id)
+    worker = request.app[keys.worker_key]
+    task = asyncio.ensure_future(worker.cancel(run_id, "client disconnected from the stream"))
+    _cancelling.add(task)
+    task.add_done_callback(_cancelling.discard)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(task)
+
+
+async def _unless_disconnected(request: web.Request, work: Awaitable[None]) -> bool:
+    """Run ``work`` while the client stays; False if the client left first."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.create_task(_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await task
+    if task.cancelled():
+        return False
+    exc = task.exception()
+    if isinstance(exc, ConnectionError):
+        return False
+    if exc is not None:
+        raise exc
+    return True
+
+
+async def _disconnected(request: web.Request) -> None:
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(DISCONNECT_CHECK)
+
+
+async def _read_build(
+    request: web.Request, run: models.Run, flow: flows.Flow | None, cursor: int, wait: float
+) -> tuple[list[dict[str, Any]], bool]:
+    """All build events so far (from the start), waiting up to ``wait`` s for one past ``cursor``."""
+    translator = Translator(run, flow, "build")
+    produced = translator.start()
+    last = 0
+    for stored in await request.app[keys.store_key].list_events(run.run_id):
+        produced += translator.feed(stored)
+        last = stored.id
+    if len(produced) <= cursor and not translator.finished:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                async with _following(request, run.run_id, last) as events:
+                    async for stored in events:
+                        produced += translator.feed(stored)
+                        if len(produced) > cursor or translator.finished:
+                            break
+    if len(produced) <= cursor and not translator.finished:
+        produced += translator.end_from(await request.app[keys.store_key].get_run(run.run_id))
+    return produced, translator.finished
+
+
+async def _poll(
+    request: web.Request, run: models.Run, flow: flows.Flow | None, wait: float
+) -> list[dict[str, Any]]:
+    """Langflow's polling: the events not yet returned for this job; after the last one, an
+    ``end {}`` (clients stop at the first ``end`` or terminal ``error``)."""
+    cursors = request.app[polls_key]
+    cursor = cursors.get(run.run_id, 0)
+    produced, finished = await _read_build(request, run, flow, cursor, wait)
+    fresh = produced[cursor:]
+    if not fresh and finished:
+        fresh = [{"event": "end", "data": {}}]
+    _remember(cursors, run.run_id, max(cursor, len(produced)))
+    return fresh
+
+
+async def _legacy_event(
+    request: web.Request, run: models.Run, flow: flows.Flow | None
+) -> web.Response:
+    """Langflow ≤ 1.3's ``?stream=false``: one event per call as JSON text, ``null`` at the end."""
+    cursors = request.app[polls_key]
+    cursor = cursors.get(run.run_id, 0)
+    flow_timeout = flow.timeout if flow is not None else POLL_WAIT
+    produced, _ = await _read_build(request, run, flow, cursor, flow_timeout + POLL_WAIT)
+    if cursor >= len(produced):
+        return web.json_response({"event": None})
+    _remember(cursors, run.run_id, cursor + 1)
+    return web.json_response({"event": json.dumps(produced[cursor]) + "\n\n"})
+
+
+def _remember(cursors: dict[str, int], run_id: str, position: int) -> None:
+    cursors[run_id] = position
+    while len(cursors) > POLL_CURSORS_KEPT:
+        del cursors[next(iter(cursors))]
+
+
+@contextlib.asynccontextmanager
+async def _following(
+    request: web.Request, run_id: str, after_id: int = 0
+) -> AsyncIterator[AsyncIterator[models.Event]]:
+    """``EventHub.follow``, closed (its live subscription dropped) when the reader stops early."""
+    events = request.app[keys.runs_key].events.follow(run_id, after_id)
+    try:
+        yield events
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()

@@ -42,7 +42,12 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 async def require_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
     """When ``api_key`` is set, every API call needs it in ``x-api-key`` (header or query), as in Langflow."""
     expected = request.app[keys.settings_key].api_key
-    if expected and request.path not in PUBLIC_PATHS and not carries_trigger_token(request):
+    if (
+        expected
+        and request.path not in PUBLIC_PATHS
+        and not carries_trigger_token(request)
+        and not served_by_inspect(request)
+    ):
         given = request.headers.get("x-api-key") or request.query.get("x-api-key")
         if not given:
             raise errors.Forbidden("An API key must be passed as query or header")
@@ -59,4 +64,16 @@ def carries_trigger_token(request: web.Request) -> bool:
         langflow.TRIGGER_TOKEN_PARAM in request.query
         and request.match_info.http_exception is None
         and request.match_info.handler is langflow.webhook
+    )
+
+
+def served_by_inspect(request: web.Request) -> bool:
+    """The second exemption: the ``/inspect`` pages check the API key themselves, through a
+    login form and a signed session cookie (a browser cannot send ``x-api-key`` on a page
+    load), and CSRF-check every action; see ``gateway.inspect.access``."""
+    route = request.match_info.route
+    return (
+        request.match_info.http_exception is None
+        and route.resource is not None
+        and (route.resource.canonical + "/").startswith("/inspect/")
     )

@@ -124,7 +124,7 @@ class RunWorker:
         async def emit(event: str, data: Any) -> None:
             await self.service.events.emit(run.run_id, event, data)
 
-        context = flows.RunContext(run.run_id, run.flow_id, emit)
+        context = flows.RunContext(run.run_id, run.flow_id, emit, run.kwargs)
         deadline = asyncio.timeout(flow.timeout)
         output: Any = None
         error: dict[str, Any] | None = None

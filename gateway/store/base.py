@@ -190,3 +190,266 @@ class Store(Protocol):
 
     async def next_due_at(self) -> float | None:
         """When the earliest pending delivery becomes due, so the dispatcher can sleep until then."""
+
+
+# --- LangGraph threads and crons (issue 5) -------------------------------------------------
+# A thread's status and values are derived from its runs and their events, so they can never
+# disagree with them; only metadata and manual state updates are stored for the thread itself.
+
+THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class Thread:
+    thread_id: str
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    created_at: float
+    updated_at: float
+    status: str = "idle"
+    ttl: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """One state of a thread: a run's ``values`` event, a run's output, or a manual update."""
+
+    checkpoint_id: str
+    thread_id: str
+    values: Any
+    created_at: float
+    source: str
+    run_id: str | None = None
+    as_node: str | None = None
+    order: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadSearch:
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    ids: tuple[str, ...] = ()
+    status: str | None = None
+    limit: int = 10
+    offset: int = 0
+    sort_by: str = "updated_at"
+    sort_order: str = "desc"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cron:
+    cron_id: str
+    flow_id: str
+    thread_id: str | None
+    schedule: str
+    timezone: str | None
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    on_run_completed: str | None
+    enabled: bool
+    end_time: float | None
+    next_run_date: float
+    created_at: float
+    updated_at: float
+    user_id: str | None = None
+
+
+CRON_SETTABLE = (
+    "schedule",
+    "timezone",
+    "payload",
+    "metadata",
+    "on_run_completed",
+    "enabled",
+    "end_time",
+    "next_run_date",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CronSearch:
+    flow_id: str | None = None
+    thread_id: str | None = None
+    enabled: bool | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    limit: int = 10
+    offset: int = 0
+    sort_by: str = "created_at"
+    sort_order: str = "desc"
+
+
+@dataclasses.dataclass(frozen=True)
+class CronFiring:
+    """Fire ``cron_id`` for its due date ``due``: insert ``run`` and move the cron to ``next_run_date``
+    (``None`` disables it), in one transaction, only if the cron is still due at ``due``."""
+
+    cron_id: str
+    due: float
+    next_run_date: float | None
+    run: NewRun
+
+
+class ThreadStore(Protocol):
+    """The verbs the LangGraph surface needs, on top of ``Store``."""
+
+    async def create_thread(self, thread: Thread, if_exists: str) -> tuple[Thread, bool]:
+        """Insert, or (``if_exists="do_nothing"``) return the existing one with ``False``;
+        ``"raise"`` returns the existing one with ``False`` too and the caller answers 409."""
+
+    async def get_thread(self, thread_id: str) -> Thread | None: ...
+
+    async def update_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], now: float, ttl: dict[str, Any] | None
+    ) -> Thread | None:
+        """Merge ``metadata`` into the thread's."""
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """The thread, its state updates, its runs and their events."""
+
+    async def search_threads(self, search: ThreadSearch) -> list[Thread]: ...
+
+    async def count_threads(self, search: ThreadSearch) -> int: ...
+
+    async def list_checkpoints(self, thread_id: str) -> list[Checkpoint]:
+        """Every state of the thread, newest first."""
+
+    async def add_thread_state(
+        self, thread_id: str, checkpoint_id: str, values: Any, as_node: str | None, now: float
+    ) -> None: ...
+
+    async def list_thread_runs(
+        self, thread_id: str, limit: int, offset: int, status: str | None
+    ) -> list[models.Run]:
+        """Newest first."""
+
+    async def inflight_runs(self, thread_id: str) -> list[models.Run]:
+        """Pending or running runs of the thread, oldest first."""
+
+    async def delete_run(self, run_id: str) -> bool:
+        """The run and its events (its deliveries stay: they are the record of what was sent)."""
+
+    async def list_thread_events(self, thread_id: str, after_id: int) -> list[models.Event]: ...
+
+    async def create_cron(self, cron: Cron) -> Cron: ...
+
+    async def get_cron(self, cron_id: str) -> Cron | None: ...
+
+    async def update_cron(
+        self, cron_id: str, changes: Mapping[str, Any], now: float
+    ) -> Cron | None:
+        """Set the given ``CRON_SETTABLE`` fields."""
+
+    async def delete_cron(self, cron_id: str) -> bool: ...
+
+    async def search_crons(self, search: CronSearch) -> list[Cron]: ...
+
+    async def count_crons(self, search: CronSearch) -> int: ...
+
+    async def due_crons(self, now: float, limit: int) -> list[Cron]: ...
+
+    async def fire_cron(self, firing: CronFiring, now: float) -> models.Run | None:
+        """None if the firing was already claimed (by another scheduler, or before a restart)."""
+
+
+# --- /inspect: read-side queries and bins (gateway/inspect/; migration 0006) --------------------
+
+
+class InspectStore(Protocol):
+    """The verbs the ``/inspect`` pages need, on top of ``Store``."""
+
+    async def list_triggers(
+        self, selection: TriggerSelection, limit: int = 50
+    ) -> list[models.Trigger]:
+        """Newest first; ``selection.search`` matches flow, ids, verification and body text."""
+
+    async def list_runs(self, selection: RunSelection, limit: int = 50) -> list[models.Run]:
+        """Newest first, by flow and status; ``selection.search`` matches ids, flow and status."""
+
+    async def find_deliveries(
+        self, selection: DeliverySelection, flow_id: str | None = None, limit: int = 50
+    ) -> list[models.Delivery]:
+        """``list_deliveries`` that can also keep only the deliveries of one flow's runs."""
+
+    async def inspect_counts(self, since: float) -> InspectCounts:
+        """Totals by status, and what happened at or after ``since`` (for rates)."""
+
+    async def create_bin(self, bin: Bin) -> Bin: ...
+
+    async def get_bin(self, bin_id: str) -> Bin | None: ...
+
+    async def list_bins(self) -> list[Bin]:
+        """Newest first, each with its capture count."""
+
+    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> Bin | None:
+        """Set ``BIN_SETTABLE`` columns."""
+
+    async def delete_bin(self, bin_id: str) -> bool:
+        """The bin and everything it captured."""
+
+    async def capture_request(self, capture: CapturedRequest, keep: int) -> CapturedRequest:
+        """Record a request sent to a bin (with its new id); keep only the newest ``keep``."""
+
+    async def list_captures(
+        self, bin_id: str | None, search: str | None = None, limit: int = 100
+    ) -> list[CapturedRequest]:
+        """Newest first, of one bin or of all; ``search`` matches method, path, query, body."""
+
+    async def get_capture(self, capture_id: int) -> CapturedRequest | None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TriggerSelection:
+    flow_id: str | None = None
+    search: str | None = None
+    before: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSelection:
+    flow_id: str | None = None
+    status: models.RunStatus | None = None
+    search: str | None = None
+    trigger_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class InspectCounts:
+    triggers: int
+    triggers_since: int
+    rejected_since: int
+    runs: Mapping[str, int]
+    runs_since: int
+    deliveries: Mapping[str, int]
+    attempts_since: int
+    attempts_ok_since: int
+
+
+BIN_SETTABLE = ("name", "reply_status", "reply_delay", "verify_with")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bin:
+    """A capture URL (``/inspect/bins/<bin_id>``) and how it answers."""
+
+    bin_id: str
+    name: str
+    created_at: float
+    reply_status: int = 200
+    reply_delay: float = 0.0
+    verify_with: str = "auto"  # 'auto', 'signing' or 'endpoint:<id>': never the secret itself
+    captures: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CapturedRequest:
+    """A request a bin received, as received (headers with secrets masked)."""
+
+    bin_id: str
+    received_at: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    content_type: str
+    source: str
+    capture_id: int = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,8 @@ class SQLiteStore:
                 "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = ?,"
                 " started_at = COALESCE(started_at, ?), updated_at = ?"
                 " WHERE run_id IN (SELECT run_id FROM runs"
-                "   WHERE status = 'pending' OR (status = 'running' AND lease_expires_at <= ?)"
+                "   WHERE (status = 'pending' AND " + _THREAD_IS_FREE + ")"
+                "   OR (status = 'running' AND lease_expires_at <= ?)"
                 "   ORDER BY created_at LIMIT ?)"
                 " RETURNING *",
                 (now + lease_seconds, now, now, now, limit),
@@ -501,6 +503,489 @@ class SQLiteStore:
         )
         return None if row is None or row[0] is None else float(row[0])
 
+    # --- LangGraph threads and crons (issue 5) ---------------------------------------------
+
+    async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "SELECT 1 FROM threads WHERE thread_id = ?", (thread.thread_id,)
+            ) as cursor:
+                if await cursor.fetchone() is not None:
+                    return False
+            await conn.execute(
+                "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    thread.thread_id,
+                    _dumps(thread.metadata),
+                    _dumps(thread.config),
+                    None if thread.ttl is None else _dumps(thread.ttl),
+                    thread.created_at,
+                    thread.updated_at,
+                ),
+            )
+            return True
+
+        created = await self.writer.submit(job)
+        stored = await self.get_thread(thread.thread_id)
+        assert stored is not None
+        return stored, created
+
+    async def get_thread(self, thread_id: str) -> base.Thread | None:
+        row = await self._fetchone(f"{_THREADS} WHERE thread_id = ?", (thread_id,))
+        return _thread(row) if row else None
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        metadata: Mapping[str, Any],
+        now: float,
+        ttl: dict[str, Any] | None,
+    ) -> base.Thread | None:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return False
+            merged = {**_loads(row[0]), **metadata}
+            await conn.execute(
+                "UPDATE threads SET metadata = ?, updated_at = ?, ttl = COALESCE(?, ttl)"
+                " WHERE thread_id = ?",
+                (_dumps(merged), now, None if ttl is None else _dumps(ttl), thread_id),
+            )
+            return True
+
+        if not await self.writer.submit(job):
+            return None
+        return await self.get_thread(thread_id)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            await conn.execute(
+                "DELETE FROM events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = ?)",
+                (thread_id,),
+            )
+            await conn.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
+            await conn.execute("DELETE FROM thread_states WHERE thread_id = ?", (thread_id,))
+            cursor = await conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
+            return cursor.rowcount > 0
+
+        return await self.writer.submit(job)
+
+    async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
+        where, params = _thread_filters(search)
+        column = search.sort_by if search.sort_by in _THREAD_SORTS else "updated_at"
+        order = "ASC" if search.sort_order == "asc" else "DESC"
+        rows = await self._fetchall(
+            f"SELECT * FROM ({_THREADS}) WHERE {where} ORDER BY {column} {order}, thread_id"
+            " LIMIT ? OFFSET ?",
+            (*params, search.limit, search.offset),
+        )
+        return [_thread(row) for row in rows]
+
+    async def count_threads(self, search: base.ThreadSearch) -> int:
+        where, params = _thread_filters(search)
+        row = await self._fetchone(f"SELECT COUNT(*) FROM ({_THREADS}) WHERE {where}", params)
+        return int(row[0]) if row else 0
+
+    async def list_checkpoints(self, thread_id: str) -> list[base.Checkpoint]:
+        events = await self._fetchall(
+            "SELECT e.id, e.run_id, e.data, e.created_at FROM events e"
+            " JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.thread_id = ? AND e.event = 'values' ORDER BY e.id",
+            (thread_id,),
+        )
+        with_values = {row["run_id"] for row in events}
+        checkpoints = [
+            base.Checkpoint(
+                checkpoint_id=str(uuid.UUID(int=row["id"])),
+                thread_id=thread_id,
+                values=_loads(row["data"]),
+                created_at=row["created_at"],
+                source="loop",
+                run_id=row["run_id"],
+                order=row["id"],
+            )
+            for row in events
+        ]
+        for row in await self._fetchall(
+            "SELECT run_id, output, ended_at FROM runs WHERE thread_id = ? AND status = 'success'"
+            " AND output IS NOT NULL AND output != 'null'",
+            (thread_id,),
+        ):
+            if row["run_id"] not in with_values:
+                checkpoints.append(
+                    base.Checkpoint(
+                        checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, row["run_id"])),
+                        thread_id=thread_id,
+                        values=_loads(row["output"]),
+                        created_at=row["ended_at"],
+                        source="loop",
+                        run_id=row["run_id"],
+                    )
+                )
+        for row in await self._fetchall(
+            "SELECT * FROM thread_states WHERE thread_id = ?", (thread_id,)
+        ):
+            checkpoints.append(
+                base.Checkpoint(
+                    checkpoint_id=row["checkpoint_id"],
+                    thread_id=thread_id,
+                    values=_loads(row["state_values"]),
+                    created_at=row["created_at"],
+                    source="update",
+                    as_node=row["as_node"],
+                )
+            )
+        return sorted(checkpoints, key=lambda c: (c.created_at, c.order), reverse=True)
+
+    async def add_thread_state(
+        self, thread_id: str, checkpoint_id: str, values: Any, as_node: str | None, now: float
+    ) -> None:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO thread_states (checkpoint_id, thread_id, state_values, as_node,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (checkpoint_id, thread_id, _dumps(values), as_node, now),
+            )
+            await conn.execute(
+                "UPDATE threads SET updated_at = ? WHERE thread_id = ?", (now, thread_id)
+            )
+
+        await self.writer.submit(job)
+
+    async def list_thread_runs(
+        self, thread_id: str, limit: int, offset: int, status: str | None
+    ) -> list[models.Run]:
+        clause, params = ("", ()) if status is None else (" AND status = ?", (status,))
+        rows = await self._fetchall(
+            f"SELECT * FROM runs WHERE thread_id = ?{clause}"
+            " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?",
+            (thread_id, *params, limit, offset),
+        )
+        return [_run(row) for row in rows]
+
+    async def inflight_runs(self, thread_id: str) -> list[models.Run]:
+        rows = await self._fetchall(
+            "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')"
+            " ORDER BY created_at, run_id",
+            (thread_id,),
+        )
+        return [_run(row) for row in rows]
+
+    async def delete_run(self, run_id: str) -> bool:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            await conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            cursor = await conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            return cursor.rowcount > 0
+
+        return await self.writer.submit(job)
+
+    async def list_thread_events(self, thread_id: str, after_id: int) -> list[models.Event]:
+        rows = await self._fetchall(
+            "SELECT e.* FROM events e JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.thread_id = ? AND e.id > ? ORDER BY e.id",
+            (thread_id, after_id),
+        )
+        return [
+            models.Event(
+                id=row["id"],
+                run_id=row["run_id"],
+                event=row["event"],
+                data=_loads(row["data"]),
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
+
+    async def create_cron(self, cron: base.Cron) -> base.Cron:
+        columns = _cron_columns(cron)
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            await conn.execute(
+                f"INSERT INTO crons ({names}) VALUES ({marks})", tuple(columns.values())
+            )
+
+        await self.writer.submit(job)
+        return cron
+
+    async def get_cron(self, cron_id: str) -> base.Cron | None:
+        row = await self._fetchone("SELECT * FROM crons WHERE cron_id = ?", (cron_id,))
+        return _cron(row) if row else None
+
+    async def update_cron(
+        self, cron_id: str, changes: Mapping[str, Any], now: float
+    ) -> base.Cron | None:
+        unknown = set(changes) - set(base.CRON_SETTABLE)
+        if unknown:
+            raise ValueError(f"not settable: {sorted(unknown)}")
+        assignments = {
+            name: _dumps(value) if name in ("payload", "metadata") else _column_value(value)
+            for name, value in changes.items()
+        }
+        assignments["updated_at"] = now
+        columns = ", ".join(f"{name} = ?" for name in assignments)
+
+        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
+            async with conn.execute(
+                f"UPDATE crons SET {columns} WHERE cron_id = ? RETURNING *",
+                (*assignments.values(), cron_id),
+            ) as cursor:
+                return await cursor.fetchone()
+
+        row = await self.writer.submit(job)
+        return _cron(row) if row else None
+
+    async def delete_cron(self, cron_id: str) -> bool:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            cursor = await conn.execute("DELETE FROM crons WHERE cron_id = ?", (cron_id,))
+            return cursor.rowcount > 0
+
+        return await self.writer.submit(job)
+
+    async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
+        where, params = _cron_filters(search)
+        column = search.sort_by if search.sort_by in _CRON_SORTS else "created_at"
+        order = "ASC" if search.sort_order == "asc" else "DESC"
+        rows = await self._fetchall(
+            f"SELECT * FROM crons WHERE {where} ORDER BY {column} {order}, cron_id"
+            " LIMIT ? OFFSET ?",
+            (*params, search.limit, search.offset),
+        )
+        return [_cron(row) for row in rows]
+
+    async def count_crons(self, search: base.CronSearch) -> int:
+        where, params = _cron_filters(search)
+        row = await self._fetchone(f"SELECT COUNT(*) FROM crons WHERE {where}", params)
+        return int(row[0]) if row else 0
+
+    async def due_crons(self, now: float, limit: int) -> list[base.Cron]:
+        rows = await self._fetchall(
+            "SELECT * FROM crons WHERE enabled = 1 AND next_run_date <= ?"
+            " ORDER BY next_run_date LIMIT ?",
+            (now, limit),
+        )
+        return [_cron(row) for row in rows]
+
+    async def fire_cron(self, firing: base.CronFiring, now: float) -> models.Run | None:
+        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
+            cursor = await conn.execute(
+                "UPDATE crons SET next_run_date = COALESCE(?, next_run_date), enabled = ?,"
+                " updated_at = ? WHERE cron_id = ? AND enabled = 1 AND next_run_date = ?",
+                (
+                    firing.next_run_date,
+                    int(firing.next_run_date is not None),
+                    now,
+                    firing.cron_id,
+                    firing.due,
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+            return await _insert_run(conn, firing.run, now, None)
+
+        row = await self.writer.submit(job)
+        return _run(row) if row else None
+
+    # --- /inspect: read-side queries and bins (gateway/inspect/; migration 0006) ---------------
+
+    async def list_triggers(
+        self, selection: base.TriggerSelection, limit: int = 50
+    ) -> list[models.Trigger]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if selection.flow_id:
+            clauses.append("flow_id = ?")
+            params.append(selection.flow_id)
+        if selection.before is not None:
+            clauses.append("received_at < ?")
+            params.append(selection.before)
+        if selection.search:
+            clauses.append(
+                "instr(lower(flow_id || ' ' || trigger_id || ' ' || COALESCE(run_id, '') || ' '"
+                " || verification || ' ' || method || ' ' || path || ' ' || CAST(body AS TEXT)),"
+                " ?) > 0"
+            )
+            params.append(selection.search.lower())
+        rows = await self._fetchall(
+            f"SELECT * FROM triggers WHERE {' AND '.join(clauses)}"
+            " ORDER BY received_at DESC, trigger_id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_trigger(row) for row in rows]
+
+    async def list_runs(self, selection: base.RunSelection, limit: int = 50) -> list[models.Run]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        for column, value in (
+            ("flow_id", selection.flow_id),
+            ("status", selection.status.value if selection.status else None),
+            ("trigger_id", selection.trigger_id),
+        ):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if selection.search:
+            clauses.append(
+                "instr(lower(run_id || ' ' || flow_id || ' ' || status || ' '"
+                " || COALESCE(thread_id, '') || ' ' || COALESCE(trigger_id, '')), ?) > 0"
+            )
+            params.append(selection.search.lower())
+        rows = await self._fetchall(
+            f"SELECT * FROM runs WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, run_id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_run(row) for row in rows]
+
+    async def find_deliveries(
+        self, selection: base.DeliverySelection, flow_id: str | None = None, limit: int = 50
+    ) -> list[models.Delivery]:
+        clauses, params = _selection_clauses(selection)
+        if flow_id:
+            clauses.append("run_id IN (SELECT run_id FROM runs WHERE flow_id = ?)")
+            params.append(flow_id)
+        rows = await self._fetchall(
+            f"SELECT * FROM deliveries WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, delivery_id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_delivery(row) for row in rows]
+
+    async def inspect_counts(self, since: float) -> base.InspectCounts:
+        runs = await self._fetchall("SELECT status, COUNT(*) FROM runs GROUP BY status")
+        deliveries = await self._fetchall("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+        row = await self._fetchone(
+            "SELECT (SELECT COUNT(*) FROM triggers),"
+            " (SELECT COUNT(*) FROM triggers WHERE received_at >= ?),"
+            " (SELECT COUNT(*) FROM triggers WHERE received_at >= ?"
+            "   AND verification LIKE 'rejected%'),"
+            " (SELECT COUNT(*) FROM runs WHERE created_at >= ?),"
+            " (SELECT COUNT(*) FROM attempts WHERE started_at >= ?),"
+            " (SELECT COUNT(*) FROM attempts WHERE started_at >= ?"
+            "   AND status_code BETWEEN 200 AND 299)",
+            (since,) * 5,
+        )
+        assert row is not None
+        return base.InspectCounts(
+            triggers=row[0],
+            triggers_since=row[1],
+            rejected_since=row[2],
+            runs={r[0]: r[1] for r in runs},
+            runs_since=row[3],
+            deliveries={r[0]: r[1] for r in deliveries},
+            attempts_since=row[4],
+            attempts_ok_since=row[5],
+        )
+
+    async def create_bin(self, bin: base.Bin) -> base.Bin:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO bins (bin_id, name, reply_status, reply_delay, verify_with,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    bin.bin_id,
+                    bin.name,
+                    bin.reply_status,
+                    bin.reply_delay,
+                    bin.verify_with,
+                    bin.created_at,
+                ),
+            )
+
+        await self.writer.submit(job)
+        return bin
+
+    async def get_bin(self, bin_id: str) -> base.Bin | None:
+        row = await self._fetchone(f"{_BINS} WHERE b.bin_id = ?", (bin_id,))
+        return _bin(row) if row else None
+
+    async def list_bins(self) -> list[base.Bin]:
+        rows = await self._fetchall(f"{_BINS} ORDER BY b.created_at DESC")
+        return [_bin(row) for row in rows]
+
+    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> base.Bin | None:
+        unknown = set(changes) - set(base.BIN_SETTABLE)
+        if unknown:
+            raise ValueError(f"not settable: {sorted(unknown)}")
+        if changes:
+            columns = ", ".join(f"{name} = ?" for name in changes)
+
+            async def job(conn: aiosqlite.Connection) -> None:
+                await conn.execute(
+                    f"UPDATE bins SET {columns} WHERE bin_id = ?", (*changes.values(), bin_id)
+                )
+
+            await self.writer.submit(job)
+        return await self.get_bin(bin_id)
+
+    async def delete_bin(self, bin_id: str) -> bool:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            await conn.execute("DELETE FROM bin_requests WHERE bin_id = ?", (bin_id,))
+            cursor = await conn.execute("DELETE FROM bins WHERE bin_id = ?", (bin_id,))
+            return cursor.rowcount > 0
+
+        return await self.writer.submit(job)
+
+    async def capture_request(
+        self, capture: base.CapturedRequest, keep: int
+    ) -> base.CapturedRequest:
+        async def job(conn: aiosqlite.Connection) -> int:
+            cursor = await conn.execute(
+                "INSERT INTO bin_requests (bin_id, received_at, method, path, query, headers,"
+                " body, content_type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    capture.bin_id,
+                    capture.received_at,
+                    capture.method,
+                    capture.path,
+                    capture.query,
+                    _dumps(capture.headers),
+                    capture.body,
+                    capture.content_type,
+                    capture.source,
+                ),
+            )
+            capture_id = int(cursor.lastrowid or 0)
+            await conn.execute(
+                "DELETE FROM bin_requests WHERE bin_id = ? AND capture_id <= ?",
+                (capture.bin_id, capture_id - keep),
+            )
+            return capture_id
+
+        return dataclasses.replace(capture, capture_id=await self.writer.submit(job))
+
+    async def list_captures(
+        self, bin_id: str | None, search: str | None = None, limit: int = 100
+    ) -> list[base.CapturedRequest]:
+        clauses: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if bin_id is not None:
+            clauses.append("bin_id = ?")
+            params.append(bin_id)
+        if search:
+            clauses.append(
+                "instr(lower(method || ' ' || path || ' ' || query || ' ' || headers || ' '"
+                " || CAST(body AS TEXT)), ?) > 0"
+            )
+            params.append(search.lower())
+        rows = await self._fetchall(
+            f"SELECT * FROM bin_requests WHERE {' AND '.join(clauses)}"
+            " ORDER BY capture_id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_capture(row) for row in rows]
+
+    async def get_capture(self, capture_id: int) -> base.CapturedRequest | None:
+        row = await self._fetchone("SELECT * FROM bin_requests WHERE capture_id = ?", (capture_id,))
+        return _capture(row) if row else None
+
+    # --- end of the /inspect block ---------------------------------------------------------------
+
 
 async def _insert_trigger(
     conn: aiosqlite.Connection, trigger: models.Trigger, run_id: str | None
@@ -743,3 +1228,132 @@ def _delivery(row: sqlite3.Row) -> models.Delivery:
         updated_at=row["updated_at"],
         origin_at=row["origin_at"],
     )
+
+
+# --- /inspect: row mapping (gateway/inspect/; migration 0006) ------------------------------------
+
+_BINS = (
+    "SELECT b.*, (SELECT COUNT(*) FROM bin_requests r WHERE r.bin_id = b.bin_id) AS captures"
+    " FROM bins b"
+)
+
+
+def _trigger(row: sqlite3.Row) -> models.Trigger:
+    fields = dict(row)
+    fields["headers"] = _loads(fields["headers"])
+    return models.Trigger(**fields)
+
+
+def _bin(row: sqlite3.Row) -> base.Bin:
+    return base.Bin(
+        bin_id=row["bin_id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        reply_status=row["reply_status"],
+        reply_delay=row["reply_delay"],
+        verify_with=row["verify_with"],
+        captures=row["captures"],
+    )
+
+
+def _capture(row: sqlite3.Row) -> base.CapturedRequest:
+    return base.CapturedRequest(
+        capture_id=row["capture_id"],
+        bin_id=row["bin_id"],
+        received_at=row["received_at"],
+        method=row["method"],
+        path=row["path"],
+        query=row["query"],
+        headers=_loads(row["headers"]),
+        body=bytes(row["body"]),
+        content_type=row["content_type"],
+        source=row["source"],
+    )
+
+
+# --- LangGraph threads and crons (issue 5) -------------------------------------------------
+
+# A thread is busy while it has a pending or running run; otherwise its last ended run says
+# how it is: success → idle, interrupted → interrupted, error or timeout → error.
+_THREADS = """
+SELECT t.*, CASE
+    WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                 AND r.status IN ('pending', 'running')) THEN 'busy'
+    ELSE COALESCE((SELECT CASE r.status WHEN 'success' THEN 'idle'
+                                        WHEN 'interrupted' THEN 'interrupted' ELSE 'error' END
+                   FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+                   ORDER BY r.ended_at DESC LIMIT 1), 'idle')
+    END AS status
+FROM threads t
+"""
+# A pending run on a thread waits for the thread's running run and for every earlier pending
+# one (LangGraph's multitask "enqueue": one run at a time per thread, first come first served).
+_THREAD_IS_FREE = (
+    "(runs.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs o"
+    " WHERE o.thread_id = runs.thread_id AND o.run_id != runs.run_id"
+    " AND (o.status = 'running' OR (o.status = 'pending' AND (o.created_at < runs.created_at"
+    " OR (o.created_at = runs.created_at AND o.run_id < runs.run_id))))))"
+)
+_THREAD_SORTS = ("thread_id", "status", "created_at", "updated_at")
+_CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at")
+
+
+def _metadata_filters(metadata: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    clauses, params = [], []
+    for key, value in metadata.items():
+        clauses.append("json_extract(metadata, ?) = json_extract(?, '$')")
+        params.extend([f'$."{key}"', _dumps(value)])
+    return clauses, params
+
+
+def _thread_filters(search: base.ThreadSearch) -> tuple[str, list[Any]]:
+    clauses, params = _metadata_filters(search.metadata)
+    if search.ids:
+        clauses.append(f"thread_id IN ({', '.join('?' for _ in search.ids)})")
+        params.extend(search.ids)
+    if search.status is not None:
+        clauses.append("status = ?")
+        params.append(search.status)
+    return " AND ".join(clauses) or "1 = 1", params
+
+
+def _cron_filters(search: base.CronSearch) -> tuple[str, list[Any]]:
+    clauses, params = _metadata_filters(search.metadata)
+    for column, value in (("flow_id", search.flow_id), ("thread_id", search.thread_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if search.enabled is not None:
+        clauses.append("enabled = ?")
+        params.append(int(search.enabled))
+    return " AND ".join(clauses) or "1 = 1", params
+
+
+def _thread(row: sqlite3.Row) -> base.Thread:
+    return base.Thread(
+        thread_id=row["thread_id"],
+        metadata=_loads(row["metadata"]),
+        config=_loads(row["config"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        status=row["status"],
+        ttl=_loads(row["ttl"]),
+    )
+
+
+def _cron_columns(cron: base.Cron) -> dict[str, Any]:
+    columns = {}
+    for field in dataclasses.fields(cron):
+        value = getattr(cron, field.name)
+        columns[field.name] = (
+            _dumps(value) if field.name in ("payload", "metadata") else _column_value(value)
+        )
+    return columns
+
+
+def _cron(row: sqlite3.Row) -> base.Cron:
+    fields = dict(row)
+    fields["payload"] = _loads(fields["payload"])
+    fields["metadata"] = _loads(fields["metadata"])
+    fields["enabled"] = bool(fields["enabled"])
+    return base.Cron(**fields)

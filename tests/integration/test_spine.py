@@ -9,6 +9,7 @@ import itsdangerous
 import standardwebhooks
 
 from gateway.testing import Receiver, eventually
+from tests.integration.helpers import settled_delivery
 
 SIGNING_SECRET = "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLXNlY3JldA=="
 
@@ -65,9 +66,8 @@ async def test_trigger_runs_flow_and_delivers_signed_callback(
     claims = serializer.loads(callback.query["hookgate_token"], max_age=60)
     assert claims == {"delivery_id": callback.headers["webhook-id"], "run_id": run_id}
 
-    deliveries = await (await gateway.get(f"/api/v1/deliveries?run_id={run_id}")).json()
-    assert [d["status"] for d in deliveries] == ["succeeded"]
-    assert deliveries[0]["delivery_id"] == callback.headers["webhook-id"]
+    delivery = await settled_delivery(gateway, run_id, "succeeded")
+    assert delivery["delivery_id"] == callback.headers["webhook-id"]
 
 
 async def test_per_trigger_webhook_is_signed_with_the_signing_secret(

@@ -1,0 +1,565 @@
+"""LangGraph Agent Server's surface: meta, assistants and threads (runs: ``langgraph_runs``,
+crons: ``langgraph_crons``). The official ``langgraph-sdk`` client works against it unchanged.
+
+Adapters only: parse and validate as the peer does (same status codes, ``{"detail": …}``),
+call ``gateway.runs.threads``, shape the answer. Nothing is stored for a refused request.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from importlib import metadata as package_metadata
+from typing import Any
+
+from aiohttp import web
+
+from gateway import errors, keys, models
+from gateway.clock import isoformat
+from gateway.flows import Flow
+from gateway.runs import threads as lg
+from gateway.store import base
+
+threads_key = web.AppKey("langgraph_threads", lg.Threads)
+started_key = web.AppKey("langgraph_started_at", float)
+
+ASSISTANT_SORTS = ("assistant_id", "graph_id", "name", "created_at", "updated_at")
+
+
+def setup(app: web.Application) -> None:
+    """Routes for the whole LangGraph surface, and the context that runs crons."""
+    from gateway.api import langgraph_crons, langgraph_runs
+
+    app.cleanup_ctx.append(_context)
+    r = app.router
+    r.add_get("/ok", ok)
+    r.add_get("/info", info)
+
+    r.add_post("/assistants/search", search_assistants)
+    r.add_post("/assistants/count", count_assistants)
+    r.add_get("/assistants/{assistant_id}", get_assistant)
+    r.add_get("/assistants/{assistant_id}/graph", get_graph)
+    r.add_get("/assistants/{assistant_id}/schemas", get_schemas)
+    r.add_get("/assistants/{assistant_id}/subgraphs", get_subgraphs)
+    r.add_post("/assistants/{assistant_id}/versions", get_versions)
+
+    r.add_post("/threads", create_thread)
+    r.add_post("/threads/search", search_threads)
+    r.add_post("/threads/count", count_threads)
+    r.add_get("/threads/{thread_id}", get_thread)
+    r.add_patch("/threads/{thread_id}", update_thread)
+    r.add_delete("/threads/{thread_id}", delete_thread)
+    r.add_post("/threads/{thread_id}/copy", copy_thread)
+    r.add_get("/threads/{thread_id}/state", get_state)
+    r.add_post("/threads/{thread_id}/state", update_state)
+    r.add_post("/threads/{thread_id}/state/checkpoint", get_state_at)
+    r.add_get("/threads/{thread_id}/state/{checkpoint_id}", get_state_at)
+    r.add_post("/threads/{thread_id}/history", history)
+    r.add_get("/threads/{thread_id}/history", history)
+    langgraph_runs.setup(app)
+    langgraph_crons.setup(app)
+
+
+async def _context(app: web.Application) -> AsyncIterator[None]:
+    from gateway.runs.crons import CronScheduler
+
+    store = lg.thread_store(app[keys.store_key])
+    clock = app[keys.clock_key]
+    threads = lg.Threads(app[keys.runs_key], app[keys.worker_key], store, clock)
+    app[threads_key] = threads
+    app[started_key] = clock.now()
+    scheduler = CronScheduler(
+        threads, store, clock, poll_interval=app[keys.settings_key].poll_interval
+    )
+    scheduler.start()
+    yield
+    await scheduler.stop()
+
+
+# parsing shared by every LangGraph handler
+
+
+def store_of(request: web.Request) -> lg.LangGraphStore:
+    return lg.thread_store(request.app[keys.store_key])
+
+
+async def body_of(request: web.Request, *, required: bool = False) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise errors.Unprocessable("Request body is empty: expected a JSON object")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise errors.Unprocessable("Invalid JSON in request body") from None
+    if not isinstance(data, dict):
+        raise errors.Unprocessable("Request body must be a JSON object")
+    return data
+
+
+def uuid_of(value: Any, label: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise errors.Unprocessable(f"Invalid {label}: must be a UUID") from None
+
+
+def path_uuid(request: web.Request, name: str, label: str) -> str:
+    return uuid_of(request.match_info[name], label)
+
+
+def field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise errors.Unprocessable(f"{name}: invalid type {type(value).__name__}")
+    return value
+
+
+def choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = data.get(name)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def page(data: Mapping[str, Any]) -> tuple[int, int]:
+    limit = field(data, "limit", int, 10)
+    offset = field(data, "offset", int, 0)
+    if limit < 1 or limit > 1000 or offset < 0:
+        raise errors.Unprocessable("limit must be 1..1000 and offset >= 0")
+    return limit, offset
+
+
+def paginated(items: list[Any], limit: int, offset: int, has_more: bool) -> web.Response:
+    """The peer's pagination headers (``X-Pagination-Total``, ``X-Pagination-Next``)."""
+    headers = {}
+    if has_more:
+        next_offset = offset + limit
+        headers["X-Pagination-Total"] = str(next_offset + 1)
+        headers["X-Pagination-Next"] = str(next_offset)
+    else:
+        headers["X-Pagination-Total"] = str(offset + len(items))
+    return web.json_response(items[:limit], headers=headers)
+
+
+def flow_for_assistant(request: web.Request, assistant: Any) -> Flow:
+    """A graph name or a system assistant's UUID, as in run and cron bodies."""
+    flows = request.app[keys.flows_key]
+    if not isinstance(assistant, str) or not assistant:
+        raise errors.Unprocessable("assistant_id: required")
+    if assistant in flows:
+        return flows[assistant]
+    try:
+        wanted = str(uuid.UUID(assistant))
+    except ValueError:
+        graphs = ", ".join(sorted(flows))
+        raise errors.Unprocessable(
+            f"Invalid assistant: '{assistant}'. Must be either:\n- A valid assistant UUID, or\n"
+            f"- One of the registered graphs: {graphs}"
+        ) from None
+    for flow in flows.values():
+        if models.assistant_id(flow.flow_id) == wanted:
+            return flow
+    raise errors.NotFound(f"Assistant '{wanted}' not found")
+
+
+# meta
+
+
+async def ok(request: web.Request) -> web.Response:
+    if request.query.get("check_db") in ("1", "true"):
+        await request.app[keys.store_key].ping()
+    return web.json_response({"ok": True})
+
+
+async def info(request: web.Request) -> web.Response:
+    try:
+        version = package_metadata.version("hookgate")
+    except package_metadata.PackageNotFoundError:
+        version = "0.0.0"
+    try:
+        langgraph_version: str | None = package_metadata.version("langgraph")
+    except package_metadata.PackageNotFoundError:
+        langgraph_version = None
+    return web.json_response(
+        {
+            "version": version,
+            "langgraph_py_version": langgraph_version,
+            "flags": {
+                "assistants": True,
+                "crons": True,
+                "langsmith": False,
+                "langsmith_tracing_replicas": False,
+                "langsmith_tracing_session_on_runs": False,
+            },
+            "host": {
+                "kind": "hookgate",
+                "project_id": None,
+                "host_revision_id": None,
+                "revision_id": None,
+                "tenant_id": None,
+            },
+        }
+    )
+
+
+# assistants: one system assistant per flow
+
+
+def assistant_view(request: web.Request, flow: Flow) -> dict[str, Any]:
+    created = isoformat(request.app[started_key])
+    return {
+        "assistant_id": models.assistant_id(flow.flow_id),
+        "graph_id": flow.flow_id,
+        "name": flow.flow_id,
+        "description": flow.description or None,
+        "config": {},
+        "context": {},
+        "created_at": created,
+        "updated_at": created,
+        "metadata": {"created_by": "system"},
+        "version": 1,
+    }
+
+
+def _assistant_matches(view: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    graph_id, name = data.get("graph_id"), data.get("name")
+    wanted = field(data, "metadata", dict, {})
+    return (
+        (graph_id is None or view["graph_id"] == graph_id)
+        and (name is None or str(name).lower() in view["name"].lower())
+        and all(view["metadata"].get(key) == value for key, value in wanted.items())
+    )
+
+
+def _assistants(request: web.Request, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    flows = request.app[keys.flows_key]
+    views = [assistant_view(request, flow) for flow in flows.values()]
+    return [view for view in views if _assistant_matches(view, data)]
+
+
+async def search_assistants(request: web.Request) -> web.Response:
+    data = await body_of(request)
+    limit, offset = page(data)
+    sort_by = choice(data, "sort_by", ASSISTANT_SORTS, "created_at")
+    descending = choice(data, "sort_order", ("asc", "desc"), "desc") == "desc"
+    views = sorted(
+        _assistants(request, data),
+        key=lambda view: (str(view[sort_by]), view["graph_id"]),
+        reverse=descending,
+    )
+    select = field(data, "select", list, None)
+    if select:
+        views = [{key: view[key] for key in select if key in view} for view in views]
+    window = views[offset : offset + limit + 1]
+    return paginated(window, limit, offset, len(window) > limit)
+
+
+async def count_assistants(request: web.Request) -> web.Response:
+    return web.json_response(len(_assistants(request, await body_of(request))))
+
+
+def _assistant_flow(request: web.Request, *, by_name: bool = False) -> Flow:
+    value = request.match_info["assistant_id"]
+    if by_name and value in request.app[keys.flows_key]:
+        return request.app[keys.flows_key][value]
+    wanted = uuid_of(value, "assistant ID")
+    for flow in request.app[keys.flows_key].values():
+        if models.assistant_id(flow.flow_id) == wanted:
+            return flow
+    raise errors.NotFound(f"Assistant {wanted} not found")
+
+
+async def get_assistant(request: web.Request) -> web.Response:
+    return web.json_response(assistant_view(request, _assistant_flow(request)))
+
+
+async def get_versions(request: web.Request) -> web.Response:
+    view = assistant_view(request, _assistant_flow(request))
+    view.pop("updated_at")
+    return web.json_response([view])
+
+
+async def get_graph(request: web.Request) -> web.Response:
+    flow = _assistant_flow(request, by_name=True)
+    graph = getattr(getattr(flow.func, "__self__", None), "graph_json", None)
+    if callable(graph):
+        return web.json_response(graph())
+    return web.json_response(
+        {
+            "nodes": [
+                {"id": "__start__", "type": "schema", "data": "__start__"},
+                {"id": flow.flow_id, "type": "runnable", "data": {"name": flow.flow_id}},
+                {"id": "__end__", "type": "schema", "data": "__end__"},
+            ],
+            "edges": [
+                {"source": "__start__", "target": flow.flow_id},
+                {"source": flow.flow_id, "target": "__end__"},
+            ],
+        }
+    )
+
+
+async def get_schemas(request: web.Request) -> web.Response:
+    flow = _assistant_flow(request)
+    schemas = getattr(getattr(flow.func, "__self__", None), "schemas_json", None)
+    if callable(schemas):
+        return web.json_response({"graph_id": flow.flow_id, **schemas()})
+    anything: dict[str, Any] = {"type": "object", "title": flow.flow_id}
+    return web.json_response(
+        {
+            "graph_id": flow.flow_id,
+            "input_schema": anything,
+            "output_schema": anything,
+            "state_schema": anything,
+            "config_schema": None,
+            "context_schema": None,
+        }
+    )
+
+
+async def get_subgraphs(request: web.Request) -> web.Response:
+    _assistant_flow(request)
+    return web.json_response({})
+
+
+# threads
+
+
+async def _thread_or_404(store: lg.LangGraphStore, thread_id: str) -> base.Thread:
+    thread = await store.get_thread(thread_id)
+    if thread is None:
+        raise errors.NotFound(f"Thread with ID {thread_id} not found")
+    return thread
+
+
+async def _thread_response(
+    store: lg.LangGraphStore, thread: base.Thread, *, include_ttl: bool = False
+) -> dict[str, Any]:
+    values = await lg.thread_values(store, thread.thread_id)
+    return lg.thread_view(thread, values, include_ttl=include_ttl)
+
+
+def _ttl(data: Mapping[str, Any], now: float) -> dict[str, Any] | None:
+    value = data.get("ttl")
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = {"ttl": value, "strategy": "delete"}
+    if not isinstance(value, dict) or not isinstance(value.get("ttl"), int | float):
+        raise errors.Unprocessable("ttl: expected minutes or {ttl, strategy}")
+    minutes = float(value["ttl"])
+    return {
+        "strategy": value.get("strategy", "delete"),
+        "ttl_minutes": minutes,
+        "expires_at": isoformat(now + minutes * 60),
+    }
+
+
+async def create_thread(request: web.Request) -> web.Response:
+    data = await body_of(request)
+    store = store_of(request)
+    now = request.app[keys.clock_key].now()
+    thread_id = (
+        uuid_of(data["thread_id"], "thread ID") if data.get("thread_id") else models.new_id()
+    )
+    if_exists = choice(data, "if_exists", ("raise", "do_nothing"), "raise")
+    metadata = field(data, "metadata", dict, {})
+    thread = base.Thread(thread_id, metadata, {}, now, now, ttl=_ttl(data, now))
+    stored, created = await store.create_thread(thread, if_exists)
+    if not created and if_exists == "raise":
+        raise errors.Conflict(f"Thread with ID {thread_id} already exists")
+    if created:
+        for superstep in field(data, "supersteps", list, []):
+            for update in superstep.get("updates", []) if isinstance(superstep, dict) else []:
+                await store.add_thread_state(
+                    thread_id,
+                    lg.new_checkpoint_id(),
+                    update.get("values"),
+                    update.get("as_node"),
+                    request.app[keys.clock_key].now(),
+                )
+    return web.json_response(await _thread_response(store, stored))
+
+
+def _thread_search(data: Mapping[str, Any]) -> base.ThreadSearch:
+    limit, offset = page(data)
+    ids = tuple(uuid_of(i, "thread ID") for i in field(data, "ids", list, []))
+    return base.ThreadSearch(
+        metadata=field(data, "metadata", dict, {}),
+        ids=ids,
+        status=None
+        if data.get("status") is None
+        else choice(data, "status", base.THREAD_STATUSES, "idle"),
+        limit=limit + 1,
+        offset=offset,
+        sort_by=choice(
+            data,
+            "sort_by",
+            ("thread_id", "status", "created_at", "updated_at", "state_updated_at"),
+            "updated_at",
+        ).replace("state_updated_at", "updated_at"),
+        sort_order=choice(data, "sort_order", ("asc", "desc"), "desc"),
+    )
+
+
+async def search_threads(request: web.Request) -> web.Response:
+    data = await body_of(request)
+    search = _thread_search(data)
+    store = store_of(request)
+    found = await store.search_threads(search)
+    wanted_values = field(data, "values", dict, {})
+    views = []
+    for thread in found:
+        view = await _thread_response(store, thread)
+        if wanted_values and not (
+            isinstance(view["values"], dict)
+            and all(view["values"].get(k) == v for k, v in wanted_values.items())
+        ):
+            continue
+        extract = field(data, "extract", dict, {})
+        if extract:
+            view["extracted"] = {
+                alias: _extract(view, str(path)) for alias, path in extract.items()
+            }
+        select = field(data, "select", list, None)
+        views.append({k: view[k] for k in select if k in view} if select else view)
+    return paginated(views, search.limit - 1, search.offset, len(found) >= search.limit)
+
+
+def _extract(view: Mapping[str, Any], path: str) -> Any:
+    value: Any = view
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+async def count_threads(request: web.Request) -> web.Response:
+    search = _thread_search(await body_of(request))
+    return web.json_response(await store_of(request).count_threads(search))
+
+
+async def get_thread(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    thread = await _thread_or_404(store, thread_id)
+    include = request.query.get("include", "")
+    view = await _thread_response(store, thread, include_ttl="ttl" in include.split(","))
+    return web.json_response(view)
+
+
+async def update_thread(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    data = await body_of(request)
+    store = store_of(request)
+    now = request.app[keys.clock_key].now()
+    metadata = field(data, "metadata", dict, {})
+    thread = await store.update_thread(thread_id, metadata, now, _ttl(data, now))
+    if thread is None:
+        raise errors.NotFound(f"Thread with ID {thread_id} not found")
+    if "return=minimal" in request.headers.get("Prefer", ""):
+        return web.Response(status=204)
+    return web.json_response(await _thread_response(store, thread))
+
+
+async def delete_thread(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    await _thread_or_404(store, thread_id)
+    threads = request.app[threads_key]
+    for run in await store.inflight_runs(thread_id):
+        await threads.cancel(run, "interrupt")
+    await store.delete_thread(thread_id)
+    return web.Response(status=204)
+
+
+async def copy_thread(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    thread = await _thread_or_404(store, thread_id)
+    now = request.app[keys.clock_key].now()
+    copy = base.Thread(models.new_id(), dict(thread.metadata), dict(thread.config), now, now)
+    stored, _ = await store.create_thread(copy, "raise")
+    values = await lg.thread_values(store, thread_id)
+    if values is not None:
+        await store.add_thread_state(copy.thread_id, lg.new_checkpoint_id(), values, None, now)
+    return web.json_response(await _thread_response(store, stored))
+
+
+async def get_state(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    await _thread_or_404(store, thread_id)
+    return web.json_response(await lg.current_state(store, thread_id))
+
+
+async def get_state_at(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    await _thread_or_404(store, thread_id)
+    if request.method == "POST":
+        checkpoint = field(await body_of(request), "checkpoint", dict, {})
+        wanted = checkpoint.get("checkpoint_id")
+    else:
+        wanted = request.match_info["checkpoint_id"]
+    checkpoints = await store.list_checkpoints(thread_id)
+    for index, checkpoint_row in enumerate(checkpoints):
+        if checkpoint_row.checkpoint_id == wanted:
+            parent = checkpoints[index + 1] if index + 1 < len(checkpoints) else None
+            return web.json_response(lg.state_view(thread_id, checkpoint_row, parent))
+    raise errors.NotFound(f"Checkpoint {wanted} not found")
+
+
+async def update_state(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    data = await body_of(request)
+    store = store_of(request)
+    thread = await _thread_or_404(store, thread_id)
+    if not thread.metadata.get("graph_id"):
+        raise errors.BadRequest(f"Thread {thread_id} has no graph ID: run it once first")
+    values = data.get("values")
+    current = await lg.thread_values(store, thread_id)
+    if isinstance(current, dict) and isinstance(values, dict):
+        values = {**current, **values}
+    as_node = field(data, "as_node", str, None)
+    checkpoint_id = lg.new_checkpoint_id()
+    await store.add_thread_state(
+        thread_id, checkpoint_id, values, as_node, request.app[keys.clock_key].now()
+    )
+    ref = lg.checkpoint_ref(thread_id, checkpoint_id)
+    return web.json_response(
+        {"checkpoint": ref, "configurable": ref, "checkpoint_id": checkpoint_id}
+    )
+
+
+async def history(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    await _thread_or_404(store, thread_id)
+    if request.method == "POST":
+        data = await body_of(request)
+        limit = field(data, "limit", int, 10)
+        before = field(data, "before", dict, {}).get("checkpoint_id")
+    else:
+        try:
+            limit = int(request.query.get("limit", "1"))
+        except ValueError:
+            raise errors.Unprocessable("limit: expected an integer") from None
+        before = request.query.get("before")
+    checkpoints = await store.list_checkpoints(thread_id)
+    if before is not None:
+        ids = [c.checkpoint_id for c in checkpoints]
+        checkpoints = checkpoints[ids.index(before) + 1 :] if before in ids else []
+    states = [
+        lg.state_view(
+            thread_id, checkpoint, checkpoints[i + 1] if i + 1 < len(checkpoints) else None
+        )
+        for i, checkpoint in enumerate(checkpoints[:limit])
+    ]
+    return web.json_response(states)

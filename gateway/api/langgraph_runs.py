@@ -1,0 +1,529 @@
+"""LangGraph runs: threaded and stateless create/stream/wait, list, get, join, cancel, delete,
+and the run and thread event streams, written byte for byte as the Agent Server writes them.
+
+Every run's events are stored, so every stream carries ``id:`` lines and any run can be
+resumed with ``Last-Event-ID`` (the peer does this only for ``stream_resumable`` runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway import errors, keys, models, netguard
+from gateway.api.langgraph import (
+    body_of,
+    choice,
+    field,
+    flow_for_assistant,
+    path_uuid,
+    store_of,
+    threads_key,
+)
+from gateway.runs import sse
+from gateway.runs import threads as lg
+from gateway.runs.events import RUN_END
+
+KEEPALIVE_SECONDS = 5.0
+THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
+_DISCONNECTED = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+_EVENT_ID = re.compile(r"^(\d+)(?:-(\d+|\*))?$")
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/threads/{thread_id}/runs", create_run)
+    r.add_post("/threads/{thread_id}/runs/stream", stream_run)
+    r.add_post("/threads/{thread_id}/runs/wait", wait_run)
+    r.add_get("/threads/{thread_id}/runs", list_runs)
+    r.add_get("/threads/{thread_id}/runs/{run_id}", get_run)
+    r.add_delete("/threads/{thread_id}/runs/{run_id}", delete_run)
+    r.add_post("/threads/{thread_id}/runs/{run_id}/cancel", cancel_run)
+    r.add_get("/threads/{thread_id}/runs/{run_id}/join", join_run)
+    r.add_get("/threads/{thread_id}/runs/{run_id}/stream", join_stream)
+    r.add_get("/threads/{thread_id}/stream", thread_stream)
+    r.add_post("/runs", create_run)
+    r.add_post("/runs/stream", stream_run)
+    r.add_post("/runs/wait", wait_run)
+    r.add_post("/runs/batch", create_batch)
+    r.add_post("/runs/cancel", cancel_many)
+    r.add_get("/runs/{run_id}/stream", join_stream)
+    r.add_get("/runs/{run_id}/join", join_run)
+
+
+# the run-create body
+
+
+def parse_run(
+    request: web.Request, data: dict[str, Any], thread_id: str | None, *, streaming: bool
+) -> lg.RunRequest:
+    flow = flow_for_assistant(request, data.get("assistant_id"))
+    try:
+        modes = sse.parse_modes(data.get("stream_mode")) if streaming else ("values",)
+    except ValueError as exc:
+        raise errors.Unprocessable(str(exc)) from None
+    config = field(data, "config", dict, {})
+    context = field(data, "context", dict, {})
+    if config.get("configurable") and context:
+        raise errors.BadRequest(
+            "Cannot specify both configurable and context. Prefer setting context alone."
+        )
+    command = field(data, "command", dict, None)
+    if thread_id is None and command and command.get("resume") is not None:
+        raise errors.BadRequest("You must provide a thread_id when resuming.")
+    webhook = field(data, "webhook", str, None)
+    if webhook is not None:
+        settings = request.app[keys.settings_key]
+        netguard.check_url(
+            webhook,
+            allow_private=settings.allow_private_networks,
+            allow=netguard.Allowlist.parse(settings.allowed_targets),
+        )
+    metadata = field(data, "metadata", dict, {})
+    return lg.RunRequest(
+        flow_id=flow.flow_id,
+        thread_id=thread_id,
+        input=data.get("input"),
+        stream_mode=modes,
+        webhook=webhook,
+        command=command,
+        config=config,
+        context=context,
+        metadata=metadata,
+        multitask_strategy=choice(data, "multitask_strategy", lg.MULTITASK_STRATEGIES, "enqueue"),
+        if_not_exists=choice(data, "if_not_exists", ("create", "reject"), "reject"),
+        on_completion=choice(data, "on_completion", ("delete", "keep"), "delete"),
+        on_disconnect=choice(data, "on_disconnect", ("cancel", "continue"), "continue"),
+        subgraphs=bool(field(data, "stream_subgraphs", bool, False)),
+        resumable=bool(field(data, "stream_resumable", bool, False)),
+        interrupt_before=data.get("interrupt_before"),
+        interrupt_after=data.get("interrupt_after"),
+        feedback_keys=data.get("feedback_keys"),
+        durability=choice(data, "durability", ("sync", "async", "exit"), "async"),
+    )
+
+
+def _thread_param(request: web.Request) -> str | None:
+    if "thread_id" not in request.match_info:
+        return None
+    return path_uuid(request, "thread_id", "thread ID")
+
+
+async def _create(request: web.Request, *, streaming: bool) -> models.Run:
+    thread_id = _thread_param(request)
+    data = await body_of(request, required=True)
+    run_request = parse_run(request, data, thread_id, streaming=streaming)
+    return await request.app[threads_key].create_run(run_request)
+
+
+def _run_path(run: models.Run, *, stateless: bool) -> str:
+    if stateless:
+        return f"/runs/{run.run_id}"
+    return f"/threads/{run.thread_id}/runs/{run.run_id}"
+
+
+def run_view(run: models.Run) -> dict[str, Any]:
+    from gateway.runs.payload import run_view as view
+
+    return view(run)
+
+
+async def create_run(request: web.Request) -> web.Response:
+    run = await _create(request, streaming=True)
+    stateless = "thread_id" not in request.match_info
+    return web.json_response(
+        run_view(run), headers={"Content-Location": _run_path(run, stateless=stateless)}
+    )
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    try:
+        items = json.loads(await request.read())
+    except (UnicodeDecodeError, ValueError):
+        raise errors.Unprocessable("Invalid JSON in request body") from None
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise errors.Unprocessable("Request body must be a non-empty array of run objects")
+    parsed = [parse_run(request, item, None, streaming=True) for item in items]
+    threads = request.app[threads_key]
+    runs = [await threads.create_run(item) for item in parsed]
+    return web.json_response([run_view(run) for run in runs])
+
+
+async def stream_run(request: web.Request) -> web.StreamResponse:
+    run = await _create(request, streaming=True)
+    stateless = "thread_id" not in request.match_info
+    path = _run_path(run, stateless=stateless)
+    cancel = run.kwargs.get("on_disconnect") == "cancel"
+    return await write_run_stream(
+        request,
+        run,
+        tuple(run.kwargs.get("stream_mode") or sse.DEFAULT_MODES),
+        after_id=0,
+        headers={"Location": f"{path}/stream", "Content-Location": path},
+        cancel_on_disconnect=cancel,
+    )
+
+
+async def wait_run(request: web.Request) -> web.StreamResponse:
+    run = await _create(request, streaming=False)
+    path = f"/threads/{run.thread_id}/runs/{run.run_id}"
+    return await write_final(
+        request,
+        run,
+        headers={"Location": f"{path}/join", "Content-Location": path},
+        cancel_on_disconnect=run.kwargs.get("on_disconnect") == "cancel",
+    )
+
+
+# reading runs
+
+
+async def _run_of_thread(request: web.Request) -> models.Run:
+    thread_id = _thread_param(request)
+    run_id = path_uuid(request, "run_id", "run ID")
+    run = await store_of(request).get_run(run_id)
+    if run is None or (thread_id is not None and run.thread_id != thread_id):
+        raise errors.NotFound(f"Run {run_id} not found")
+    return run
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    if await store.get_thread(thread_id) is None:
+        raise errors.NotFound(f"Thread with ID {thread_id} not found")
+    try:
+        limit = int(request.query.get("limit", "10"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise errors.Unprocessable("limit and offset must be integers") from None
+    status = request.query.get("status") or None
+    runs = await store.list_thread_runs(thread_id, limit, offset, status)
+    select = request.query.getall("select", [])
+    views = [run_view(run) for run in runs]
+    if select:
+        views = [{k: v[k] for k in select if k in v} for v in views]
+    return web.json_response(views)
+
+
+async def get_run(request: web.Request) -> web.Response:
+    return web.json_response(run_view(await _run_of_thread(request)))
+
+
+async def delete_run(request: web.Request) -> web.Response:
+    run = await _run_of_thread(request)
+    if not run.status.is_final:
+        await request.app[threads_key].cancel(run, "interrupt")
+    await store_of(request).delete_run(run.run_id)
+    return web.Response(status=204)
+
+
+async def cancel_run(request: web.Request) -> web.StreamResponse:
+    run = await _run_of_thread(request)
+    action = request.query.get("action", "interrupt")
+    if action not in ("interrupt", "rollback"):
+        raise errors.Unprocessable("action: expected interrupt or rollback")
+    if run.status.is_final:
+        raise errors.NotFound(
+            "No matching runs to cancel. The run may have already finished or does not exist."
+        )
+    wait = request.query.get("wait", "0").lower() in ("1", "true", "yes")
+    await request.app[threads_key].cancel(run, action)
+    if not wait:
+        return web.Response(status=202)
+    final = await store_of(request).get_run(run.run_id)
+    if final is None:
+        return web.json_response({})
+    return await write_final(request, final, headers={}, cancel_on_disconnect=False)
+
+
+async def cancel_many(request: web.Request) -> web.Response:
+    data = await body_of(request)
+    action = request.query.get("action", "interrupt")
+    status = data.get("status")
+    thread_id, run_ids = data.get("thread_id"), field(data, "run_ids", list, [])
+    if status is not None and (thread_id or run_ids):
+        raise errors.Unprocessable("status cannot be combined with thread_id or run_ids")
+    store = store_of(request)
+    threads = request.app[threads_key]
+    targets: list[models.Run] = []
+    if thread_id:
+        targets = await store.inflight_runs(str(thread_id))
+        if run_ids:
+            targets = [r for r in targets if r.run_id in run_ids]
+    else:
+        for run_id in run_ids:
+            run = await store.get_run(str(run_id))
+            if run is not None and not run.status.is_final:
+                targets.append(run)
+    for run in targets:
+        await threads.cancel(run, action)
+    return web.Response(status=204)
+
+
+async def join_run(request: web.Request) -> web.StreamResponse:
+    run = await _run_of_thread(request)
+    cancel = request.query.get("cancel_on_disconnect", "").lower() in ("1", "true", "yes")
+    return await write_final(request, run, headers={}, cancel_on_disconnect=cancel)
+
+
+async def join_stream(request: web.Request) -> web.StreamResponse:
+    run = await _run_of_thread(request)
+    modes = _query_modes(request, "stream_mode") or tuple(
+        run.kwargs.get("stream_mode") or sse.DEFAULT_MODES
+    )
+    for mode in modes:
+        if mode not in sse.STREAM_MODES:
+            raise errors.Unprocessable(f"Invalid stream mode: {mode}")
+    after = _last_event_id(request)
+    cancel = request.query.get("cancel_on_disconnect", "").lower() in ("1", "true", "yes")
+    return await write_run_stream(
+        request, run, modes, after_id=after or 0, headers={}, cancel_on_disconnect=cancel
+    )
+
+
+def _query_modes(request: web.Request, *names: str) -> tuple[str, ...]:
+    """Repeated params, comma-separated values or a JSON array, under any of ``names``."""
+    modes: list[str] = []
+    for name in names:
+        for value in request.query.getall(name, []):
+            value = value.strip()
+            if not value:
+                continue
+            if value.startswith("["):
+                try:
+                    parsed = json.loads(value)
+                except ValueError:
+                    raise errors.Unprocessable(f"Invalid stream mode: {value}") from None
+                modes.extend(str(item) for item in parsed)
+            else:
+                modes.extend(part.strip() for part in value.split(",") if part.strip())
+    return tuple(dict.fromkeys(modes))
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    value = request.headers.get("Last-Event-ID")
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value == "-":
+        return 0
+    match = _EVENT_ID.match(value)
+    if match is None:
+        raise errors.Unprocessable(f"Invalid Last-Event-ID: {value}")
+    return int(match.group(1))
+
+
+# writing streams
+
+
+async def _pump(source: AsyncIterator[Any], queue: asyncio.Queue[tuple[bool, Any]]) -> None:
+    try:
+        async for item in source:
+            await queue.put((True, item))
+    finally:
+        await queue.put((False, None))
+
+
+async def _keepalive_items(
+    source: AsyncIterator[Any], beat: Callable[[], Awaitable[None]]
+) -> AsyncIterator[Any]:
+    """Items of ``source``; while none comes for ``KEEPALIVE_SECONDS``, call ``beat``."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=64)
+    task = asyncio.create_task(_pump(source, queue))
+    try:
+        while True:
+            try:
+                more, item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await beat()
+                continue
+            if not more:
+                break
+            yield item
+        await task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _on_disconnect(request: web.Request, run: models.Run, cancel: bool) -> None:
+    if cancel:
+        current = await store_of(request).get_run(run.run_id)
+        if current is not None and not current.status.is_final:
+            await request.app[threads_key].cancel(current, "interrupt")
+
+
+async def write_run_stream(
+    request: web.Request,
+    run: models.Run,
+    modes: tuple[str, ...],
+    *,
+    after_id: int,
+    headers: dict[str, str],
+    cancel_on_disconnect: bool,
+) -> web.StreamResponse:
+    """One run's events as SSE: ``metadata`` first (unless resuming), then every mapped event
+    with the id of the stored event behind it, up to the run's end."""
+    response = web.StreamResponse(headers={**sse.SSE_HEADERS, **headers})
+    await response.prepare(request)
+    hub = request.app[keys.runs_key].events
+    mapper = sse.ModeMapper(run, modes)
+    try:
+        if after_id == 0 and request.headers.get("Last-Event-ID") is None:
+            await response.write(
+                sse.encode("metadata", {"run_id": run.run_id, "attempt": max(1, run.attempt)})
+            )
+
+        async def beat() -> None:
+            await response.write(sse.HEARTBEAT)
+
+        async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
+            outs = mapper.feed(event)
+            if event.id > after_id:
+                for out in outs:
+                    if sse.mode_matches(out.event, modes) or out.event == "error":
+                        await response.write(sse.encode(out.event, out.data, str(out.source_id)))
+    except _DISCONNECTED:
+        await _on_disconnect(request, run, cancel_on_disconnect)
+        return response
+    with contextlib.suppress(*_DISCONNECTED):
+        await response.write_eof()
+    return response
+
+
+async def write_final(
+    request: web.Request,
+    run: models.Run,
+    *,
+    headers: dict[str, str],
+    cancel_on_disconnect: bool,
+) -> web.StreamResponse:
+    """``wait``/``join``: headers at once, a newline every few seconds, then the final JSON."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json", **headers})
+    await response.prepare(request)
+    hub = request.app[keys.runs_key].events
+    events: list[models.Event] = []
+    try:
+
+        async def beat() -> None:
+            await response.write(b"\n")
+
+        async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
+            events.append(event)
+        final = await store_of(request).get_run(run.run_id) or run
+        body = lg.final_body(final, events)
+        await response.write(sse.dumps(body).encode())
+        await response.write_eof()
+    except _DISCONNECTED:
+        await _on_disconnect(request, run, cancel_on_disconnect)
+    return response
+
+
+async def thread_stream(request: web.Request) -> web.StreamResponse:
+    """Every run on the thread, forever: ids ``<event id>-<n>`` so synthetic events resume too."""
+    thread_id = path_uuid(request, "thread_id", "thread ID")
+    store = store_of(request)
+    if await store.get_thread(thread_id) is None:
+        raise errors.NotFound(f"Thread with ID {thread_id} not found")
+    modes = _query_modes(request, "stream_modes", "stream_mode") or ("run_modes",)
+    for mode in modes:
+        if mode not in THREAD_STREAM_MODES:
+            raise errors.Unprocessable(f"Invalid stream mode: {mode}")
+    cursor = _thread_cursor(request)
+    if cursor is None:
+        existing = await store.list_thread_events(thread_id, 0)
+        cursor = (existing[-1].id, 9) if existing else (0, 9)
+    response = web.StreamResponse(headers={**sse.SSE_HEADERS})
+    await response.prepare(request)
+    interval = min(request.app[keys.settings_key].poll_interval, 0.2)
+    writer = _ThreadStreamWriter(request, response, thread_id, modes, cursor)
+    with contextlib.suppress(*_DISCONNECTED):
+        await writer.run(interval)
+    return response
+
+
+def _thread_cursor(request: web.Request) -> tuple[int, int] | None:
+    value = request.headers.get("Last-Event-ID")
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value == "-":
+        return (0, 9)
+    match = _EVENT_ID.match(value)
+    if match is None:
+        raise errors.Unprocessable(f"Invalid Last-Event-ID: {value}")
+    sub = match.group(2)
+    return (int(match.group(1)), 9 if sub in (None, "*") else int(sub))
+
+
+class _ThreadStreamWriter:
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        thread_id: str,
+        modes: tuple[str, ...],
+        cursor: tuple[int, int],
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.thread_id = thread_id
+        self.modes = modes
+        self.cursor = cursor
+        self.store = store_of(request)
+        self.mappers: dict[str, sse.ModeMapper] = {}
+
+    async def run(self, interval: float) -> None:
+        last = 0
+        idle = 0.0
+        while True:
+            events = await self.store.list_thread_events(self.thread_id, last)
+            for event in events:
+                await self._handle(event)
+                last = event.id
+            if events:
+                idle = 0.0
+            else:
+                idle += interval
+                if idle >= KEEPALIVE_SECONDS:
+                    await self.response.write(sse.HEARTBEAT)
+                    idle = 0.0
+            await asyncio.sleep(interval)
+
+    async def _write(self, event: str, data: Any, event_id: tuple[int, int]) -> None:
+        if event_id > self.cursor:
+            await self.response.write(sse.encode(event, data, f"{event_id[0]}-{event_id[1]}"))
+
+    async def _handle(self, event: models.Event) -> None:
+        mapper = self.mappers.get(event.run_id)
+        if mapper is None:
+            run = await self.store.get_run(event.run_id)
+            if run is None:
+                return
+            mapper = sse.ModeMapper(run, tuple(run.kwargs.get("stream_mode") or ("values",)))
+            self.mappers[event.run_id] = mapper
+            if "run_modes" in self.modes or "lifecycle" in self.modes:
+                start = {"run_id": run.run_id, "attempt": max(1, run.attempt)}
+                await self._write("metadata", start, (event.id, 0))
+        outs = mapper.feed(event)
+        if "run_modes" in self.modes:
+            for out in outs:
+                await self._write(out.event, out.data, (event.id, 1))
+        if event.event == RUN_END:
+            if "run_modes" in self.modes or "lifecycle" in self.modes:
+                done = {"status": "run_done", "run_id": event.run_id}
+                await self._write("metadata", done, (event.id, 2))
+            if "state_update" in self.modes:
+                state = await lg.current_state(self.store, self.thread_id)
+                await self._write(
+                    "state_update", {"thread_id": self.thread_id, "state": state}, (event.id, 3)
+                )

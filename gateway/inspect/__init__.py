@@ -1,0 +1,170 @@
+"""``/inspect``: the local inspection pages, bins and their live feed, as a sub-application.
+
+``setup(app)`` mounts it and makes the app's store announce its committed writes to the
+pages' live feed (see ``feed.observe``). Pages are server-rendered (aiohttp-jinja2) with one
+small script for live updates, relative times and copy buttons; there is no build step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+import structlog
+from aiohttp import web
+
+from gateway import keys, log
+from gateway.inspect import access, bins, feed, pages, present
+from gateway.store import base
+
+logger = structlog.get_logger(__name__)
+HERE = Path(__file__).parent
+PREFIX = "/inspect"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclasses.dataclass
+class DefaultBin:
+    """The bin made at start-up when none exists, printed by ``hookgate serve``."""
+
+    bin_id: str | None = None
+
+
+default_bin_key = web.AppKey("inspect_default_bin", DefaultBin)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def setup(app: web.Application) -> None:
+    """Mount ``/inspect`` on ``app`` and feed its live updates from ``app``'s store."""
+    notifier = feed.Notifier()
+    app[bins.notifier_key] = notifier
+    app[keys.store_key] = feed.observe(app[keys.store_key], notifier)
+    app[default_bin_key] = DefaultBin()
+    app[access.session_key] = secrets.token_urlsafe(32)
+    app.cleanup_ctx.append(_default_bin_ctx)
+    app.on_shutdown.append(_end_streams)
+    app.router.add_get(PREFIX, _to_overview)
+    app.add_subapp(PREFIX, _subapp())
+
+
+def _subapp() -> web.Application:
+    sub = web.Application(middlewares=[_html_errors, _security_headers, access.guard])
+    env = aiohttp_jinja2.setup(
+        sub,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"], default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        status=present.status,
+        http_status=present.http_status,
+        when=present.when,
+        size=present.size,
+        short=present.short,
+        absolute=present.absolute,
+        mask=log.mask,
+    )
+    r = sub.router
+    r.add_static("/static", HERE / "static", name="inspect:static")
+    r.add_get("/", pages.overview, name="inspect:overview")
+    r.add_get("/live", pages.live, name="inspect:live")
+    r.add_get("/search", pages.search, name="inspect:search")
+    login = r.add_resource("/login", name="inspect:login")
+    login.add_route("GET", pages.login_form)
+    login.add_route("POST", pages.login)
+    r.add_post("/logout", pages.logout)
+    r.add_get("/triggers", pages.triggers)
+    r.add_get("/triggers/{trigger_id}", pages.trigger)
+    r.add_get("/runs", pages.runs)
+    r.add_get("/runs/{run_id}", pages.run)
+    r.add_post("/runs/{run_id}/redeliver", pages.redeliver_run)
+    r.add_get("/deliveries", pages.deliveries)
+    r.add_get("/deliveries/{delivery_id}", pages.delivery)
+    r.add_post("/deliveries/{delivery_id}/retry", pages.retry_delivery)
+    r.add_post("/deliveries/{delivery_id}/replay", pages.replay_delivery)
+    r.add_get("/endpoints", pages.endpoints)
+    r.add_post("/endpoints", pages.create_endpoint)
+    r.add_get("/endpoints/{endpoint_id}", pages.endpoint)
+    r.add_post("/endpoints/{endpoint_id}", pages.update_endpoint)
+    r.add_post("/endpoints/{endpoint_id}/secret", pages.endpoint_secret)
+    r.add_post(
+        "/endpoints/{endpoint_id}/{action:pause|resume|rotate|test|recover|delete}",
+        pages.endpoint_action,
+    )
+    r.add_get("/bins", pages.bins_page)
+    r.add_post("/bins", pages.create_bin)
+    r.add_get("/bins/{bin_id}/view", pages.bin_page)
+    r.add_post("/bins/{bin_id}/settings", pages.update_bin)
+    r.add_post("/bins/{bin_id}/delete", pages.delete_bin)
+    r.add_route("*", "/bins/{bin_id}", bins.capture, name="inspect:capture")
+    return sub
+
+
+async def _to_overview(request: web.Request) -> web.Response:
+    return web.Response(status=308, headers={"Location": PREFIX + "/"})
+
+
+async def _default_bin_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = bins.inspect_store_of(app)
+    existing = await store.list_bins()
+    if existing:
+        app[default_bin_key].bin_id = existing[-1].bin_id
+    else:
+        created = await store.create_bin(
+            base.Bin(bin_id=bins.new_bin_id(), name="default", created_at=app[keys.clock_key].now())
+        )
+        app[default_bin_key].bin_id = created.bin_id
+    yield
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[bins.notifier_key].close()
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if request.match_info.route.name != "inspect:capture":
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+@web.middleware
+async def _html_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors as a small page (the API's JSON errors are for programs, not people)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or request.match_info.route.name == "inspect:capture":
+            raise
+        response = aiohttp_jinja2.render_template(
+            "error.html",
+            request,
+            {"status_code": exc.status, "reason": exc.reason, "detail": exc.text or ""},
+            status=exc.status,
+        )
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def banner_lines(app: web.Application, base_url: str) -> list[str]:
+    """What ``hookgate serve`` prints about ``/inspect``: the pages and a ready bin URL."""
+    lines = [f"  inspect:          {base_url}{PREFIX}/"]
+    bin_id = app[default_bin_key].bin_id if default_bin_key in app else None
+    if bin_id:
+        lines.append(f"  test bin:         {base_url}{PREFIX}/bins/{bin_id}")
+    return lines

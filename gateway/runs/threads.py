@@ -1,0 +1,280 @@
+"""LangGraph threads and the runs on them: creation with multitask strategies, cancel, views.
+
+Every run is started through ``RunService.start``, so its ``webhook`` goes through the outbox
+(signed, retried, dead-lettered) like any other. A thread's status and values are derived
+from its runs by the store, never kept in step by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections import defaultdict
+from typing import Any, Protocol, cast
+
+from gateway import clock as clocks
+from gateway import errors, models
+from gateway.runs.service import RunService
+from gateway.runs.sse import ModeMapper
+from gateway.runs.worker import RunWorker
+from gateway.store import Store, base
+
+MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
+REJECTED = (
+    "Thread is already running a task. Wait for it to finish or choose a different multitask "
+    "strategy."
+)
+
+
+class LangGraphStore(Store, base.ThreadStore, Protocol):
+    """What the LangGraph surface needs of the store: the core verbs and the thread verbs."""
+
+
+def thread_store(store: Store) -> LangGraphStore:
+    if not all(hasattr(store, verb) for verb in ("create_thread", "fire_cron")):
+        raise errors.Unavailable("this store has no LangGraph threads")
+    return cast(LangGraphStore, store)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    flow_id: str
+    thread_id: str | None
+    input: Any
+    stream_mode: tuple[str, ...]
+    webhook: str | None = None
+    command: Any = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    multitask_strategy: str = "enqueue"
+    if_not_exists: str = "reject"
+    on_completion: str = "delete"
+    on_disconnect: str = "continue"
+    subgraphs: bool = False
+    resumable: bool = False
+    interrupt_before: Any = None
+    interrupt_after: Any = None
+    feedback_keys: Any = None
+    durability: str = "async"
+    extra_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Threads:
+    def __init__(
+        self, service: RunService, worker: RunWorker, store: LangGraphStore, clock: clocks.Clock
+    ) -> None:
+        self.service = service
+        self.worker = worker
+        self.store = store
+        self.clock = clock
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def create_run(self, request: RunRequest) -> models.Run:
+        """Store the run (and its thread if asked to); apply the multitask strategy."""
+        if request.thread_id is None:
+            thread_id = models.new_id()
+            temporary = request.on_completion != "keep"
+            if not temporary:
+                await self._new_thread(thread_id, request.flow_id)
+            return await self._start(request, thread_id, {}, temporary=temporary)
+        thread_id = request.thread_id
+        async with self._locks[thread_id]:
+            thread = await self.store.get_thread(thread_id)
+            if thread is None:
+                if request.if_not_exists != "create":
+                    raise errors.NotFound("Thread or assistant not found.")
+                thread = await self._new_thread(thread_id, request.flow_id)
+            inflight = await self.store.inflight_runs(thread_id)
+            if inflight and request.multitask_strategy == "reject":
+                raise errors.Conflict(REJECTED)
+            await self.store.update_thread(
+                thread_id,
+                {"graph_id": request.flow_id, "assistant_id": models.assistant_id(request.flow_id)},
+                self.clock.now(),
+                None,
+            )
+            run = await self._start(request, thread_id, thread.metadata, temporary=False)
+        if request.multitask_strategy in ("interrupt", "rollback"):
+            for other in inflight:
+                await self.cancel(other, request.multitask_strategy)
+        return run
+
+    async def _new_thread(self, thread_id: str, flow_id: str) -> base.Thread:
+        now = self.clock.now()
+        metadata = {"graph_id": flow_id, "assistant_id": models.assistant_id(flow_id)}
+        thread, _ = await self.store.create_thread(
+            base.Thread(thread_id, metadata, {}, now, now), "do_nothing"
+        )
+        return thread
+
+    async def _start(
+        self,
+        request: RunRequest,
+        thread_id: str,
+        thread_metadata: dict[str, Any],
+        *,
+        temporary: bool,
+    ) -> models.Run:
+        kwargs, metadata = run_fields(request, thread_id, thread_metadata, temporary=temporary)
+        return await self.service.start(
+            request.flow_id,
+            request.input,
+            webhook=request.webhook,
+            kwargs=kwargs,
+            metadata=metadata,
+            thread_id=thread_id,
+        )
+
+    def new_run(self, request: RunRequest, thread_id: str, *, temporary: bool) -> base.NewRun:
+        """The run ``RunService.start`` would store, for callers that insert it themselves
+        in a transaction of their own (cron firings)."""
+        kwargs, metadata = run_fields(request, thread_id, {}, temporary=temporary)
+        return self.service._new_run(
+            request.flow_id,
+            request.input,
+            request.webhook,
+            kwargs=kwargs,
+            metadata=metadata,
+            thread_id=thread_id,
+        )
+
+    async def cancel(self, run: models.Run, action: str) -> None:
+        """``interrupt``: the run ends ``interrupted`` (its states are kept);
+        ``rollback``: it ends too, then the run and its states are deleted."""
+        reason = "rolled back" if action == "rollback" else "interrupted"
+        await self.worker.cancel(run.run_id, reason)
+        if action == "rollback":
+            await self.store.delete_run(run.run_id)
+
+
+def run_fields(
+    request: RunRequest, thread_id: str, thread_metadata: dict[str, Any], *, temporary: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's ``kwargs`` and ``metadata`` as the peer builds them."""
+    config_metadata = request.config.get("metadata")
+    metadata = {
+        "created_by": "system",
+        **{k: v for k, v in thread_metadata.items() if k not in ("graph_id", "assistant_id")},
+        **(config_metadata if isinstance(config_metadata, dict) else {}),
+        **request.metadata,
+        **request.extra_metadata,
+    }
+    configurable = request.config.get("configurable")
+    config = {
+        **request.config,
+        "configurable": {
+            **(configurable if isinstance(configurable, dict) else {}),
+            "thread_id": thread_id,
+            "graph_id": request.flow_id,
+            "assistant_id": models.assistant_id(request.flow_id),
+        },
+    }
+    kwargs = {
+        "command": request.command,
+        "config": config,
+        "context": request.context,
+        "stream_mode": list(request.stream_mode),
+        "interrupt_before": request.interrupt_before,
+        "interrupt_after": request.interrupt_after,
+        "feedback_keys": request.feedback_keys,
+        "temporary": temporary,
+        "subgraphs": request.subgraphs,
+        "resumable": request.resumable,
+        "checkpoint_during": request.durability != "exit",
+        "durability": request.durability,
+        "multitask_strategy": request.multitask_strategy,
+        "on_disconnect": request.on_disconnect,
+    }
+    return kwargs, metadata
+
+
+# views: LangGraph's shapes
+
+
+def thread_view(thread: base.Thread, values: Any, *, include_ttl: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "thread_id": thread.thread_id,
+        "created_at": clocks.isoformat(thread.created_at),
+        "updated_at": clocks.isoformat(thread.updated_at),
+        "state_updated_at": clocks.isoformat(thread.updated_at),
+        "metadata": thread.metadata,
+        "status": thread.status,
+        "config": thread.config,
+        "values": values,
+        "interrupts": {},
+    }
+    if include_ttl and thread.ttl is not None:
+        view["ttl"] = thread.ttl
+    return view
+
+
+def checkpoint_ref(thread_id: str, checkpoint_id: str | None) -> dict[str, Any] | None:
+    if checkpoint_id is None:
+        return None
+    return {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}
+
+
+def state_view(
+    thread_id: str, checkpoint: base.Checkpoint | None, parent: base.Checkpoint | None
+) -> dict[str, Any]:
+    if checkpoint is None:
+        return {
+            "values": {},
+            "next": [],
+            "tasks": [],
+            "metadata": {},
+            "created_at": None,
+            "checkpoint": None,
+            "parent_checkpoint": None,
+            "interrupts": [],
+            "checkpoint_id": None,
+            "parent_checkpoint_id": None,
+        }
+    parent_id = parent.checkpoint_id if parent else None
+    metadata: dict[str, Any] = {"source": checkpoint.source}
+    if checkpoint.run_id:
+        metadata["run_id"] = checkpoint.run_id
+    if checkpoint.as_node:
+        metadata["writes"] = {checkpoint.as_node: checkpoint.values}
+    return {
+        "values": checkpoint.values,
+        "next": [],
+        "tasks": [],
+        "metadata": metadata,
+        "created_at": clocks.isoformat(checkpoint.created_at),
+        "checkpoint": checkpoint_ref(thread_id, checkpoint.checkpoint_id),
+        "parent_checkpoint": checkpoint_ref(thread_id, parent_id),
+        "interrupts": [],
+        "checkpoint_id": checkpoint.checkpoint_id,
+        "parent_checkpoint_id": parent_id,
+    }
+
+
+async def thread_values(store: LangGraphStore, thread_id: str) -> Any:
+    checkpoints = await store.list_checkpoints(thread_id)
+    return checkpoints[0].values if checkpoints else None
+
+
+async def current_state(store: LangGraphStore, thread_id: str) -> dict[str, Any]:
+    checkpoints = await store.list_checkpoints(thread_id)
+    first = checkpoints[0] if checkpoints else None
+    parent = checkpoints[1] if len(checkpoints) > 1 else None
+    return state_view(thread_id, first, parent)
+
+
+def new_checkpoint_id() -> str:
+    return str(uuid.UUID(models.new_id()))
+
+
+def final_body(run: models.Run, events: list[models.Event]) -> Any:
+    """What ``wait``/``join`` answer (§5.1): ``__error__``, else the last values, else the output."""
+    if run.status is models.RunStatus.ERROR:
+        return {"__error__": run.error or {"error": "Error", "message": "run failed"}}
+    mapper = ModeMapper(run, ("values",))
+    for event in events:
+        mapper.feed(event)
+    if mapper.last_values is not None:
+        return mapper.last_values
+    return run.output if run.output is not None else {}
