@@ -127,8 +127,15 @@ def _duration(text: str) -> float:
 
 
 def serve_app(app: web.Application, host: str, port: int) -> int:
-    with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
-        asyncio.run(_serve(app, host, port))
+    try:
+        with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
+            asyncio.run(_serve(app, host, port))
+    except errors.GatewayError as exc:
+        print(f"hookgate: {exc.detail}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"hookgate: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

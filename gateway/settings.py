@@ -121,12 +121,12 @@ def load_settings(
 ) -> Settings:
     """Read the TOML file (``GATEWAY_CONFIG`` or ``path``), then apply ``GATEWAY_*`` overrides."""
     env = os.environ if environ is None else environ
-    config_path = Path(env.get("GATEWAY_CONFIG") or path or DEFAULT_CONFIG)
+    config_path = Path(path or env.get("GATEWAY_CONFIG") or DEFAULT_CONFIG)
     raw: dict[str, Any] = {}
     if config_path.exists():
         with config_path.open("rb") as fh:
             raw = tomllib.load(fh)
-    elif "GATEWAY_CONFIG" in env or path is not None:
+    elif path is not None or "GATEWAY_CONFIG" in env:
         raise errors.ConfigError(f"config file not found: {config_path}")
 
     values: dict[str, Any] = {}

@@ -3,8 +3,8 @@
 
 Run from the repo root with the project's venv:
 
-    .venv/bin/python scripts/bench.py            # full run (about a minute)
-    .venv/bin/python scripts/bench.py --quick    # a short smoke run
+    .venv/bin/python scripts/bench.py            # full run (2-3 minutes)
+    .venv/bin/python scripts/bench.py --quick    # a short smoke run (under a minute)
 
 Everything happens on 127.0.0.1. The baseline server and every gateway run as subprocesses
 (``python -m gateway serve --port 0``), so the load generator never shares their event loop.
@@ -20,9 +20,15 @@ Phases, each bounded in count and time:
 4. delivery: an endpoint pointing at a receiver in this process, ``--triggers`` triggers fired
    64 at a time, and the time until every callback has arrived: runs completed-and-delivered/s;
 5. idle latency: one trigger at a time, from just before the POST to the callback's arrival at
-   the receiver, p50/p99 (target p50 <= 10 ms);
+   the receiver, p50/p99 (target p50 <= 10 ms), split into stages with the timestamps the
+   gateway stores (trigger received, run claimed, run finishing, attempt started);
 
 plus, in-process and cheap, the effect of the store's group commit on its write rate.
+
+CPU use of the server, the load generator and everything else is measured over each window
+(from /proc): with 2 cores, a Python load generator needs most of one, and other processes on
+the machine skew every figure. Before each phase the script waits (``--quiet-wait``) for the
+machine to be idle, and warns when it was not.
 
 The load generator is ``wrk`` when it is on PATH (``--generator auto``), else an aiohttp
 ClientSession in this process with ``--concurrency`` keep-alive connections; the same one drives
@@ -652,7 +658,7 @@ class DeliveryResult:
     seconds: float  # first POST → last callback
     ack_seconds: float  # first POST → last 202
     duplicates: int
-    server_cpu: float | None
+    cpu: CpuMeter
 
     @property
     def rate(self) -> float:
@@ -695,9 +701,9 @@ async def phase_delivery(
                     f"only {len(receiver.arrivals)} of {triggers} callbacks within {timeout:g} s"
                 ) from None
             elapsed = time.perf_counter() - started
-            meter.stop(client="none")
+            meter.stop(client="self")
         await settle_deliveries(db)
-        return DeliveryResult(triggers, elapsed, acked, receiver.duplicates, meter.server)
+        return DeliveryResult(triggers, elapsed, acked, receiver.duplicates, meter)
     finally:
         await server.stop()
         await receiver.stop()
@@ -709,6 +715,7 @@ class LatencyResult:
     callback_ms: list[float]
     ack_ms: list[float]
     stages: dict[str, list[float]]  # ms per stage, from the gateway's own timestamps
+    cpu: CpuMeter
     stages_error: str = ""
 
 
@@ -763,10 +770,13 @@ async def phase_latency(tmp: Path, *, samples: int, warmup: int) -> LatencyResul
     callback_ms: list[float] = []
     ack_ms: list[float] = []
     walls: list[tuple[str, float, float]] = []
+    meter = CpuMeter(server.pid)
     try:
         async with aiohttp.ClientSession() as session:
             await register_endpoint(session, server, receiver.url)
             for index in range(warmup + samples):
+                if index == warmup:
+                    meter.start()
                 await asyncio.sleep(IDLE_GAP)
                 sent_wall, sent = time.time(), time.perf_counter()
                 run_id = await trigger(session, url)
@@ -776,8 +786,9 @@ async def phase_latency(tmp: Path, *, samples: int, warmup: int) -> LatencyResul
                     callback_ms.append((arrived - sent) * 1000)
                     ack_ms.append((acked - sent) * 1000)
                     walls.append((run_id, sent_wall, receiver.arrivals_wall[run_id]))
+        meter.stop(client="self")
         await settle_deliveries(db)
-        result = LatencyResult(warmup, callback_ms, ack_ms, {})
+        result = LatencyResult(warmup, callback_ms, ack_ms, {}, meter)
         try:
             result.stages = stage_breakdown(db, walls)
         except sqlite3.Error as exc:  # the schema is not this script's: report, do not fail
@@ -983,7 +994,9 @@ def delivery_details(report: Report) -> list[str]:
             f"  delivery (4): {d.runs:,} triggers, {report.args.concurrency} at a time, one "
             "registered endpoint (a receiver in this process)",
             f"    all acknowledged after {d.ack_seconds:.2f} s, all callbacks received after "
-            f"{d.seconds:.2f} s; gateway CPU {percent(d.server_cpu)}",
+            f"{d.seconds:.2f} s",
+            f"    CPU: gateway {percent(d.cpu.server)}, this process (triggers and receiver) "
+            f"{percent(d.cpu.client)}, everything else {percent(d.cpu.others)}",
         ]
         if d.duplicates:
             out.append(f"    duplicate callbacks: {d.duplicates}")
@@ -992,7 +1005,8 @@ def delivery_details(report: Report) -> list[str]:
         out += [
             "",
             f"  idle latency (5): {len(lat.callback_ms)} triggers one at a time, "
-            f"{IDLE_GAP * 1000:g} ms apart, after {lat.warmup} unmeasured",
+            f"{IDLE_GAP * 1000:g} ms apart, after {lat.warmup} unmeasured; CPU: gateway "
+            f"{percent(lat.cpu.server)}, everything else {percent(lat.cpu.others)}",
             f"    trigger→callback   p50 {percentile(lat.callback_ms, 50):6.2f} ms   "
             f"p90 {percentile(lat.callback_ms, 90):6.2f} ms   "
             f"p99 {percentile(lat.callback_ms, 99):6.2f} ms   max {max(lat.callback_ms):6.2f} ms",

@@ -47,6 +47,12 @@ class EventHub:
                 queue.put_nowait(None)
         return stored
 
+    def nudge(self, run_id: str) -> None:
+        """Tell this process's live readers to look in the store (an event was written there)."""
+        for queue in self._readers.get(run_id, ()):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
     @contextlib.contextmanager
     def _subscribe(self, run_id: str) -> Iterator[asyncio.Queue[models.Event | None]]:
         queue: asyncio.Queue[models.Event | None] = asyncio.Queue(self.queue_size)

@@ -123,14 +123,19 @@ class RunService:
                 deliveries.append(
                     _delivery(endpoint.url, event_type, body, endpoint.endpoint_id, run.created_at)
                 )
-        ending = base.RunEnding(run.run_id, status, output, error, deliveries)
+        ending = base.RunEnding(
+            run.run_id,
+            status,
+            output,
+            error,
+            deliveries,
+            final_event=(RUN_END, {"status": status.value, "output": output, "error": error}),
+        )
         finished = await self.store.finish_run(ending, now)
         if finished is None:
             log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
             return None
-        await self.events.emit(
-            run.run_id, RUN_END, {"status": status.value, "output": output, "error": error}
-        )
+        self.events.nudge(run.run_id)
         self.metrics.runs.labels(run.flow_id, status.value).inc()
         log.info(
             "run_completed",

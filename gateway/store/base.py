@@ -31,6 +31,9 @@ class RunEnding:
     output: Any
     error: dict[str, Any] | None
     deliveries: Sequence[models.NewDelivery]
+    final_event: tuple[str, Any] | None = None
+    """Appended to the run's event log in the same transaction, so a reader who sees the run
+    ended also finds its last event."""
 
 
 # Columns an operator may change through the API (None clears an override).

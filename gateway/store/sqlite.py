@@ -61,13 +61,19 @@ class SQLiteStore:
 
     # lifecycle
 
+    async def open(self) -> None:
+        try:
+            await self._open()
+        except (sqlite3.Error, OSError) as exc:
+            raise errors.StoreError(f"cannot open the database {self.path}: {exc}") from None
+
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type(sqlite3.OperationalError),
         stop=tenacity.stop_after_attempt(5),
         wait=tenacity.wait_exponential(multiplier=0.05, max=1),
         reraise=True,
     )
-    async def open(self) -> None:
+    async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = await self._connect()
         try:
@@ -84,10 +90,14 @@ class SQLiteStore:
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
@@ -216,6 +226,12 @@ class SQLiteStore:
             if row is None:
                 return None
             await _insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            if ending.final_event is not None:
+                name, data = ending.final_event
+                await conn.execute(
+                    "INSERT INTO events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
+                    (ending.run_id, name, _dumps(data), now),
+                )
             return row
 
         row = await self.writer.submit(job)
