@@ -127,7 +127,7 @@ def test_key_lists_are_the_reference_samples() -> None:
     """The key lists these tests demand are read from the real Langflow bytes."""
     from tests.conftest import ROOT
 
-    sample = (ROOT.parent / "shared/reference/langflow-stream-sample.txt").read_bytes()
+    sample = (ROOT / "tests/data/langflow-stream-sample.txt").read_bytes()
     events = frames(sample)
     first = events[0]["data"]
     assert list(first) == [*MESSAGE_KEYS, "id"][:1] + list(first)[1:]  # text_key first

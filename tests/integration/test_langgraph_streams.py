@@ -17,7 +17,7 @@ from langgraph_sdk.client import LangGraphClient
 from gateway.api import langgraph_runs
 from gateway.settings import FlowSettings, Settings
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "langgraph-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data"
 FINAL = {"topic": "ice cream and cats", "joke": "This is a joke about ice cream and cats"}
 
 
