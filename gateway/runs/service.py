@@ -45,7 +45,7 @@ class RunService:
         self, trigger: models.Trigger, value: Any, *, webhook: str | None
     ) -> tuple[models.Run, bool]:
         """Store the trigger and its run together; the caller may acknowledge once this returns."""
-        new_run = self._new_run(trigger.flow_id, value, webhook, trigger_id=trigger.trigger_id)
+        new_run = self.new_run(trigger.flow_id, value, webhook, trigger_id=trigger.trigger_id)
         run, created = await self.store.create_trigger_and_run(trigger, new_run, self.clock.now())
         if created:
             self.runs_ready.set()
@@ -62,14 +62,14 @@ class RunService:
         thread_id: str | None = None,
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon after."""
-        new_run = self._new_run(
+        new_run = self.new_run(
             flow_id, value, webhook, kwargs=kwargs, metadata=metadata, thread_id=thread_id
         )
         run = await self.store.create_run(new_run, self.clock.now())
         self.runs_ready.set()
         return run
 
-    def _new_run(
+    def new_run(
         self,
         flow_id: str,
         value: Any,
@@ -80,6 +80,7 @@ class RunService:
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
     ) -> base.NewRun:
+        """The record of a run to store: its id, flow, input, options and LangGraph metadata."""
         merged: dict[str, Any] = {
             **(metadata or {}),
             "graph_id": flow_id,

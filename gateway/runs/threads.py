@@ -131,7 +131,7 @@ class Threads:
         """The run ``RunService.start`` would store, for callers that insert it themselves
         in a transaction of their own (cron firings)."""
         kwargs, metadata = run_fields(request, thread_id, {}, temporary=temporary)
-        return self.service._new_run(
+        return self.service.new_run(
             request.flow_id,
             request.input,
             request.webhook,

@@ -264,16 +264,7 @@ class SQLiteStore:
         rows = await self._fetchall(
             "SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id", (run_id, after_id)
         )
-        return [
-            models.Event(
-                id=row["id"],
-                run_id=row["run_id"],
-                event=row["event"],
-                data=_loads(row["data"]),
-                created_at=row["created_at"],
-            )
-            for row in rows
-        ]
+        return [_event(row) for row in rows]
 
     # endpoints
 
@@ -281,12 +272,7 @@ class SQLiteStore:
         columns = _endpoint_columns(endpoint)
 
         async def job(conn: aiosqlite.Connection) -> None:
-            names = ", ".join(columns)
-            marks = ", ".join("?" for _ in columns)
-            await conn.execute(
-                f"INSERT INTO endpoints ({names}) VALUES ({marks})",
-                tuple(columns.values()),
-            )
+            await _insert(conn, "endpoints", columns)
 
         await self.writer.submit(job)
         return endpoint
@@ -705,26 +691,13 @@ class SQLiteStore:
             " WHERE r.thread_id = ? AND e.id > ? ORDER BY e.id",
             (thread_id, after_id),
         )
-        return [
-            models.Event(
-                id=row["id"],
-                run_id=row["run_id"],
-                event=row["event"],
-                data=_loads(row["data"]),
-                created_at=row["created_at"],
-            )
-            for row in rows
-        ]
+        return [_event(row) for row in rows]
 
     async def create_cron(self, cron: base.Cron) -> base.Cron:
         columns = _cron_columns(cron)
 
         async def job(conn: aiosqlite.Connection) -> None:
-            names = ", ".join(columns)
-            marks = ", ".join("?" for _ in columns)
-            await conn.execute(
-                f"INSERT INTO crons ({names}) VALUES ({marks})", tuple(columns.values())
-            )
+            await _insert(conn, "crons", columns)
 
         await self.writer.submit(job)
         return cron
@@ -1080,6 +1053,23 @@ def _endpoint(row: sqlite3.Row) -> models.Endpoint:
     fields["retry_schedule"] = None if schedule is None else tuple(schedule)
     fields["enabled"] = bool(fields["enabled"])
     return models.Endpoint(**fields)
+
+
+def _event(row: sqlite3.Row) -> models.Event:
+    return models.Event(
+        id=row["id"],
+        run_id=row["run_id"],
+        event=row["event"],
+        data=_loads(row["data"]),
+        created_at=row["created_at"],
+    )
+
+
+async def _insert(conn: aiosqlite.Connection, table: str, columns: dict[str, Any]) -> None:
+    """INSERT one row from a column → value mapping (column names are ours, never input)."""
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    await conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(columns.values()))
 
 
 def _column_value(value: Any) -> Any:

@@ -4,12 +4,10 @@ against the real app on a real port (meta, assistants, threads, runs, multitask,
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import standardwebhooks
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
@@ -28,15 +26,6 @@ def settings(make_settings: Any) -> Settings:
     shipped: Settings = make_settings()
     slow = FlowSettings(target="tests.integration.flows_for_tests:slow")
     return shipped.replace(flows={**shipped.flows, "slow": slow})
-
-
-@pytest.fixture
-async def client(gateway: Any) -> AsyncIterator[LangGraphClient]:
-    lg = get_client(url=str(gateway.make_url("")).rstrip("/"), api_key=None)
-    try:
-        yield lg
-    finally:
-        await lg.aclose()
 
 
 async def test_ok_and_info(client: LangGraphClient, gateway: Any) -> None:

@@ -4,7 +4,6 @@ checkpointer keeping thread state across runs, driven through the SDK like any o
 from __future__ import annotations
 
 import operator
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -13,7 +12,6 @@ pytest.importorskip("langgraph")
 
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from gateway.settings import FlowSettings, Settings
@@ -66,15 +64,6 @@ def settings(make_settings: Any) -> Settings:
             "lg_counter": FlowSettings(target=f"{here}:counter"),
         }
     )
-
-
-@pytest.fixture
-async def client(gateway: Any) -> AsyncIterator[LangGraphClient]:
-    lg = get_client(url=str(gateway.make_url("")).rstrip("/"), api_key=None)
-    try:
-        yield lg
-    finally:
-        await lg.aclose()
 
 
 async def test_compiled_graph_streams_langgraph_modes(client: LangGraphClient) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from gateway.api import langgraph_runs
@@ -26,15 +24,6 @@ def settings(make_settings: Any) -> Settings:
     shipped: Settings = make_settings()
     slow = FlowSettings(target="tests.integration.flows_for_tests:slow")
     return shipped.replace(flows={**shipped.flows, "slow": slow})
-
-
-@pytest.fixture
-async def client(gateway: Any) -> AsyncIterator[LangGraphClient]:
-    lg = get_client(url=str(gateway.make_url("")).rstrip("/"), api_key=None)
-    try:
-        yield lg
-    finally:
-        await lg.aclose()
 
 
 def parse_sse(raw: bytes) -> list[dict[str, Any]]:
