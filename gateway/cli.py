@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import io
 import json
 import math
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -128,8 +128,7 @@ def _duration(text: str) -> float:
 
 def serve_app(app: web.Application, host: str, port: int) -> int:
     try:
-        with contextlib.suppress(KeyboardInterrupt, web.GracefulExit):
-            asyncio.run(_serve(app, host, port))
+        asyncio.run(_serve(app, host, port))
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2
@@ -140,14 +139,21 @@ def serve_app(app: web.Application, host: str, port: int) -> int:
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:
-    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    """Serve until SIGINT or SIGTERM, then shut down in order: stop listening, let the runs and
+    deliveries in flight be recorded, close the store. (aiohttp's own signal handling cancels
+    every task at once, the store's writer among them, and loses those records.)"""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
         print(banner(app, f"http://{bound_host}:{bound_port}"), flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
 

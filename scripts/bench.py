@@ -3,7 +3,7 @@
 
 Run from the repo root with the project's venv:
 
-    .venv/bin/python scripts/bench.py            # full run (2-3 minutes)
+    .venv/bin/python scripts/bench.py            # full run (1-3 minutes)
     .venv/bin/python scripts/bench.py --quick    # a short smoke run (under a minute)
 
 Everything happens on 127.0.0.1. The baseline server and every gateway run as subprocesses
@@ -913,7 +913,8 @@ def header(report: Report) -> list[str]:
         f"{len(BODY)} B JSON body, all on 127.0.0.1",
         f"  gateway      subprocess, GATEWAY_LOG_LEVEL={LOG_LEVEL} (so logging does not dominate), "
         f"GATEWAY_CONFIG={CONFIG.relative_to(ROOT)},",
-        f"               a fresh SQLite file per phase in {report.tmp} (WAL, synchronous=FULL)",
+        "               a fresh SQLite file per phase in a temporary directory "
+        "(WAL, synchronous=FULL; deleted afterwards)",
     ]
 
 

@@ -43,14 +43,15 @@ class GroupCommitWriter:
         """Finish what is queued, then stop."""
         if self._task is None:
             return
-        await self._queue.join()
+        if not self._task.done():
+            await self._queue.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
 
     async def submit(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        if self._task is None:
+        if self._task is None or self._task.done():
             raise RuntimeError("the store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, future))
