@@ -94,20 +94,24 @@ class RunWorker:
         """Interrupt a run: a pending one ends at once, a running one here is cancelled.
 
         Either way it ends as ``interrupted`` and is delivered like any other ending. None if
-        the run is unknown, already over, or running in another process.
+        the run is unknown or already over. A run claimed by this worker a moment ago is
+        interrupted as soon as it starts; one running in another process is not reached.
         """
+        run = await self.store.get_run(run_id)
+        if run is None or run.status.is_final:
+            return None
+        self._cancelled[run_id] = reason
         task = self._running.get(run_id)
         if task is not None:
-            self._cancelled[run_id] = reason
+            await asyncio.sleep(0)  # a task claimed a moment ago starts, and sees the request
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([task])
-            return await self.store.get_run(run_id)
-        run = await self.store.get_run(run_id)
-        if run is None or run.status is not models.RunStatus.PENDING:
-            return None
-        error = {"error": "Interrupted", "message": reason}
-        return await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error)
+        elif run.status is models.RunStatus.PENDING:
+            error = {"error": "Interrupted", "message": reason}
+            if await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error):
+                self._cancelled.pop(run_id, None)
+        return await self.store.get_run(run_id)
 
     async def execute(self, run: models.Run) -> None:
         bound = log.bind(run_id=run.run_id, flow_id=run.flow_id)
@@ -118,6 +122,11 @@ class RunWorker:
                 "message": f"flow {run.flow_id!r} is not configured",
             }
             await self.service.finish(run, models.RunStatus.ERROR, None, missing)
+            return
+        reason = self._cancelled.pop(run.run_id, None)
+        if reason is not None:
+            interrupted = {"error": "Interrupted", "message": reason}
+            await self.service.finish(run, models.RunStatus.INTERRUPTED, None, interrupted)
             return
         bound.info("run_started", attempt=run.attempt)
 

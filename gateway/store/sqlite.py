@@ -7,6 +7,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,7 @@ class SQLiteStore:
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:
             raise errors.StoreError("the store is not open")
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
@@ -144,37 +144,39 @@ class SQLiteStore:
     async def create_trigger_and_run(
         self, trigger: models.Trigger, run: base.NewRun, now: float
     ) -> tuple[models.Run, bool]:
-        async def job(conn: aiosqlite.Connection) -> tuple[sqlite3.Row, bool]:
+        def job(conn: sqlite3.Connection) -> tuple[sqlite3.Row, bool]:
             # One writer runs jobs one at a time, so this check and the insert cannot interleave.
             if trigger.idempotency_key is not None:
-                async with conn.execute(
-                    "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
-                    " WHERE t.flow_id = ? AND t.idempotency_key = ? AND t.received_at > ?"
-                    " ORDER BY t.received_at DESC LIMIT 1",
-                    (
-                        trigger.flow_id,
-                        trigger.idempotency_key,
-                        trigger.received_at - trigger.dedup_window,
-                    ),
+                with closing(
+                    conn.execute(
+                        "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
+                        " WHERE t.flow_id = ? AND t.idempotency_key = ? AND t.received_at > ?"
+                        " ORDER BY t.received_at DESC LIMIT 1",
+                        (
+                            trigger.flow_id,
+                            trigger.idempotency_key,
+                            trigger.received_at - trigger.dedup_window,
+                        ),
+                    )
                 ) as cursor:
-                    existing = await cursor.fetchone()
+                    existing = cursor.fetchone()
                 if existing is not None:
                     return existing, False
-            await _insert_trigger(conn, trigger, run.run_id)
-            return await _insert_run(conn, run, now, trigger.trigger_id), True
+            _insert_trigger(conn, trigger, run.run_id)
+            return _insert_run(conn, run, now, trigger.trigger_id), True
 
         row, created = await self.writer.submit(job)
         return _run(row), created
 
     async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await _insert_trigger(conn, trigger, None)
+        def job(conn: sqlite3.Connection) -> None:
+            _insert_trigger(conn, trigger, None)
 
         await self.writer.submit(job)
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row:
-            return await _insert_run(conn, run, now, None)
+        def job(conn: sqlite3.Connection) -> sqlite3.Row:
+            return _insert_run(conn, run, now, None)
 
         return _run(await self.writer.submit(job))
 
@@ -191,44 +193,51 @@ class SQLiteStore:
         return models.Trigger(**fields)
 
     async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
-        async def job(conn: aiosqlite.Connection) -> list[sqlite3.Row]:
-            async with conn.execute(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = ?,"
-                " started_at = COALESCE(started_at, ?), updated_at = ?"
-                " WHERE run_id IN (SELECT run_id FROM runs"
-                "   WHERE (status = 'pending' AND " + _THREAD_IS_FREE + ")"
-                "   OR (status = 'running' AND lease_expires_at <= ?)"
-                "   ORDER BY created_at LIMIT ?)"
-                " RETURNING *",
-                (now + lease_seconds, now, now, now, limit),
-            ) as cursor:
-                return list(await cursor.fetchall())
+        def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            with (
+                closing(
+                    conn.execute(
+                        "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = ?,"
+                        " started_at = COALESCE(started_at, ?), updated_at = ?"
+                        " WHERE run_id IN (SELECT run_id FROM runs"
+                        "   WHERE status IN ('pending', 'running')"  # the runs_open index
+                        "   AND ((status = 'pending' AND " + _THREAD_IS_FREE + ")"
+                        "   OR (status = 'running' AND lease_expires_at <= ?))"
+                        "   ORDER BY created_at LIMIT ?)"
+                        " RETURNING *",
+                        (now + lease_seconds, now, now, now, limit),
+                    )
+                ) as cursor
+            ):
+                return list(cursor.fetchall())
 
         rows = await self.writer.submit(job)
         return sorted((_run(row) for row in rows), key=lambda run: run.created_at)
 
     async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
-            async with conn.execute(
-                "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
-                " lease_expires_at = NULL WHERE run_id = ? AND status IN ('pending', 'running')"
-                " RETURNING *",
-                (
-                    ending.status.value,
-                    _dumps(ending.output),
-                    None if ending.error is None else _dumps(ending.error),
-                    now,
-                    now,
-                    ending.run_id,
-                ),
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
+                    " lease_expires_at = NULL WHERE run_id = ? AND status IN ('pending', 'running')"
+                    " RETURNING *",
+                    (
+                        ending.status.value,
+                        _dumps(ending.output),
+                        None if ending.error is None else _dumps(ending.error),
+                        now,
+                        now,
+                        ending.run_id,
+                    ),
+                )
             ) as cursor:
-                row = await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
             if row is None:
                 return None
-            await _insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            _insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             if ending.final_event is not None:
                 name, data = ending.final_event
-                await conn.execute(
+                conn.execute(
                     "INSERT INTO events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
                     (ending.run_id, name, _dumps(data), now),
                 )
@@ -241,8 +250,8 @@ class SQLiteStore:
         if not run_ids:
             return
 
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.executemany(
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
                 "UPDATE runs SET status = 'pending', lease_expires_at = NULL, updated_at = ?"
                 " WHERE run_id = ? AND status = 'running'",
                 [(now, run_id) for run_id in run_ids],
@@ -251,8 +260,8 @@ class SQLiteStore:
         await self.writer.submit(job)
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
-        async def job(conn: aiosqlite.Connection) -> int:
-            cursor = await conn.execute(
+        def job(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "INSERT INTO events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
                 (run_id, event, _dumps(data), now),
             )
@@ -271,8 +280,8 @@ class SQLiteStore:
     async def create_endpoint(self, endpoint: models.Endpoint) -> models.Endpoint:
         columns = _endpoint_columns(endpoint)
 
-        async def job(conn: aiosqlite.Connection) -> None:
-            await _insert(conn, "endpoints", columns)
+        def job(conn: sqlite3.Connection) -> None:
+            _insert(conn, "endpoints", columns)
 
         await self.writer.submit(job)
         return endpoint
@@ -300,12 +309,15 @@ class SQLiteStore:
     ) -> models.Endpoint | None:
         columns = ", ".join(f"{name} = ?" for name in assignments)
 
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
-            async with conn.execute(
-                f"UPDATE endpoints SET {columns} WHERE endpoint_id = ? RETURNING *",
-                (*assignments.values(), endpoint_id),
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    f"UPDATE endpoints SET {columns} WHERE endpoint_id = ? RETURNING *",
+                    (*assignments.values(), endpoint_id),
+                )
             ) as cursor:
-                return await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
+                return row
 
         row = await self.writer.submit(job)
         return _endpoint(row) if row else None
@@ -326,22 +338,23 @@ class SQLiteStore:
     async def rotate_secret(
         self, endpoint_id: str, secret: str, overlap_until: float, now: float
     ) -> models.Endpoint | None:
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
-            async with conn.execute(
-                "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?,"
-                " secret = ?, updated_at = ? WHERE endpoint_id = ? RETURNING *",
-                (overlap_until, secret, now, endpoint_id),
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?,"
+                    " secret = ?, updated_at = ? WHERE endpoint_id = ? RETURNING *",
+                    (overlap_until, secret, now, endpoint_id),
+                )
             ) as cursor:
-                return await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
+                return row
 
         row = await self.writer.submit(job)
         return _endpoint(row) if row else None
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute(
-                "DELETE FROM endpoints WHERE endpoint_id = ?", (endpoint_id,)
-            )
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM endpoints WHERE endpoint_id = ?", (endpoint_id,))
             return cursor.rowcount > 0
 
         return await self.writer.submit(job)
@@ -351,33 +364,35 @@ class SQLiteStore:
     async def enqueue_deliveries(
         self, run_id: str | None, deliveries: Sequence[models.NewDelivery], now: float
     ) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await _insert_deliveries(conn, run_id, deliveries, now)
+        def job(conn: sqlite3.Connection) -> None:
+            _insert_deliveries(conn, run_id, deliveries, now)
 
         await self.writer.submit(job)
 
     async def claim_deliveries(
         self, limit: int, now: float, lease_seconds: float, policy: base.ClaimPolicy
     ) -> list[models.Delivery]:
-        async def job(conn: aiosqlite.Connection) -> list[sqlite3.Row]:
-            async with conn.execute(
-                _CLAIM_DELIVERIES,
-                {
-                    "now": now,
-                    "lease": now + lease_seconds,
-                    "limit": limit,
-                    "threshold": policy.circuit_failure_threshold,
-                    "default_cap": policy.max_concurrency,
-                },
+        def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            with closing(
+                conn.execute(
+                    _CLAIM_DELIVERIES,
+                    {
+                        "now": now,
+                        "lease": now + lease_seconds,
+                        "limit": limit,
+                        "threshold": policy.circuit_failure_threshold,
+                        "default_cap": policy.max_concurrency,
+                    },
+                )
             ) as cursor:
-                return list(await cursor.fetchall())
+                return list(cursor.fetchall())
 
         rows = await self.writer.submit(job)
         return sorted((_delivery(row) for row in rows), key=lambda d: d.next_attempt_at or 0)
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "UPDATE deliveries SET next_attempt_at = ?, lease_expires_at = NULL"
                 " WHERE delivery_id = ? AND status = 'pending'",
                 (until, delivery_id),
@@ -388,26 +403,28 @@ class SQLiteStore:
     async def record_attempt(
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
     ) -> base.HealthChange | None:
-        async def job(conn: aiosqlite.Connection) -> base.HealthChange | None:
+        def job(conn: sqlite3.Connection) -> base.HealthChange | None:
             result = outcome.result
             ended_at = result.started_at + result.duration_ms / 1000
-            async with conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = ?,"
-                " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
-                " WHERE delivery_id = ? RETURNING attempts",
-                (
-                    outcome.status.value,
-                    outcome.next_attempt_at,
-                    result.status_code,
-                    result.error,
-                    ended_at,
-                    delivery.delivery_id,
-                ),
+            with closing(
+                conn.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = ?,"
+                    " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
+                    " WHERE delivery_id = ? RETURNING attempts",
+                    (
+                        outcome.status.value,
+                        outcome.next_attempt_at,
+                        result.status_code,
+                        result.error,
+                        ended_at,
+                        delivery.delivery_id,
+                    ),
+                )
             ) as cursor:
-                row = await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
             if row is None:
                 return None
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code,"
                 " response_headers, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -423,18 +440,21 @@ class SQLiteStore:
             )
             if delivery.endpoint_id is None or outcome.health is None:
                 return None
-            return await _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+            return _update_health(conn, delivery.endpoint_id, outcome, ended_at)
 
         return await self.writer.submit(job)
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
-            async with conn.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?"
-                " WHERE delivery_id = ? RETURNING *",
-                (now, now, delivery_id),
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?"
+                    " WHERE delivery_id = ? RETURNING *",
+                    (now, now, delivery_id),
+                )
             ) as cursor:
-                return await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
+                return row
 
         row = await self.writer.submit(job)
         return _delivery(row) if row else None
@@ -442,8 +462,8 @@ class SQLiteStore:
     async def replay_deliveries(self, selection: base.DeliverySelection, now: float) -> int:
         clauses, params = _selection_clauses(selection)
 
-        async def job(conn: aiosqlite.Connection) -> int:
-            cursor = await conn.execute(
+        def job(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?"
                 f" WHERE {' AND '.join(clauses)}",
                 (now, now, *params),
@@ -508,13 +528,13 @@ class SQLiteStore:
     # --- LangGraph threads and crons (issue 5) ---------------------------------------------
 
     async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                "SELECT 1 FROM threads WHERE thread_id = ?", (thread.thread_id,)
+        def job(conn: sqlite3.Connection) -> bool:
+            with closing(
+                conn.execute("SELECT 1 FROM threads WHERE thread_id = ?", (thread.thread_id,))
             ) as cursor:
-                if await cursor.fetchone() is not None:
+                if cursor.fetchone() is not None:
                     return False
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -544,15 +564,15 @@ class SQLiteStore:
         now: float,
         ttl: dict[str, Any] | None,
     ) -> base.Thread | None:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                "SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,)
+        def job(conn: sqlite3.Connection) -> bool:
+            with closing(
+                conn.execute("SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,))
             ) as cursor:
-                row = await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
             if row is None:
                 return False
             merged = {**_loads(row[0]), **metadata}
-            await conn.execute(
+            conn.execute(
                 "UPDATE threads SET metadata = ?, updated_at = ?, ttl = COALESCE(?, ttl)"
                 " WHERE thread_id = ?",
                 (_dumps(merged), now, None if ttl is None else _dumps(ttl), thread_id),
@@ -564,14 +584,14 @@ class SQLiteStore:
         return await self.get_thread(thread_id)
 
     async def delete_thread(self, thread_id: str) -> bool:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            await conn.execute(
+        def job(conn: sqlite3.Connection) -> bool:
+            conn.execute(
                 "DELETE FROM events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = ?)",
                 (thread_id,),
             )
-            await conn.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
-            await conn.execute("DELETE FROM thread_states WHERE thread_id = ?", (thread_id,))
-            cursor = await conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
+            conn.execute("DELETE FROM runs WHERE thread_id = ?", (thread_id,))
+            conn.execute("DELETE FROM thread_states WHERE thread_id = ?", (thread_id,))
+            cursor = conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
             return cursor.rowcount > 0
 
         return await self.writer.submit(job)
@@ -646,15 +666,13 @@ class SQLiteStore:
     async def add_thread_state(
         self, thread_id: str, checkpoint_id: str, values: Any, as_node: str | None, now: float
     ) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO thread_states (checkpoint_id, thread_id, state_values, as_node,"
                 " created_at) VALUES (?, ?, ?, ?, ?)",
                 (checkpoint_id, thread_id, _dumps(values), as_node, now),
             )
-            await conn.execute(
-                "UPDATE threads SET updated_at = ? WHERE thread_id = ?", (now, thread_id)
-            )
+            conn.execute("UPDATE threads SET updated_at = ? WHERE thread_id = ?", (now, thread_id))
 
         await self.writer.submit(job)
 
@@ -678,9 +696,9 @@ class SQLiteStore:
         return [_run(row) for row in rows]
 
     async def delete_run(self, run_id: str) -> bool:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            await conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
-            cursor = await conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        def job(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            cursor = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             return cursor.rowcount > 0
 
         return await self.writer.submit(job)
@@ -696,8 +714,8 @@ class SQLiteStore:
     async def create_cron(self, cron: base.Cron) -> base.Cron:
         columns = _cron_columns(cron)
 
-        async def job(conn: aiosqlite.Connection) -> None:
-            await _insert(conn, "crons", columns)
+        def job(conn: sqlite3.Connection) -> None:
+            _insert(conn, "crons", columns)
 
         await self.writer.submit(job)
         return cron
@@ -719,19 +737,22 @@ class SQLiteStore:
         assignments["updated_at"] = now
         columns = ", ".join(f"{name} = ?" for name in assignments)
 
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
-            async with conn.execute(
-                f"UPDATE crons SET {columns} WHERE cron_id = ? RETURNING *",
-                (*assignments.values(), cron_id),
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    f"UPDATE crons SET {columns} WHERE cron_id = ? RETURNING *",
+                    (*assignments.values(), cron_id),
+                )
             ) as cursor:
-                return await cursor.fetchone()
+                row: sqlite3.Row | None = cursor.fetchone()
+                return row
 
         row = await self.writer.submit(job)
         return _cron(row) if row else None
 
     async def delete_cron(self, cron_id: str) -> bool:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute("DELETE FROM crons WHERE cron_id = ?", (cron_id,))
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM crons WHERE cron_id = ?", (cron_id,))
             return cursor.rowcount > 0
 
         return await self.writer.submit(job)
@@ -761,8 +782,8 @@ class SQLiteStore:
         return [_cron(row) for row in rows]
 
     async def fire_cron(self, firing: base.CronFiring, now: float) -> models.Run | None:
-        async def job(conn: aiosqlite.Connection) -> sqlite3.Row | None:
-            cursor = await conn.execute(
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            cursor = conn.execute(
                 "UPDATE crons SET next_run_date = COALESCE(?, next_run_date), enabled = ?,"
                 " updated_at = ? WHERE cron_id = ? AND enabled = 1 AND next_run_date = ?",
                 (
@@ -775,7 +796,7 @@ class SQLiteStore:
             )
             if cursor.rowcount == 0:
                 return None
-            return await _insert_run(conn, firing.run, now, None)
+            return _insert_run(conn, firing.run, now, None)
 
         row = await self.writer.submit(job)
         return _run(row) if row else None
@@ -872,8 +893,8 @@ class SQLiteStore:
         )
 
     async def create_bin(self, bin: base.Bin) -> base.Bin:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO bins (bin_id, name, reply_status, reply_delay, verify_with,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -904,8 +925,8 @@ class SQLiteStore:
         if changes:
             columns = ", ".join(f"{name} = ?" for name in changes)
 
-            async def job(conn: aiosqlite.Connection) -> None:
-                await conn.execute(
+            def job(conn: sqlite3.Connection) -> None:
+                conn.execute(
                     f"UPDATE bins SET {columns} WHERE bin_id = ?", (*changes.values(), bin_id)
                 )
 
@@ -913,9 +934,9 @@ class SQLiteStore:
         return await self.get_bin(bin_id)
 
     async def delete_bin(self, bin_id: str) -> bool:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            await conn.execute("DELETE FROM bin_requests WHERE bin_id = ?", (bin_id,))
-            cursor = await conn.execute("DELETE FROM bins WHERE bin_id = ?", (bin_id,))
+        def job(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM bin_requests WHERE bin_id = ?", (bin_id,))
+            cursor = conn.execute("DELETE FROM bins WHERE bin_id = ?", (bin_id,))
             return cursor.rowcount > 0
 
         return await self.writer.submit(job)
@@ -923,8 +944,8 @@ class SQLiteStore:
     async def capture_request(
         self, capture: base.CapturedRequest, keep: int
     ) -> base.CapturedRequest:
-        async def job(conn: aiosqlite.Connection) -> int:
-            cursor = await conn.execute(
+        def job(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "INSERT INTO bin_requests (bin_id, received_at, method, path, query, headers,"
                 " body, content_type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -940,7 +961,7 @@ class SQLiteStore:
                 ),
             )
             capture_id = int(cursor.lastrowid or 0)
-            await conn.execute(
+            conn.execute(
                 "DELETE FROM bin_requests WHERE bin_id = ? AND capture_id <= ?",
                 (capture.bin_id, capture_id - keep),
             )
@@ -976,10 +997,8 @@ class SQLiteStore:
     # --- end of the /inspect block ---------------------------------------------------------------
 
 
-async def _insert_trigger(
-    conn: aiosqlite.Connection, trigger: models.Trigger, run_id: str | None
-) -> None:
-    await conn.execute(
+def _insert_trigger(conn: sqlite3.Connection, trigger: models.Trigger, run_id: str | None) -> None:
+    conn.execute(
         "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
         " body, content_type, source, idempotency_key, run_id, verification)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1001,26 +1020,28 @@ async def _insert_trigger(
     )
 
 
-async def _insert_run(
-    conn: aiosqlite.Connection, run: base.NewRun, now: float, trigger_id: str | None
+def _insert_run(
+    conn: sqlite3.Connection, run: base.NewRun, now: float, trigger_id: str | None
 ) -> sqlite3.Row:
-    async with conn.execute(
-        "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
-        " created_at, updated_at, trigger_id) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
-        " RETURNING *",
-        (
-            run.run_id,
-            run.thread_id,
-            run.flow_id,
-            _dumps(run.input),
-            _dumps(run.kwargs),
-            _dumps(run.metadata),
-            now,
-            now,
-            trigger_id,
-        ),
+    with closing(
+        conn.execute(
+            "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
+            " created_at, updated_at, trigger_id) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
+            " RETURNING *",
+            (
+                run.run_id,
+                run.thread_id,
+                run.flow_id,
+                _dumps(run.input),
+                _dumps(run.kwargs),
+                _dumps(run.metadata),
+                now,
+                now,
+                trigger_id,
+            ),
+        )
     ) as cursor:
-        row = await cursor.fetchone()
+        row: sqlite3.Row | None = cursor.fetchone()
     assert row is not None
     return row
 
@@ -1065,11 +1086,11 @@ def _event(row: sqlite3.Row) -> models.Event:
     )
 
 
-async def _insert(conn: aiosqlite.Connection, table: str, columns: dict[str, Any]) -> None:
+def _insert(conn: sqlite3.Connection, table: str, columns: dict[str, Any]) -> None:
     """INSERT one row from a column → value mapping (column names are ours, never input)."""
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
-    await conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(columns.values()))
+    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(columns.values()))
 
 
 def _column_value(value: Any) -> Any:
@@ -1087,13 +1108,13 @@ def _endpoint_columns(endpoint: models.Endpoint) -> dict[str, Any]:
     }
 
 
-async def _insert_deliveries(
-    conn: aiosqlite.Connection,
+def _insert_deliveries(
+    conn: sqlite3.Connection,
     run_id: str | None,
     deliveries: Sequence[models.NewDelivery],
     now: float,
 ) -> None:
-    await conn.executemany(
+    conn.executemany(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
         " status, attempts, next_attempt_at, created_at, updated_at, origin_at)"
         " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
@@ -1115,16 +1136,18 @@ async def _insert_deliveries(
     )
 
 
-async def _update_health(
-    conn: aiosqlite.Connection, endpoint_id: str, outcome: base.AttemptOutcome, now: float
+def _update_health(
+    conn: sqlite3.Connection, endpoint_id: str, outcome: base.AttemptOutcome, now: float
 ) -> base.HealthChange | None:
     """Track the endpoint's failure streak in the same transaction as the attempt."""
-    async with conn.execute(
-        "SELECT consecutive_failures, failing_since, disabled_reason FROM endpoints"
-        " WHERE endpoint_id = ?",
-        (endpoint_id,),
+    with closing(
+        conn.execute(
+            "SELECT consecutive_failures, failing_since, disabled_reason FROM endpoints"
+            " WHERE endpoint_id = ?",
+            (endpoint_id,),
+        )
     ) as cursor:
-        row = await cursor.fetchone()
+        row: sqlite3.Row | None = cursor.fetchone()
     if row is None:
         return None
     health = outcome.health
@@ -1133,7 +1156,7 @@ async def _update_health(
     if outcome.result.ok:
         if streak == 0:
             return None
-        await conn.execute(
+        conn.execute(
             "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL,"
             " circuit_open_until = NULL WHERE endpoint_id = ?",
             (endpoint_id,),
@@ -1158,7 +1181,7 @@ async def _update_health(
             reason = f"failing continuously for {health.disable_after_seconds / 3600:g} h"
         if reason is not None:
             change = base.HealthChange("endpoint.disabled", reason)
-    await conn.execute(
+    conn.execute(
         "UPDATE endpoints SET consecutive_failures = ?, failing_since = ?, circuit_open_until = ?,"
         " disabled_reason = ? WHERE endpoint_id = ?",
         (streak, failing_since, open_until, reason, endpoint_id),

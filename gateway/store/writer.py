@@ -1,8 +1,9 @@
 """Group commit: one writer connection runs many small transactions under one COMMIT.
 
-Durability costs one fsync per batch instead of one per request; that is where the ingest
-rate comes from. Each job is an async function of the connection. If a batch fails, it is
-rolled back and every job is retried alone, so one bad job fails only its own caller.
+Durability costs one fsync per batch instead of one per request, and the whole batch crosses
+to the connection's thread in a single hand-off: jobs are plain functions of a ``sqlite3``
+connection, run back to back in that thread, each inside its own SAVEPOINT so that one failing
+job fails only its own caller.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -18,13 +19,38 @@ import structlog
 import tenacity
 
 T = TypeVar("T")
-Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
+Job = Callable[[sqlite3.Connection], Any]
+Outcome = tuple[bool, Any]
 
 log = structlog.get_logger(__name__)
 
 
 def _is_locked(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+    """In the connection's thread: one transaction, a savepoint per job, one commit."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes: list[Outcome] = []
+        for job in jobs:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = job(conn)
+            except Exception as exc:  # noqa: BLE001 - handed to the job's caller
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 class GroupCommitWriter:
@@ -50,7 +76,7 @@ class GroupCommitWriter:
             await self._task
         self._task = None
 
-    async def submit(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._task is None or self._task.done():
             raise RuntimeError("the store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -63,32 +89,23 @@ class GroupCommitWriter:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._commit(batch)
+                outcomes = await self._commit([job for job, _ in batch])
             except Exception as exc:  # noqa: BLE001 - the writer must outlive any one batch
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                log.error("store_batch_failed", jobs=len(batch), error=str(exc))
+                outcomes = [(False, exc)] * len(batch)
+            else:
+                self.batches += 1
+                self.jobs += len(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
-
-    async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
-        try:
-            results = await self._transaction([job for job, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - handed to the job's caller below
-            if len(batch) == 1:
-                _, future = batch[0]
-                if not future.done():
-                    future.set_exception(exc)
-                return
-            for item in batch:
-                await self._commit([item])
-            return
-        self.batches += 1
-        self.jobs += len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
 
     @tenacity.retry(
         retry=tenacity.retry_if_exception(_is_locked),
@@ -96,12 +113,11 @@ class GroupCommitWriter:
         wait=tenacity.wait_exponential(multiplier=0.01, max=0.5),
         reraise=True,
     )
-    async def _transaction(self, jobs: list[Job]) -> list[Any]:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            results = [await job(self._conn) for job in jobs]
-            await self._conn.commit()
-        except BaseException:
-            await self._conn.rollback()
-            raise
-        return results
+    async def _commit(self, jobs: list[Job]) -> list[Outcome]:
+        # aiosqlite runs every call on its connection's own thread; handing it the whole
+        # batch as one function is what makes a batch cost one thread hop, not one per query.
+        conn = self._conn
+        outcomes: list[Outcome] = await conn._execute(  # type: ignore[no-untyped-call]
+            lambda: run_batch(conn._conn, jobs)
+        )
+        return outcomes
