@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -107,6 +107,7 @@ def parse_run(
         interrupt_after=data.get("interrupt_after"),
         feedback_keys=data.get("feedback_keys"),
         durability=choice(data, "durability", ("sync", "async", "exit"), "async"),
+        after_seconds=after_seconds(data),
     )
 
 
@@ -527,3 +528,10 @@ class _ThreadStreamWriter:
                 await self._write(
                     "state_update", {"thread_id": self.thread_id, "state": state}, (event.id, 3)
                 )
+
+
+def after_seconds(data: Mapping[str, Any]) -> float:
+    value = field(data, "after_seconds", (int, float), 0)
+    if value < 0:
+        raise errors.Unprocessable("after_seconds: must not be negative")
+    return float(value)

@@ -60,10 +60,18 @@ class RunService:
         kwargs: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
+        after_seconds: float = 0.0,
     ) -> models.Run:
-        """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon after."""
+        """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
+        after, or ``after_seconds`` later."""
         new_run = self.new_run(
-            flow_id, value, webhook, kwargs=kwargs, metadata=metadata, thread_id=thread_id
+            flow_id,
+            value,
+            webhook,
+            kwargs=kwargs,
+            metadata=metadata,
+            thread_id=thread_id,
+            after_seconds=after_seconds,
         )
         run = await self.store.create_run(new_run, self.clock.now())
         self.runs_ready.set()
@@ -79,6 +87,7 @@ class RunService:
         kwargs: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
+        after_seconds: float = 0.0,
     ) -> base.NewRun:
         """The record of a run to store: its id, flow, input, options and LangGraph metadata."""
         merged: dict[str, Any] = {
@@ -95,6 +104,7 @@ class RunService:
             kwargs={**(kwargs or {}), "webhook": webhook},
             metadata=merged,
             thread_id=thread_id,
+            after_seconds=after_seconds,
         )
 
     async def finish(

@@ -58,6 +58,7 @@ class RunRequest:
     interrupt_after: Any = None
     feedback_keys: Any = None
     durability: str = "async"
+    after_seconds: float = 0.0
     extra_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -125,6 +126,7 @@ class Threads:
             kwargs=kwargs,
             metadata=metadata,
             thread_id=thread_id,
+            after_seconds=request.after_seconds,
         )
 
     def new_run(self, request: RunRequest, thread_id: str, *, temporary: bool) -> base.NewRun:

@@ -20,6 +20,9 @@ class NewRun:
     kwargs: dict[str, Any]
     metadata: dict[str, Any]
     thread_id: str | None = None
+    after_seconds: float = 0.0
+    """A delayed run: its ``created_at`` is that far ahead (as LangGraph shows it), and it is
+    not claimed before then."""
 
 
 @dataclasses.dataclass(frozen=True)

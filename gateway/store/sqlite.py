@@ -201,11 +201,13 @@ class SQLiteStore:
                         " started_at = COALESCE(started_at, ?), updated_at = ?"
                         " WHERE run_id IN (SELECT run_id FROM runs"
                         "   WHERE status IN ('pending', 'running')"  # the runs_open index
-                        "   AND ((status = 'pending' AND " + _THREAD_IS_FREE + ")"
+                        "   AND ((status = 'pending' AND created_at <= ? AND "
+                        + _THREAD_IS_FREE
+                        + ")"
                         "   OR (status = 'running' AND lease_expires_at <= ?))"
                         "   ORDER BY created_at LIMIT ?)"
                         " RETURNING *",
-                        (now + lease_seconds, now, now, now, limit),
+                        (now + lease_seconds, now, now, now, now, limit),
                     )
                 ) as cursor
             ):
@@ -1035,7 +1037,7 @@ def _insert_run(
                 _dumps(run.input),
                 _dumps(run.kwargs),
                 _dumps(run.metadata),
-                now,
+                now + run.after_seconds,
                 now,
                 trigger_id,
             ),

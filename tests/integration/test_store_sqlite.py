@@ -153,3 +153,11 @@ async def test_schema_survives_reopening(tmp_path: Path) -> None:
     await second.open()
     assert await second.get_run(run.run_id) == run
     await second.close()
+
+
+async def test_a_delayed_run_is_not_claimed_before_it_is_due(store: SQLiteStore) -> None:
+    delayed = base.NewRun(models.new_id(), "echo", {}, {}, {}, after_seconds=60)
+    run = await store.create_run(delayed, NOW)
+    assert run.created_at == NOW + 60
+    assert await store.claim_runs(10, NOW + 59, 30) == []
+    assert [r.run_id for r in await store.claim_runs(10, NOW + 60, 30)] == [run.run_id]
