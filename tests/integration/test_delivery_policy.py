@@ -294,3 +294,20 @@ async def test_bad_policy_input_is_refused(gateway: Any, receiver: Receiver) -> 
     for action in ("pause", "resume", "rotate-secret", "recover"):
         assert (await gateway.post(f"/api/v1/endpoints/{missing}/{action}")).status == 404
     assert (await gateway.post(f"/api/v1/runs/{missing}/redeliver")).status == 404
+
+
+async def test_a_target_refused_at_connect_time_is_an_attempt_error(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    receiver: Receiver,
+) -> None:
+    """An endpoint stored while loopback was allowed, sent to after it no longer is: the
+    resolver refuses the address after DNS, and the refusal is recorded, not raised."""
+    local = await gateway_with(aiohttp_client, make_settings)
+    await endpoint(local, receiver.url.replace("127.0.0.1", "localhost"), retry_schedule=[0.01])
+    await local.close()
+    strict = await gateway_with(aiohttp_client, make_settings, allow_private_networks=False)
+    run_id = await trigger(strict)
+    dead = await settled_delivery(strict, run_id, "failed")
+    assert all("loopback" in a["error"] for a in dead["attempt_log"])
+    assert receiver.received == []
