@@ -94,6 +94,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         lease_seconds=settings.run_lease_seconds,
         poll_interval=settings.poll_interval,
     )
+    service.handoff = worker
     dispatcher = Dispatcher(
         store,
         Sender(

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -25,6 +25,21 @@ from gateway.store import Store, base
 log = structlog.get_logger(__name__)
 
 
+class Handoff(Protocol):
+    """A worker in this process that can take a run the moment it is stored."""
+
+    lease_seconds: float
+
+    def reserve(self) -> bool:
+        """Hold a free slot for a run about to be stored; False when there is none."""
+
+    def release(self) -> None:
+        """Give the held slot back (the run was stored, or storing it failed)."""
+
+    def adopt(self, run: models.Run) -> None:
+        """Start running a run stored already claimed for this worker."""
+
+
 @dataclasses.dataclass
 class RunService:
     store: Store
@@ -32,6 +47,7 @@ class RunService:
     clock: clocks.Clock
     metrics: Metrics
     events: EventHub
+    handoff: Handoff | None = None
     runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     deliveries_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -45,10 +61,22 @@ class RunService:
         self, trigger: models.Trigger, value: Any, *, webhook: str | None
     ) -> tuple[models.Run, bool]:
         """Store the trigger and its run together; the caller may acknowledge once this returns."""
-        new_run = self.new_run(trigger.flow_id, value, webhook, trigger_id=trigger.trigger_id)
-        run, created = await self.store.create_trigger_and_run(trigger, new_run, self.clock.now())
-        if created:
-            self.runs_ready.set()
+        handed = self._reserve()
+        new_run = self.new_run(
+            trigger.flow_id,
+            value,
+            webhook,
+            trigger_id=trigger.trigger_id,
+            lease_until=self._lease_until() if handed else None,
+        )
+        try:
+            run, created = await self.store.create_trigger_and_run(
+                trigger, new_run, self.clock.now()
+            )
+        finally:
+            if handed and self.handoff is not None:
+                self.handoff.release()
+        self._hand_over(run, created, handed)
         return run, created
 
     async def start(
@@ -64,6 +92,7 @@ class RunService:
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
         after, or ``after_seconds`` later."""
+        handed = thread_id is None and not after_seconds and self._reserve()
         new_run = self.new_run(
             flow_id,
             value,
@@ -72,10 +101,32 @@ class RunService:
             metadata=metadata,
             thread_id=thread_id,
             after_seconds=after_seconds,
+            lease_until=self._lease_until() if handed else None,
         )
-        run = await self.store.create_run(new_run, self.clock.now())
-        self.runs_ready.set()
+        try:
+            run = await self.store.create_run(new_run, self.clock.now())
+        finally:
+            if handed and self.handoff is not None:
+                self.handoff.release()
+        self._hand_over(run, True, handed)
         return run
+
+    def _reserve(self) -> bool:
+        return self.handoff is not None and self.handoff.reserve()
+
+    def _lease_until(self) -> float:
+        assert self.handoff is not None
+        return self.clock.now() + self.handoff.lease_seconds
+
+    def _hand_over(self, run: models.Run, created: bool, handed: bool) -> None:
+        """A run stored already claimed goes straight to this process's worker; others wait
+        for a claim."""
+        if not created:
+            return
+        if handed and self.handoff is not None:
+            self.handoff.adopt(run)
+        else:
+            self.runs_ready.set()
 
     def new_run(
         self,
@@ -88,6 +139,7 @@ class RunService:
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
         after_seconds: float = 0.0,
+        lease_until: float | None = None,
     ) -> base.NewRun:
         """The record of a run to store: its id, flow, input, options and LangGraph metadata."""
         merged: dict[str, Any] = {
@@ -105,6 +157,7 @@ class RunService:
             metadata=merged,
             thread_id=thread_id,
             after_seconds=after_seconds,
+            lease_until=lease_until,
         )
 
     async def finish(

@@ -42,6 +42,7 @@ class RunWorker:
         self.lease_seconds = max(lease_seconds, longest + min(10.0, lease_seconds))
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: dict[str, str] = {}
+        self._reserved = 0
         self._stopping = False
 
     async def run_forever(self) -> None:
@@ -56,15 +57,27 @@ class RunWorker:
                 await asyncio.wait_for(ready.wait(), self.poll_interval)
 
     async def claim(self) -> int:
-        room = self.concurrency - len(self._running)
+        room = self.concurrency - len(self._running) - self._reserved
         if room <= 0:
             return 0
         runs = await self.store.claim_runs(room, self.clock.now(), self.lease_seconds)
         for run in runs:
-            task = asyncio.create_task(self.execute(run), name=f"run-{run.run_id}")
-            self._running[run.run_id] = task
-            task.add_done_callback(self._done(run.run_id))
+            self.adopt(run)
         return len(runs)
+
+    def reserve(self) -> bool:
+        if self._stopping or len(self._running) + self._reserved >= self.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        self._reserved -= 1
+
+    def adopt(self, run: models.Run) -> None:
+        task = asyncio.create_task(self.execute(run), name=f"run-{run.run_id}")
+        self._running[run.run_id] = task
+        task.add_done_callback(self._done(run.run_id))
 
     def _done(self, run_id: str) -> Any:
         def callback(_: asyncio.Task[None]) -> None:

@@ -23,6 +23,9 @@ class NewRun:
     after_seconds: float = 0.0
     """A delayed run: its ``created_at`` is that far ahead (as LangGraph shows it), and it is
     not claimed before then."""
+    lease_until: float | None = None
+    """Set when the creating process runs it itself: stored already claimed (running, attempt 1)
+    with this lease, saving a claim on the way from trigger to callback."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1028,18 +1028,22 @@ def _insert_run(
     with closing(
         conn.execute(
             "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
-            " created_at, updated_at, trigger_id) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"
-            " RETURNING *",
+            " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 run.run_id,
                 run.thread_id,
                 run.flow_id,
+                "pending" if run.lease_until is None else "running",
                 _dumps(run.input),
                 _dumps(run.kwargs),
                 _dumps(run.metadata),
                 now + run.after_seconds,
                 now,
                 trigger_id,
+                0 if run.lease_until is None else 1,
+                None if run.lease_until is None else now,
+                run.lease_until,
             ),
         )
     ) as cursor:
