@@ -123,6 +123,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
         ),
     )
+    service.dispatcher = dispatcher
     app[keys.runs_key] = service
     app[keys.worker_key] = worker
     app[keys.dispatcher_key] = dispatcher

@@ -76,13 +76,14 @@ class Dispatcher:
             return self.limits.poll_interval
         return min(self.limits.poll_interval, max(due - self.clock.now(), 0.001))
 
-    async def claim(self) -> int:
-        """Lease what is due, up to the free concurrency, and start sending it."""
+    async def claim(self, run_id: str | None = None) -> int:
+        """Lease what is due (of one run, if given), up to the free concurrency, and start
+        sending it."""
         room = self.limits.concurrency - len(self._in_flight)
         if room <= 0:
             return 0
         deliveries = await self.store.claim_deliveries(
-            room, self.clock.now(), self.limits.lease_seconds, self.limits.claim
+            room, self.clock.now(), self.limits.lease_seconds, self.limits.claim, run_id
         )
         for delivery in deliveries:
             task = asyncio.create_task(

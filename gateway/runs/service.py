@@ -40,6 +40,12 @@ class Handoff(Protocol):
         """Start running a run stored already claimed for this worker."""
 
 
+class DeliveryHandoff(Protocol):
+    """The dispatcher in this process, which can lease a run's deliveries as they are written."""
+
+    async def claim(self, run_id: str | None = None) -> int: ...
+
+
 @dataclasses.dataclass
 class RunService:
     store: Store
@@ -48,6 +54,7 @@ class RunService:
     metrics: Metrics
     events: EventHub
     handoff: Handoff | None = None
+    dispatcher: DeliveryHandoff | None = None
     runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     deliveries_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
@@ -195,7 +202,14 @@ class RunService:
             deliveries,
             final_event=(RUN_END, {"status": status.value, "output": output, "error": error}),
         )
-        finished = await self.store.finish_run(ending, now)
+        if deliveries and self.dispatcher is not None:
+            # Queued back to back, both land in one group commit: the run's deliveries are
+            # leased to this process as they are written, and start at once.
+            finished, _ = await asyncio.gather(
+                self.store.finish_run(ending, now), self.dispatcher.claim(run.run_id)
+            )
+        else:
+            finished = await self.store.finish_run(ending, now)
         if finished is None:
             log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
             return None

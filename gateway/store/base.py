@@ -168,9 +168,15 @@ class Store(Protocol):
     ) -> None: ...
 
     async def claim_deliveries(
-        self, limit: int, now: float, lease_seconds: float, policy: ClaimPolicy
+        self,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        policy: ClaimPolicy,
+        run_id: str | None = None,
     ) -> list[models.Delivery]:
-        """Lease up to ``limit`` due deliveries, fairly across destinations, skipping held endpoints."""
+        """Lease up to ``limit`` due deliveries (of one run, if given), fairly across
+        destinations, skipping held endpoints."""
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         """Release a claimed delivery unsent, due again at ``until``; uses up no attempt."""

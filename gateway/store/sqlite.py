@@ -372,7 +372,12 @@ class SQLiteStore:
         await self.writer.submit(job)
 
     async def claim_deliveries(
-        self, limit: int, now: float, lease_seconds: float, policy: base.ClaimPolicy
+        self,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        policy: base.ClaimPolicy,
+        run_id: str | None = None,
     ) -> list[models.Delivery]:
         def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             with closing(
@@ -384,6 +389,7 @@ class SQLiteStore:
                         "limit": limit,
                         "threshold": policy.circuit_failure_threshold,
                         "default_cap": policy.max_concurrency,
+                        "run_id": run_id,
                     },
                 )
             ) as cursor:
@@ -1232,6 +1238,7 @@ due AS (
              ELSE COALESCE(e.max_concurrency, :default_cap) END AS cap
     FROM deliveries d LEFT JOIN endpoints e ON e.endpoint_id = d.endpoint_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= :now
+      AND (:run_id IS NULL OR d.run_id = :run_id)
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)
       AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
            AND COALESCE(e.circuit_open_until, 0) <= :now))
