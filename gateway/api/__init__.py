@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import endpoints, health, langflow, middleware, runs
+from gateway.api import (
+    endpoints,
+    health,
+    langflow,
+    langgraph,
+    langgraph_crons,
+    langgraph_runs,
+    middleware,
+    runs,
+)
 
 middlewares = (middleware.errors_as_json, middleware.require_api_key)
 
@@ -42,8 +51,51 @@ def setup_routes(app: web.Application) -> None:
     router.add_get("/api/v1/deliveries/{delivery_id}", endpoints.get_delivery)
     router.add_post("/api/v1/deliveries/{delivery_id}/retry", endpoints.retry_delivery)
 
-    # LangGraph Agent Server (issue 5): assistants, threads, runs, streams, crons; also
-    # registers the context that runs the cron scheduler.
-    from gateway.api import langgraph
-
+    # LangGraph Agent Server: assistants, threads, runs, streams, crons
+    router.add_get("/ok", langgraph.ok)
+    router.add_get("/info", langgraph.info)
+    router.add_post("/assistants/search", langgraph.search_assistants)
+    router.add_post("/assistants/count", langgraph.count_assistants)
+    router.add_get("/assistants/{assistant_id}", langgraph.get_assistant)
+    router.add_get("/assistants/{assistant_id}/graph", langgraph.get_graph)
+    router.add_get("/assistants/{assistant_id}/schemas", langgraph.get_schemas)
+    router.add_get("/assistants/{assistant_id}/subgraphs", langgraph.get_subgraphs)
+    router.add_post("/assistants/{assistant_id}/versions", langgraph.get_versions)
+    router.add_post("/threads", langgraph.create_thread)
+    router.add_post("/threads/search", langgraph.search_threads)
+    router.add_post("/threads/count", langgraph.count_threads)
+    router.add_get("/threads/{thread_id}", langgraph.get_thread)
+    router.add_patch("/threads/{thread_id}", langgraph.update_thread)
+    router.add_delete("/threads/{thread_id}", langgraph.delete_thread)
+    router.add_post("/threads/{thread_id}/copy", langgraph.copy_thread)
+    router.add_get("/threads/{thread_id}/state", langgraph.get_state)
+    router.add_post("/threads/{thread_id}/state", langgraph.update_state)
+    router.add_post("/threads/{thread_id}/state/checkpoint", langgraph.get_state_at)
+    router.add_get("/threads/{thread_id}/state/{checkpoint_id}", langgraph.get_state_at)
+    router.add_post("/threads/{thread_id}/history", langgraph.history)
+    router.add_get("/threads/{thread_id}/history", langgraph.history)
+    router.add_post("/threads/{thread_id}/runs", langgraph_runs.create_run)
+    router.add_post("/threads/{thread_id}/runs/stream", langgraph_runs.stream_run)
+    router.add_post("/threads/{thread_id}/runs/wait", langgraph_runs.wait_run)
+    router.add_get("/threads/{thread_id}/runs", langgraph_runs.list_runs)
+    router.add_get("/threads/{thread_id}/runs/{run_id}", langgraph_runs.get_run)
+    router.add_delete("/threads/{thread_id}/runs/{run_id}", langgraph_runs.delete_run)
+    router.add_post("/threads/{thread_id}/runs/{run_id}/cancel", langgraph_runs.cancel_run)
+    router.add_get("/threads/{thread_id}/runs/{run_id}/join", langgraph_runs.join_run)
+    router.add_get("/threads/{thread_id}/runs/{run_id}/stream", langgraph_runs.join_stream)
+    router.add_get("/threads/{thread_id}/stream", langgraph_runs.thread_stream)
+    router.add_post("/runs", langgraph_runs.create_run)
+    router.add_post("/runs/stream", langgraph_runs.stream_run)
+    router.add_post("/runs/wait", langgraph_runs.wait_run)
+    router.add_post("/runs/batch", langgraph_runs.create_batch)
+    router.add_post("/runs/cancel", langgraph_runs.cancel_many)
+    router.add_get("/runs/{run_id}/stream", langgraph_runs.join_stream)
+    router.add_get("/runs/{run_id}/join", langgraph_runs.join_run)
+    router.add_post("/runs/crons", langgraph_crons.create_cron)
+    router.add_post("/runs/crons/search", langgraph_crons.search_crons)
+    router.add_post("/runs/crons/count", langgraph_crons.count_crons)
+    router.add_get("/runs/crons/{cron_id}", langgraph_crons.get_cron)
+    router.add_patch("/runs/crons/{cron_id}", langgraph_crons.update_cron)
+    router.add_delete("/runs/crons/{cron_id}", langgraph_crons.delete_cron)
+    router.add_post("/threads/{thread_id}/runs/crons", langgraph_crons.create_cron)
     langgraph.setup(app)

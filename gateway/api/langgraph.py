@@ -28,37 +28,8 @@ ASSISTANT_SORTS = ("assistant_id", "graph_id", "name", "created_at", "updated_at
 
 
 def setup(app: web.Application) -> None:
-    """Routes for the whole LangGraph surface, and the context that runs crons."""
-    from gateway.api import langgraph_crons, langgraph_runs
-
+    """The LangGraph surface's state: its threads service and the cron scheduler."""
     app.cleanup_ctx.append(_context)
-    r = app.router
-    r.add_get("/ok", ok)
-    r.add_get("/info", info)
-
-    r.add_post("/assistants/search", search_assistants)
-    r.add_post("/assistants/count", count_assistants)
-    r.add_get("/assistants/{assistant_id}", get_assistant)
-    r.add_get("/assistants/{assistant_id}/graph", get_graph)
-    r.add_get("/assistants/{assistant_id}/schemas", get_schemas)
-    r.add_get("/assistants/{assistant_id}/subgraphs", get_subgraphs)
-    r.add_post("/assistants/{assistant_id}/versions", get_versions)
-
-    r.add_post("/threads", create_thread)
-    r.add_post("/threads/search", search_threads)
-    r.add_post("/threads/count", count_threads)
-    r.add_get("/threads/{thread_id}", get_thread)
-    r.add_patch("/threads/{thread_id}", update_thread)
-    r.add_delete("/threads/{thread_id}", delete_thread)
-    r.add_post("/threads/{thread_id}/copy", copy_thread)
-    r.add_get("/threads/{thread_id}/state", get_state)
-    r.add_post("/threads/{thread_id}/state", update_state)
-    r.add_post("/threads/{thread_id}/state/checkpoint", get_state_at)
-    r.add_get("/threads/{thread_id}/state/{checkpoint_id}", get_state_at)
-    r.add_post("/threads/{thread_id}/history", history)
-    r.add_get("/threads/{thread_id}/history", history)
-    langgraph_runs.setup(app)
-    langgraph_crons.setup(app)
 
 
 async def _context(app: web.Application) -> AsyncIterator[None]:

@@ -35,17 +35,6 @@ CRON_SORTS = (
 )
 
 
-def setup(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/runs/crons", create_cron)
-    r.add_post("/runs/crons/search", search_crons)
-    r.add_post("/runs/crons/count", count_crons)
-    r.add_get("/runs/crons/{cron_id}", get_cron)
-    r.add_patch("/runs/crons/{cron_id}", update_cron)
-    r.add_delete("/runs/crons/{cron_id}", delete_cron)
-    r.add_post("/threads/{thread_id}/runs/crons", create_cron)
-
-
 def cron_view(cron: base.Cron) -> dict[str, Any]:
     return {
         "cron_id": cron.cron_id,

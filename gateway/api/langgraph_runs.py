@@ -37,27 +37,6 @@ _DISCONNECTED = (ConnectionResetError, aiohttp.ClientConnectionResetError)
 _EVENT_ID = re.compile(r"^(\d+)(?:-(\d+|\*))?$")
 
 
-def setup(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/threads/{thread_id}/runs", create_run)
-    r.add_post("/threads/{thread_id}/runs/stream", stream_run)
-    r.add_post("/threads/{thread_id}/runs/wait", wait_run)
-    r.add_get("/threads/{thread_id}/runs", list_runs)
-    r.add_get("/threads/{thread_id}/runs/{run_id}", get_run)
-    r.add_delete("/threads/{thread_id}/runs/{run_id}", delete_run)
-    r.add_post("/threads/{thread_id}/runs/{run_id}/cancel", cancel_run)
-    r.add_get("/threads/{thread_id}/runs/{run_id}/join", join_run)
-    r.add_get("/threads/{thread_id}/runs/{run_id}/stream", join_stream)
-    r.add_get("/threads/{thread_id}/stream", thread_stream)
-    r.add_post("/runs", create_run)
-    r.add_post("/runs/stream", stream_run)
-    r.add_post("/runs/wait", wait_run)
-    r.add_post("/runs/batch", create_batch)
-    r.add_post("/runs/cancel", cancel_many)
-    r.add_get("/runs/{run_id}/stream", join_stream)
-    r.add_get("/runs/{run_id}/join", join_run)
-
-
 # the run-create body
 
 
