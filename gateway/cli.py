@@ -37,7 +37,10 @@ from gateway.store.sqlite import path_from_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hookgate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hookgate",
+        description="hookgate: durable webhook triggers in, signed and retried run callbacks out.",
+    )
     parser.add_argument("--version", action="version", version=f"hookgate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
