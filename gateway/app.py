@@ -85,6 +85,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=clock,
         metrics=app[keys.metrics_key],
         events=EventHub(store, clock, idle_check=settings.poll_interval),
+        max_write_backlog=settings.max_write_backlog,
     )
     worker = RunWorker(
         service,

@@ -9,6 +9,7 @@ class GatewayError(Exception):
     """Something went wrong in hookgate."""
 
     status: ClassVar[int] = 500
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or (self.__doc__ or "error").strip()
@@ -68,6 +69,7 @@ class Unavailable(GatewayError):
     """The gateway cannot take this request right now."""
 
     status = 503
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
 
 class StoreError(GatewayError):

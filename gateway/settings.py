@@ -92,6 +92,7 @@ class Settings:
     disable_after_seconds: float = 5 * 24 * 3600.0
     secret_rotation_overlap: float = 24 * 3600.0
     allowed_targets: tuple[str, ...] = ()
+    max_write_backlog: int = 10_000
     callback_token_max_age: float = 7 * 24 * 3600.0
     run_timeout: float = 60.0
     run_concurrency: int = 16

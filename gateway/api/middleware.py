@@ -23,7 +23,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except errors.GatewayError as exc:
         if exc.status >= 500:
             log.error("request_failed", path=request.path, detail=exc.detail)
-        return web.json_response(exc.body(), status=exc.status)
+        return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.settings_key].max_body_bytes
         detail = f"Request body too large: the limit is {limit} bytes"

@@ -53,6 +53,7 @@ class RunService:
     clock: clocks.Clock
     metrics: Metrics
     events: EventHub
+    max_write_backlog: int = 10_000
     handoff: Handoff | None = None
     dispatcher: DeliveryHandoff | None = None
     runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -68,6 +69,7 @@ class RunService:
         self, trigger: models.Trigger, value: Any, *, webhook: str | None
     ) -> tuple[models.Run, bool]:
         """Store the trigger and its run together; the caller may acknowledge once this returns."""
+        self._accept()
         handed = self._reserve()
         new_run = self.new_run(
             trigger.flow_id,
@@ -99,6 +101,7 @@ class RunService:
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
         after, or ``after_seconds`` later."""
+        self._accept()
         handed = thread_id is None and not after_seconds and self._reserve()
         new_run = self.new_run(
             flow_id,
@@ -117,6 +120,12 @@ class RunService:
                 self.handoff.release()
         self._hand_over(run, True, handed)
         return run
+
+    def _accept(self) -> None:
+        """Backpressure: refuse new work (503, Retry-After) while the store is far behind,
+        rather than queue without bound; nothing is stored for a refused request."""
+        if self.store.write_backlog() >= self.max_write_backlog:
+            raise errors.Unavailable("The gateway is overloaded; retry shortly")
 
     def _reserve(self) -> bool:
         return self.handoff is not None and self.handoff.reserve()

@@ -110,6 +110,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise ``StoreError`` if the store cannot be reached."""
 
+    def write_backlog(self) -> int:
+        """Writes queued and not yet committed: how far behind the store is."""
+
     # triggers and runs
     async def create_trigger_and_run(
         self, trigger: models.Trigger, run: NewRun, now: float

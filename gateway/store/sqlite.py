@@ -122,6 +122,9 @@ class SQLiteStore:
                 await conn.close()
         self._reader = self._writer_conn = None
 
+    def write_backlog(self) -> int:
+        return 0 if self._writer is None else self._writer.backlog
+
     async def ping(self) -> None:
         try:
             await self._fetchone("SELECT 1")

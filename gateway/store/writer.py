@@ -62,6 +62,11 @@ class GroupCommitWriter:
         self.batches = 0
         self.jobs = 0
 
+    @property
+    def backlog(self) -> int:
+        """Writes waiting for their commit."""
+        return self._queue.qsize()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="sqlite-writer")
 

@@ -204,3 +204,19 @@ async def test_cancelling_a_run_interrupts_it_and_delivers_the_ending(
         "interrupted",
         "stopped by the test",
     )
+
+
+async def test_an_overloaded_store_refuses_new_work_with_503(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """Backpressure: past ``max_write_backlog`` queued writes, new triggers and runs get 503
+    with Retry-After (here the limit is 0, so every one is refused) and nothing is stored."""
+    settings = make_settings(max_write_backlog=0)
+    gateway = await client_for(aiohttp_client, settings)
+    refused = await gateway.post("/api/v1/webhook/echo", json={"n": 1})
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert "overloaded" in (await refused.json())["detail"]
+    run = await gateway.post("/api/v1/run/echo", json={"input_value": "x"})
+    assert run.status == 503
+    assert_nothing_stored(settings)
