@@ -56,10 +56,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings_key]
     connector = aiohttp.TCPConnector(
-        resolver=netguard.GuardedResolver(
-            allow_private=settings.allow_private_networks,
-            allow=netguard.Allowlist.parse(settings.allowed_targets),
-        ),
+        resolver=netguard.GuardedResolver.for_settings(settings),
         limit=settings.delivery_concurrency,
         limit_per_host=settings.delivery_concurrency,
     )

@@ -7,14 +7,19 @@ every connection after DNS resolution, so a name that resolves to 127.0.0.1 is r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import abc, resolver
 
 from gateway import errors
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 MAX_URL_LENGTH = 2048
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
@@ -111,6 +116,20 @@ def check_url(url: str, *, allow_private: bool, allow: Allowlist = NOTHING_ALLOW
     return url
 
 
+def check_callback(url: str, settings: Settings) -> str:
+    """``check_url`` under the configured policy: the local-dev switch and the allow-list."""
+    return check_url(
+        url,
+        allow_private=settings.allow_private_networks,
+        allow=_allowlist(settings.allowed_targets),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _allowlist(entries: tuple[str, ...]) -> Allowlist:
+    return Allowlist.parse(entries)
+
+
 class GuardedResolver(abc.AbstractResolver):
     """Resolves names as aiohttp does, then drops every address the guard refuses."""
 
@@ -145,6 +164,13 @@ class GuardedResolver(abc.AbstractResolver):
         if not allowed:
             raise OSError(f"refused to connect to {host}: {'; '.join(reasons) or 'no address'}")
         return allowed
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> GuardedResolver:
+        return cls(
+            allow_private=settings.allow_private_networks,
+            allow=_allowlist(settings.allowed_targets),
+        )
 
     async def close(self) -> None:
         await self._inner.close()

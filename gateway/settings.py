@@ -237,15 +237,21 @@ def _flow_kind(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> Flow
     if not isinstance(flow.retries, int) or flow.retries < 1:
         raise errors.ConfigError(f"flows.{flow_id}.retries: expected an integer >= 1")
     if flow.api_key_env:
-        if flow.api_key:
-            raise errors.ConfigError(f"flows.{flow_id}: set api_key or api_key_env, not both")
-        key = env.get(flow.api_key_env, "")
-        if not key:
-            raise errors.ConfigError(
-                f"flows.{flow_id}.api_key_env: environment variable {flow.api_key_env} is not set"
-            )
+        key = _from_env(flow_id, "api_key", flow.api_key, flow.api_key_env, env)
         flow = dataclasses.replace(flow, api_key=key)
     return flow
+
+
+def _from_env(flow_id: str, name: str, given: str, variable: str, env: Mapping[str, str]) -> str:
+    """A flow's secret named by ``<name>_env``: read now, so a missing variable stops start-up."""
+    if given:
+        raise errors.ConfigError(f"flows.{flow_id}: set {name} or {name}_env, not both")
+    value = env.get(variable, "")
+    if not value:
+        raise errors.ConfigError(
+            f"flows.{flow_id}.{name}_env: environment variable {variable} is not set"
+        )
+    return value
 
 
 def _check_endpoint_names(flows: Mapping[str, FlowSettings]) -> None:
@@ -271,13 +277,7 @@ def _flow_verification(flow_id: str, flow: FlowSettings, env: Mapping[str, str])
         choices = ", ".join((verification.NONE, *verification.SCHEMES))
         raise errors.ConfigError(f"flows.{flow_id}.verify: expected one of {choices}")
     if flow.secret_env:
-        if flow.secret:
-            raise errors.ConfigError(f"flows.{flow_id}: set secret or secret_env, not both")
-        secret = env.get(flow.secret_env, "")
-        if not secret:
-            raise errors.ConfigError(
-                f"flows.{flow_id}.secret_env: environment variable {flow.secret_env} is not set"
-            )
+        secret = _from_env(flow_id, "secret", flow.secret, flow.secret_env, env)
         flow = dataclasses.replace(flow, secret=secret)
     if flow.verify != verification.NONE:
         try:

@@ -1,13 +1,30 @@
-"""Fakes that tests and demos share: a fake clock and a recording receiver."""
+"""Fakes that tests and demos share: a fake clock, a recording receiver, Chromium's settings."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import shutil
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
+
+CHROMIUM = os.environ.get("HOOKGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+"""Debian's Chromium, which the browser tests and scripts/screenshots.py drive through Playwright."""
+
+CHROMIUM_ARGS = (
+    # A closed network: no background requests, no first-run work, no GPU, no sandbox (root).
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 class FakeClock:

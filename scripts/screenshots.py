@@ -28,18 +28,8 @@ from gateway.inspect.bins import new_bin_id  # noqa: E402
 from gateway.log import configure_logging  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
 from gateway.store import base as store_base  # noqa: E402
+from gateway.testing import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS = ROOT / "docs"
 
 
@@ -132,7 +122,9 @@ async def main() -> None:
         try:
             ids = await traffic(base, server)
             async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=list(CHROMIUM_ARGS)
+                )
                 page = await browser.new_page(viewport={"width": 1280, "height": 800})
                 await shoot(page, base, "/inspect/", "inspect-overview.png")
                 await shoot(

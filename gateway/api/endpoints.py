@@ -82,11 +82,7 @@ async def _endpoint_fields(request: web.Request, data: dict[str, Any]) -> dict[s
     fields: dict[str, Any] = {}
     url = inputs.optional(data, "url", str)
     if url is not None:
-        fields["url"] = netguard.check_url(
-            url,
-            allow_private=settings.allow_private_networks,
-            allow=netguard.Allowlist.parse(settings.allowed_targets),
-        )
+        fields["url"] = netguard.check_callback(url, settings)
     secret = inputs.optional(data, "secret", str)
     if secret is not None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -14,20 +15,29 @@ from gateway import errors
 T = TypeVar("T")
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
+async def json_object(
+    request: web.Request,
+    *,
+    optional: bool = False,
+    malformed: type[errors.GatewayError] = errors.BadRequest,
+) -> dict[str, Any]:
+    """The body as a JSON object. An empty body is ``{}`` when ``optional``; an empty or
+    unparsable one is refused with ``malformed`` (400 here, 422 where the peer API says so)."""
     body = await request.read()
-    if not body:
-        raise errors.BadRequest("Request body is empty: expected a JSON object")
+    if not body.strip():
+        if optional:
+            return {}
+        raise malformed("Request body is empty: expected a JSON object")
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError):
-        raise errors.BadRequest("Invalid JSON in request body") from None
+        raise malformed("Invalid JSON in request body") from None
     if not isinstance(data, dict):
         raise errors.Unprocessable("Request body must be a JSON object")
     return data
 
 
-def optional(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...]) -> T | None:
+def optional(data: Mapping[str, Any], name: str, kind: type[T] | tuple[type, ...]) -> T | None:
     value = data.get(name)
     if value is None:
         return None
@@ -37,6 +47,15 @@ def optional(data: dict[str, Any], name: str, kind: type[T] | tuple[type, ...]) 
         )
         raise errors.Unprocessable(f"{name}: expected {expected}, got {type(value).__name__}")
     return value  # type: ignore[return-value]
+
+
+def choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = optional(data, name, str)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def string_list(

@@ -80,11 +80,7 @@ async def webhook(request: web.Request) -> web.Response:
 
     callback = request.query.get("webhook")
     if callback is not None:
-        netguard.check_url(
-            callback,
-            allow_private=settings.allow_private_networks,
-            allow=netguard.Allowlist.parse(settings.allowed_targets),
-        )
+        netguard.check_callback(callback, settings)
 
     run, created = await service.start_from_trigger(trigger, flow_input(body), webhook=callback)
     request.app[keys.metrics_key].triggers.labels(
@@ -192,7 +188,7 @@ class RunRequest:
 async def run_flow(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/run/{flow_id_or_name}[?stream=true]``."""
     flow = _find_flow(request, request.match_info["flow_id"])
-    body = await _optional_object(request)
+    body = await inputs.json_object(request, optional=True, malformed=errors.Unprocessable)
     if isinstance(body.get("input_request"), dict):  # FastAPI's embedded form
         body = body["input_request"]
     parsed = _run_request(body, request)
@@ -233,7 +229,7 @@ async def run_flow(request: web.Request) -> web.StreamResponse:
 async def run_advanced(request: web.Request) -> web.Response:
     """``POST /api/v1/run/advanced/{flow_id_or_name}``: one run per input, one answer."""
     flow = _find_flow(request, request.match_info["flow_id"])
-    body = await _optional_object(request)
+    body = await inputs.json_object(request, optional=True, malformed=errors.Unprocessable)
     raw_inputs = inputs.optional(body, "inputs", list)
     if raw_inputs is None:
         raw_inputs = [{"components": [], "input_value": ""}]
@@ -271,7 +267,7 @@ async def run_advanced(request: web.Request) -> web.Response:
 async def build_flow(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/build/{flow_id}/flow`` → ``{"job_id"}`` (or the events, when direct)."""
     flow = _find_flow(request, request.match_info["flow_id"], label="Flow with id {} not found")
-    body = await _optional_object(request)
+    body = await inputs.json_object(request, optional=True, malformed=errors.Unprocessable)
     given = inputs.optional(body, "inputs", dict)
     value = _input_value_request(given, "inputs") if given is not None else {}
     data = inputs.optional(body, "data", dict)
@@ -352,23 +348,13 @@ async def _job(request: web.Request) -> tuple[models.Run, flows.Flow | None]:
     return run, request.app[keys.flows_key].get(run.flow_id)
 
 
-async def _optional_object(request: web.Request) -> dict[str, Any]:
-    """A JSON object body; an empty body is ``{}`` (every field has a default)."""
-    if not (await request.read()).strip():
-        return {}
-    try:
-        return await inputs.json_object(request)
-    except errors.BadRequest as exc:
-        raise errors.Unprocessable(exc.detail) from None
-
-
 def _run_request(body: dict[str, Any], request: web.Request) -> RunRequest:
     tweaks = inputs.optional(body, "tweaks", dict) or {}
     inputs.optional(body, "user_id", str)
     return RunRequest(
         input_value=inputs.optional(body, "input_value", str),
-        input_type=_field_choice(body, "input_type", INPUT_TYPES, "chat"),
-        output_type=_field_choice(body, "output_type", OUTPUT_TYPES, "chat"),
+        input_type=inputs.choice(body, "input_type", INPUT_TYPES, "chat"),
+        output_type=inputs.choice(body, "output_type", OUTPUT_TYPES, "chat"),
         output_component=inputs.optional(body, "output_component", str) or "",
         tweaks=tweaks,
         session_id=inputs.optional(body, "session_id", str),
@@ -391,19 +377,10 @@ def _input_value_request(item: Any, label: str) -> dict[str, Any]:
         inputs.optional(item, "input_value", str)
         inputs.optional(item, "session", str)
         inputs.optional(item, "client_request_time", int)
-        _field_choice(item, "type", INPUT_TYPES, "any")
+        inputs.choice(item, "type", INPUT_TYPES, "any")
     except errors.Unprocessable as exc:
         raise errors.Unprocessable(f"{label}.{exc.detail}") from None
     return item
-
-
-def _field_choice(body: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = inputs.optional(body, name, str)
-    if value is None:
-        return default
-    if value not in allowed:
-        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
-    return value
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -437,11 +414,7 @@ def _callback(request: web.Request, url: str | None) -> str | None:
     if url is None:
         return None
     settings = request.app[keys.settings_key]
-    return netguard.check_url(
-        url,
-        allow_private=settings.allow_private_networks,
-        allow=netguard.Allowlist.parse(settings.allowed_targets),
-    )
+    return netguard.check_callback(url, settings)
 
 
 def _input(input_value: str | None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ call ``gateway.runs.threads``, shape the answer. Nothing is stored for a refused
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from importlib import metadata as package_metadata
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import errors, keys, models
+from gateway.api import inputs
 from gateway.clock import isoformat
 from gateway.flows import Flow
 from gateway.runs import threads as lg
@@ -56,18 +56,8 @@ def store_of(request: web.Request) -> lg.LangGraphStore:
 
 
 async def body_of(request: web.Request, *, required: bool = False) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            raise errors.Unprocessable("Request body is empty: expected a JSON object")
-        return {}
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise errors.Unprocessable("Invalid JSON in request body") from None
-    if not isinstance(data, dict):
-        raise errors.Unprocessable("Request body must be a JSON object")
-    return data
+    """A JSON object body, with the peer's 422 for one that is missing or malformed."""
+    return await inputs.json_object(request, optional=not required, malformed=errors.Unprocessable)
 
 
 def uuid_of(value: Any, label: str) -> str:
@@ -88,15 +78,6 @@ def field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], def
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise errors.Unprocessable(f"{name}: invalid type {type(value).__name__}")
     return value
-
-
-def choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = data.get(name)
-    if value is None:
-        return default
-    if value not in allowed:
-        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
-    return str(value)
 
 
 def page(data: Mapping[str, Any]) -> tuple[int, int]:
@@ -218,8 +199,8 @@ def _assistants(request: web.Request, data: Mapping[str, Any]) -> list[dict[str,
 async def search_assistants(request: web.Request) -> web.Response:
     data = await body_of(request)
     limit, offset = page(data)
-    sort_by = choice(data, "sort_by", ASSISTANT_SORTS, "created_at")
-    descending = choice(data, "sort_order", ("asc", "desc"), "desc") == "desc"
+    sort_by = inputs.choice(data, "sort_by", ASSISTANT_SORTS, "created_at")
+    descending = inputs.choice(data, "sort_order", ("asc", "desc"), "desc") == "desc"
     views = sorted(
         _assistants(request, data),
         key=lambda view: (str(view[sort_by]), view["graph_id"]),
@@ -340,7 +321,7 @@ async def create_thread(request: web.Request) -> web.Response:
     thread_id = (
         uuid_of(data["thread_id"], "thread ID") if data.get("thread_id") else models.new_id()
     )
-    if_exists = choice(data, "if_exists", ("raise", "do_nothing"), "raise")
+    if_exists = inputs.choice(data, "if_exists", ("raise", "do_nothing"), "raise")
     metadata = field(data, "metadata", dict, {})
     thread = base.Thread(thread_id, metadata, {}, now, now, ttl=_ttl(data, now))
     stored, created = await store.create_thread(thread, if_exists)
@@ -367,16 +348,16 @@ def _thread_search(data: Mapping[str, Any]) -> base.ThreadSearch:
         ids=ids,
         status=None
         if data.get("status") is None
-        else choice(data, "status", base.THREAD_STATUSES, "idle"),
+        else inputs.choice(data, "status", base.THREAD_STATUSES, "idle"),
         limit=limit + 1,
         offset=offset,
-        sort_by=choice(
+        sort_by=inputs.choice(
             data,
             "sort_by",
             ("thread_id", "status", "created_at", "updated_at", "state_updated_at"),
             "updated_at",
         ).replace("state_updated_at", "updated_at"),
-        sort_order=choice(data, "sort_order", ("asc", "desc"), "desc"),
+        sort_order=inputs.choice(data, "sort_order", ("asc", "desc"), "desc"),
     )
 
 

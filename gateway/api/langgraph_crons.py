@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway import errors, keys, models, netguard
+from gateway.api import inputs
 from gateway.api.inputs import timestamp
 from gateway.api.langgraph import (
     body_of,
-    choice,
     field,
     flow_for_assistant,
     page,
@@ -58,11 +58,7 @@ def _check_payload(request: web.Request, data: dict[str, Any]) -> None:
     webhook = field(data, "webhook", str, None)
     if webhook is not None:
         settings = request.app[keys.settings_key]
-        netguard.check_url(
-            webhook,
-            allow_private=settings.allow_private_networks,
-            allow=netguard.Allowlist.parse(settings.allowed_targets),
-        )
+        netguard.check_callback(webhook, settings)
     if data.get("stream_mode") is not None:
         try:
             sse.parse_modes(data["stream_mode"])
@@ -84,7 +80,7 @@ async def create_cron(request: web.Request) -> web.Response:
     _check_payload(request, data)
     on_completed = None
     if thread_id is None:
-        on_completed = choice(data, "on_run_completed", ("delete", "keep"), "delete")
+        on_completed = inputs.choice(data, "on_run_completed", ("delete", "keep"), "delete")
     enabled = field(data, "enabled", bool, True)
     end_time = timestamp(data, "end_time")
     if thread_id is not None and await store.get_thread(thread_id) is None:
@@ -126,10 +122,10 @@ def _search(request: web.Request, data: dict[str, Any]) -> base.CronSearch:
         metadata=field(data, "metadata", dict, {}),
         limit=limit + 1,
         offset=offset,
-        sort_by=choice(data, "sort_by", CRON_SORTS, "created_at").replace(
+        sort_by=inputs.choice(data, "sort_by", CRON_SORTS, "created_at").replace(
             "assistant_id", "flow_id"
         ),
-        sort_order=choice(data, "sort_order", ("asc", "desc"), "desc"),
+        sort_order=inputs.choice(data, "sort_order", ("asc", "desc"), "desc"),
     )
 
 
@@ -205,7 +201,9 @@ async def update_cron(request: web.Request) -> web.Response:
     if "metadata" in data:
         changes["metadata"] = field(data, "metadata", dict, {})
     if "on_run_completed" in data and cron.thread_id is None:
-        changes["on_run_completed"] = choice(data, "on_run_completed", ("delete", "keep"), "delete")
+        changes["on_run_completed"] = inputs.choice(
+            data, "on_run_completed", ("delete", "keep"), "delete"
+        )
     payload_changes = {k: data[k] for k in PAYLOAD_FIELDS if k in data}
     if payload_changes:
         changes["payload"] = {**cron.payload, **payload_changes}

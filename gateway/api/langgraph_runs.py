@@ -18,9 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway import errors, keys, models, netguard
+from gateway.api import inputs
 from gateway.api.langgraph import (
     body_of,
-    choice,
     field,
     flow_for_assistant,
     path_uuid,
@@ -60,11 +60,7 @@ def parse_run(
     webhook = field(data, "webhook", str, None)
     if webhook is not None:
         settings = request.app[keys.settings_key]
-        netguard.check_url(
-            webhook,
-            allow_private=settings.allow_private_networks,
-            allow=netguard.Allowlist.parse(settings.allowed_targets),
-        )
+        netguard.check_callback(webhook, settings)
     metadata = field(data, "metadata", dict, {})
     return lg.RunRequest(
         flow_id=flow.flow_id,
@@ -76,16 +72,18 @@ def parse_run(
         config=config,
         context=context,
         metadata=metadata,
-        multitask_strategy=choice(data, "multitask_strategy", lg.MULTITASK_STRATEGIES, "enqueue"),
-        if_not_exists=choice(data, "if_not_exists", ("create", "reject"), "reject"),
-        on_completion=choice(data, "on_completion", ("delete", "keep"), "delete"),
-        on_disconnect=choice(data, "on_disconnect", ("cancel", "continue"), "continue"),
+        multitask_strategy=inputs.choice(
+            data, "multitask_strategy", lg.MULTITASK_STRATEGIES, "enqueue"
+        ),
+        if_not_exists=inputs.choice(data, "if_not_exists", ("create", "reject"), "reject"),
+        on_completion=inputs.choice(data, "on_completion", ("delete", "keep"), "delete"),
+        on_disconnect=inputs.choice(data, "on_disconnect", ("cancel", "continue"), "continue"),
         subgraphs=bool(field(data, "stream_subgraphs", bool, False)),
         resumable=bool(field(data, "stream_resumable", bool, False)),
         interrupt_before=data.get("interrupt_before"),
         interrupt_after=data.get("interrupt_after"),
         feedback_keys=data.get("feedback_keys"),
-        durability=choice(data, "durability", ("sync", "async", "exit"), "async"),
+        durability=inputs.choice(data, "durability", ("sync", "async", "exit"), "async"),
         after_seconds=after_seconds(data),
     )
 

@@ -361,11 +361,7 @@ def _endpoint_fields(
     fields: dict[str, Any] = {}
     url = str(form.get("url", "")).strip()
     if url or creating:
-        fields["url"] = netguard.check_url(
-            url,
-            allow_private=settings.allow_private_networks,
-            allow=netguard.Allowlist.parse(settings.allowed_targets),
-        )
+        fields["url"] = netguard.check_callback(url, settings)
     fields["description"] = str(form.get("description", "")).strip()[:200]
     flows = request.config_dict[keys.flows_key]
     fields["flow_ids"] = tuple(f for f in _all(form, "flow_ids") if f in flows)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -184,16 +183,17 @@ class RunService:
         error: dict[str, Any] | None = None,
     ) -> models.Run | None:
         """Write the run's ending and its deliveries; None if another worker finished it first."""
-        try:
-            json.dumps(output)
-        except (TypeError, ValueError) as exc:
-            status, output = models.RunStatus.ERROR, None
-            error = {"error": "TypeError", "message": f"flow output is not JSON: {exc}"}
         now = self.clock.now()
         ended = dataclasses.replace(
             run, status=status, output=output, error=error, ended_at=now, updated_at=now
         )
-        body = payload.completion_payload(ended, sent_at=now)
+        try:
+            body = payload.completion_payload(ended, sent_at=now)
+        except (TypeError, ValueError) as exc:  # the payload is the first place output meets JSON
+            status, output = models.RunStatus.ERROR, None
+            error = {"error": "TypeError", "message": f"flow output is not JSON: {exc}"}
+            ended = dataclasses.replace(ended, status=status, output=output, error=error)
+            body = payload.completion_payload(ended, sent_at=now)
         event_type = f"run.{status.value}"
         deliveries = []
         if run.webhook:

@@ -8,7 +8,6 @@ tests skip, saying why.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,19 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
 from gateway.settings import Settings
-
-CHROMIUM = os.environ.get("HOOKGATE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a closed network: no background requests, no first-run work, no GPU, no sandbox (root).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from gateway.testing import CHROMIUM, CHROMIUM_ARGS
 
 try:
     from playwright.async_api import Browser, Page, async_playwright
@@ -60,7 +47,7 @@ async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         # Playwright gives every launch a fresh, empty --user-data-dir of its own.
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True
         )
         try:
             yield launched
