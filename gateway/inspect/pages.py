@@ -8,9 +8,10 @@ for endpoints. Forms post, then redirect back with a notice (post/redirect/get).
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -65,9 +66,20 @@ def _flow_ids(request: web.Request) -> list[str]:
     return list(flows)
 
 
+E = TypeVar("E", bound=enum.StrEnum)
+
+
 def _param(request: web.Request, name: str) -> str | None:
     value = request.query.get(name, "").strip()
     return value or None
+
+
+def _status(request: web.Request, statuses: type[E]) -> E | None:
+    """The ``status`` filter, if it names one of ``statuses`` (anything else shows all)."""
+    value = _param(request, "status")
+    if value is None or value not in statuses.__members__.values():
+        return None
+    return statuses(value)
 
 
 # overview and live feed
@@ -166,12 +178,10 @@ async def trigger(request: web.Request) -> web.Response:
 
 async def runs(request: web.Request) -> web.Response:
     store = bins.inspect_store(request)
-    status = _param(request, "status")
-    if status is not None and status not in {s.value for s in models.RunStatus}:
-        status = None
+    status = _status(request, models.RunStatus)
     selection = base.RunSelection(
         flow_id=_param(request, "flow"),
-        status=models.RunStatus(status) if status else None,
+        status=status,
         search=_param(request, "q"),
     )
     return render(
@@ -182,7 +192,7 @@ async def runs(request: web.Request) -> web.Response:
         flows=_flow_ids(request),
         statuses=[s.value for s in models.RunStatus],
         flow=selection.flow_id or "",
-        selected_status=status or "",
+        selected_status=status.value if status else "",
     )
 
 
@@ -221,12 +231,10 @@ async def redeliver_run(request: web.Request) -> web.Response:
 
 async def deliveries(request: web.Request) -> web.Response:
     store = bins.inspect_store(request)
-    status = _param(request, "status")
-    if status is not None and status not in {s.value for s in models.DeliveryStatus}:
-        status = None
+    status = _status(request, models.DeliveryStatus)
     selection = base.DeliverySelection(
         endpoint_id=_param(request, "endpoint"),
-        statuses=(models.DeliveryStatus(status),) if status else (),
+        statuses=(status,) if status else (),
     )
     flow = _param(request, "flow")
     endpoints = await request.config_dict[keys.store_key].list_endpoints()
@@ -238,7 +246,7 @@ async def deliveries(request: web.Request) -> web.Response:
         statuses=[s.value for s in models.DeliveryStatus],
         flows=_flow_ids(request),
         endpoints=endpoints,
-        selected_status=status or "",
+        selected_status=status.value if status else "",
         flow=flow or "",
         endpoint=selection.endpoint_id or "",
     )
