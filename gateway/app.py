@@ -55,8 +55,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings_key]
-    connector = aiohttp.TCPConnector(
-        resolver=netguard.GuardedResolver.for_settings(settings),
+    connector = netguard.GuardedConnector(
+        netguard.Policy.for_settings(settings),
         limit=settings.delivery_concurrency,
         limit_per_host=settings.delivery_concurrency,
     )
