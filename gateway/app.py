@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from gateway import api, flows, inspect, keys, log, netguard, signing
+from gateway import api, errors, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
 from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
@@ -37,7 +37,7 @@ def create_app(
     )
     app[keys.settings_key] = settings
     app[keys.clock_key] = clock or SystemClock()
-    app[keys.store_key] = store or store_from_url(settings.database_url)
+    app[keys.store_key] = store or store_from_url(settings.database_url, settings.secret_key)
     app[keys.flows_key] = flows.load_flows(settings)
     app[keys.metrics_key] = Metrics()
     app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx])
@@ -146,6 +146,9 @@ def _background(loop: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[
             try:
                 await loop()
                 return
+            except errors.StoreUnavailable as exc:  # disk full: a line per retry, no traceback
+                logger.warning("background_task_waiting_for_store", task=name, detail=exc.detail)
+                await asyncio.sleep(1)
             except Exception:
                 logger.exception("background_task_failed", task=name)
                 await asyncio.sleep(1)
