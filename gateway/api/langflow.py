@@ -78,7 +78,7 @@ async def webhook(request: web.Request) -> web.Response:
 
     callback = request.query.get("webhook")
     if callback is not None:
-        netguard.check_callback(callback, settings)
+        callback = netguard.check_callback(callback, settings)
 
     run, created = await service.start_from_trigger(trigger, flow_input(body), webhook=callback)
     request.app[keys.metrics_key].triggers.labels(

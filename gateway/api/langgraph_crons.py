@@ -75,7 +75,7 @@ def _check_payload(request: web.Request, data: dict[str, Any]) -> None:
     webhook = field(data, "webhook", str, None)
     if webhook is not None:
         settings = request.app[keys.settings_key]
-        netguard.check_callback(webhook, settings)
+        data["webhook"] = netguard.check_callback(webhook, settings)  # stored as it is sent
     if data.get("stream_mode") is not None:
         try:
             sse.parse_modes(data["stream_mode"])

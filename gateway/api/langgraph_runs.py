@@ -72,7 +72,7 @@ def parse_run(
     webhook = field(data, "webhook", str, None)
     if webhook is not None:
         settings = request.app[keys.settings_key]
-        netguard.check_callback(webhook, settings)
+        webhook = netguard.check_callback(webhook, settings)
     metadata = field(data, "metadata", dict, {})
     return lg.RunRequest(
         flow_id=flow.flow_id,
