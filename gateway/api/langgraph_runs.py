@@ -238,7 +238,12 @@ async def cancel_many(request: web.Request) -> web.Response:
     store = store_of(request)
     threads = request.app[threads_key]
     targets: list[models.Run] = []
-    if thread_id:
+    if status is not None:
+        wanted = inputs.choice(data, "status", ("pending", "running", "all"), "all")
+        targets = [
+            run for run in await store.inflight_runs(None) if wanted in ("all", run.status.value)
+        ]
+    elif thread_id:
         targets = await store.inflight_runs(str(thread_id))
         if run_ids:
             targets = [r for r in targets if r.run_id in run_ids]

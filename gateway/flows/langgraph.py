@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from typing import Any
 
@@ -83,6 +84,7 @@ class GraphFlow:
         steps = list(getattr(graph, "nodes", {}) or [])
         index = 0
         last: Any = None
+        messages = _Messages(context)
         async for ns, mode, chunk in graph.astream(
             value,
             config,
@@ -105,12 +107,7 @@ class GraphFlow:
             elif mode == "custom":
                 await context.emit("custom" + suffix, _jsonable(chunk))
             elif mode == "messages":
-                message, _meta = chunk
-                content = getattr(message, "content", "")
-                if type(message).__name__.endswith("Chunk"):
-                    await context.token(str(content))
-                else:
-                    await context.message(str(content))
+                await messages.add(chunk[0])
         return _jsonable(last)
 
     def graph_json(self) -> dict[str, Any]:
@@ -134,6 +131,30 @@ class GraphFlow:
         }
 
 
+class _Messages:
+    """LangGraph's ``messages`` mode as run events: a chat model's chunks are tokens, a whole
+    message is a message. LangGraph sends no whole message at the end of a streamed one, so
+    the next message (another id) is what ends it: it is completed first, with its text."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.streaming: tuple[Any, str] | None = None  # the streamed message's id, text so far
+
+    async def add(self, message: Any) -> None:
+        content = str(getattr(message, "content", ""))
+        message_id = getattr(message, "id", None)
+        if self.streaming is not None and self.streaming[0] != message_id:
+            await self.context.message(self.streaming[1])
+            self.streaming = None
+        if type(message).__name__.endswith("Chunk"):
+            await self.context.token(content)
+            text = self.streaming[1] if self.streaming else ""
+            self.streaming = (message_id, text + content)
+        else:
+            await self.context.message(content)
+            self.streaming = None
+
+
 def _jsonable(value: Any) -> Any:
     """LangChain messages and other objects as JSON, as langgraph-api serialises them."""
     if isinstance(value, dict):
@@ -145,4 +166,6 @@ def _jsonable(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return _jsonable(dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))  # an Interrupt: {"value", "id"}
     return str(value)

@@ -121,9 +121,10 @@ class RunService:
         return run
 
     def _accept(self) -> None:
-        """Backpressure: refuse new work (503, Retry-After) while the store is far behind,
-        rather than queue without bound; nothing is stored for a refused request."""
-        if self.store.write_backlog() >= self.max_write_backlog:
+        """Backpressure: refuse new work (503, Retry-After) while the store is more than
+        ``max_write_backlog`` writes behind, rather than queue without bound; nothing is stored
+        for a refused request."""
+        if self.store.write_backlog() > self.max_write_backlog:
             raise errors.Unavailable("The gateway is overloaded; retry shortly")
 
     def _reserve(self) -> bool:

@@ -85,12 +85,15 @@ class ModeMapper:
         self.message_count = 0
         self.partial: dict[str, Any] | None = None
         self.last_values: Any = None
+        self.subgraphs = bool(run.kwargs.get("subgraphs"))
 
     def wants(self, mode: str) -> bool:
         return mode in self.modes
 
     def feed(self, event: models.Event) -> list[Out]:
         name, _, ns = event.event.partition("|")
+        if ns and not self.subgraphs:
+            return []  # a subgraph's event, for a client that did not ask for them
         suffix = f"|{ns}" if ns else ""
         handler = getattr(self, f"_on_{name}", None)
         if handler is None:

@@ -351,8 +351,9 @@ class ThreadStore(Protocol):
     ) -> list[models.Run]:
         """Newest first."""
 
-    async def inflight_runs(self, thread_id: str) -> list[models.Run]:
-        """Pending or running runs of the thread, oldest first."""
+    async def inflight_runs(self, thread_id: str | None) -> list[models.Run]:
+        """Pending or running runs of the thread (of every thread, stateless runs included,
+        when None), oldest first."""
 
     async def delete_run(self, run_id: str) -> bool:
         """The run and its events (its deliveries stay: they are the record of what was sent)."""

@@ -778,11 +778,13 @@ class SQLiteStore:
         )
         return [_run(row) for row in rows]
 
-    async def inflight_runs(self, thread_id: str) -> list[models.Run]:
+    async def inflight_runs(self, thread_id: str | None) -> list[models.Run]:
+        of_thread = "" if thread_id is None else " AND thread_id = ?"
         rows = await self._fetchall(
-            "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')"
-            " ORDER BY created_at, run_id",
-            (thread_id,),
+            "SELECT * FROM runs WHERE status IN ('pending', 'running')"
+            + of_thread
+            + " ORDER BY created_at, run_id",
+            () if thread_id is None else (thread_id,),
         )
         return [_run(row) for row in rows]
 

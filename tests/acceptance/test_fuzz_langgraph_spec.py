@@ -25,9 +25,11 @@ from schemathesis.engine import Status, StopReason, events, from_schema  # noqa:
 
 SPEC = Path(__file__).resolve().parents[1] / "data" / "langgraph-api-0.16.7-openapi.json"
 SEED = 1
-EXAMPLES_PER_OPERATION = 10  # with every phase: about 5,000 requests, a minute on 2 cores
+EXAMPLES_PER_OPERATION = 10  # with every phase: about 5,000 requests, a minute or so
 REQUEST_TIMEOUT = 1.0  # streams stay open by design; the fuzzer moves on after this
-WORKERS = 2
+# One thread: schemathesis generating in two threads trips CPython 3.11's shared AST recursion
+# counter (SystemError "AST constructor recursion depth mismatch") under coverage's tracer.
+WORKERS = 1
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -42,7 +44,7 @@ def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
         process.wait_ready()
         yield process
     finally:
-        process.kill()
+        process.stop()
 
 
 def fuzz(base_url: str) -> list[str]:

@@ -38,7 +38,7 @@ def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int
         host, port = base.removeprefix("http://").rsplit(":", 1)
         yield host, int(port)
     finally:
-        gateway.kill()
+        gateway.stop()
 
 
 @contextlib.asynccontextmanager

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from typing import Any
+
+from aiohttp import web
 
 from gateway.settings import Settings
 from gateway.store.sqlite import path_from_url
@@ -41,3 +45,47 @@ async def settled_delivery(gateway: Any, run_id: str, status: str) -> dict[str, 
 
     result: dict[str, Any] = await eventually(check)
     return result
+
+
+class HoldingReceiver:
+    """A receiver that holds requests open until ``release()``, then answers 200: a hanging
+    endpoint whose end the test decides, so no test waits out a fixed delay. Only the first
+    ``hold`` requests are held (all, when None); later ones are answered at once."""
+
+    def __init__(self, hold: int | None = None) -> None:
+        self.url = ""
+        self.arrived = 0
+        self._hold = hold
+        self._released = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        async with self._changed:
+            self.arrived += 1
+            held = self._hold is None or self.arrived <= self._hold
+            self._changed.notify_all()
+        if held:
+            await self._released.wait()
+        return web.Response(text="ok")
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.arrived >= count), timeout)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+async def holding_receiver(
+    aiohttp_server: Callable[..., Any], hold: int | None = None
+) -> HoldingReceiver:
+    receiver = HoldingReceiver(hold)
+    server = await aiohttp_server(receiver.app(), host="127.0.0.1")
+    receiver.url = str(server.make_url("/hook"))
+    return receiver

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +15,8 @@ from aiohttp.test_utils import TestClient
 from gateway import keys
 from gateway.app import create_app
 from gateway.settings import FlowSettings, Settings
+from gateway.store import store_from_url
+from gateway.store.sqlite import SQLiteStore
 from gateway.testing import Receiver, eventually
 from tests.integration.helpers import count_rows, finished_run
 
@@ -29,7 +34,9 @@ def assert_nothing_stored(settings: Settings) -> None:
     assert {table: count_rows(settings, table) for table in TABLES} == dict.fromkeys(TABLES, 0)
 
 
-@pytest.mark.parametrize("header", ["Idempotency-Key", "webhook-id", "X-GitHub-Delivery"])
+@pytest.mark.parametrize(
+    "header", ["Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery"]
+)
 async def test_repeated_delivery_id_returns_the_first_run(
     gateway: Any, settings: Settings, receiver: Receiver, header: str
 ) -> None:
@@ -211,14 +218,41 @@ async def test_cancelling_a_run_interrupts_it_and_delivers_the_ending(
 async def test_an_overloaded_store_refuses_new_work_with_503(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
-    """Backpressure: past ``max_write_backlog`` queued writes, new triggers and runs get 503
-    with Retry-After (here the limit is 0, so every one is refused) and nothing is stored."""
-    settings = make_settings(max_write_backlog=0)
-    gateway = await client_for(aiohttp_client, settings)
-    refused = await gateway.post("/api/v1/webhook/echo", json={"n": 1})
-    assert refused.status == 503
-    assert refused.headers["Retry-After"] == "1"
-    assert "overloaded" in (await refused.json())["detail"]
-    run = await gateway.post("/api/v1/run/echo", json={"input_value": "x"})
-    assert run.status == 503
-    assert_nothing_stored(settings)
+    """Backpressure: while the store is more than ``max_write_backlog`` writes behind, new
+    triggers and runs get 503 with Retry-After and nothing is stored; at the limit itself a
+    trigger is still taken. A write that waits (a stalled disk) holds the store behind; the
+    worker and dispatcher are stopped so that only the triggers queue writes behind it."""
+    settings = make_settings(max_write_backlog=2)
+    store = store_from_url(settings.database_url, settings.secret_key)
+    assert isinstance(store, SQLiteStore)
+    gateway: TestClient[Any, Any] = await aiohttp_client(create_app(settings, store=store))
+    await gateway.app[keys.worker_key].stop()
+    await gateway.app[keys.dispatcher_key].stop()
+    started, stall = threading.Event(), threading.Event()
+
+    def stalled_write(_: sqlite3.Connection) -> None:
+        started.set()
+        stall.wait(30)
+
+    async def backlog_is(count: int) -> bool:
+        return started.is_set() and store.write_backlog() == count
+
+    stalled = asyncio.create_task(store.writer.submit(stalled_write))
+    queued: list[asyncio.Task[Any]] = []
+    try:
+        await eventually(lambda: backlog_is(0))
+        for n in range(3):  # taken at a backlog of 0, 1 and 2: never more than the limit
+            post = gateway.post("/api/v1/webhook/echo", json={"n": n})
+            queued.append(asyncio.create_task(post))
+            await eventually(lambda n=n: backlog_is(n + 1))
+        refused = await gateway.post("/api/v1/webhook/echo", json={"n": 3})
+        assert refused.status == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert "overloaded" in (await refused.json())["detail"]
+        run = await gateway.post("/api/v1/run/echo", json={"input_value": "x"})
+        assert run.status == 503
+    finally:
+        stall.set()
+        await stalled
+    assert [(await task).status for task in queued] == [202] * 3
+    assert count_rows(settings, "runs") == count_rows(settings, "triggers") == 3

@@ -4,7 +4,6 @@ against the real app on a real port (meta, assistants, threads, runs, multitask,
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -294,17 +293,3 @@ async def _until_status(
 
     result: dict[str, Any] = await eventually(check)
     return result
-
-
-async def test_after_seconds_delays_the_run(client: LangGraphClient) -> None:
-    """A delayed run shows a future ``created_at`` (as the peer does) and starts no earlier."""
-    thread_id = (await client.threads.create())["thread_id"]
-    before = datetime.now(UTC)
-    run = await client.runs.create(thread_id, "echo", input={"n": 1}, after_seconds=0.5)
-    created = datetime.fromisoformat(run["created_at"])
-    assert created >= before + timedelta(seconds=0.5)
-    done = await _until_status(client, thread_id, run["run_id"], "success")
-    state = await client.runs.join(thread_id, done["run_id"])
-    assert state == {"n": 1}
-    with pytest.raises(UnprocessableEntityError):
-        await client.runs.create(thread_id, "echo", input={}, after_seconds=-1)

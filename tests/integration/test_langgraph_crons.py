@@ -4,7 +4,9 @@ runs whose webhooks arrive signed; a firing is claimed once, across schedulers a
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -20,11 +22,26 @@ from gateway.app import create_app
 from gateway.runs import threads as lg
 from gateway.runs.crons import CronScheduler
 from gateway.settings import Settings
-from gateway.testing import Receiver, eventually
+from gateway.testing import FakeClock, Receiver, eventually
 from tests.integration.helpers import count_rows
 
 SIGNING_SECRET = "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLXNlY3JldA=="
 EVERY_SECOND = "* * * * * *"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Crons fire when the test moves this clock; it starts at the real time, so receivers'
+    timestamp tolerance accepts the webhooks it signs."""
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+async def gateway(
+    aiohttp_client: Callable[..., Any], settings: Settings, clock: FakeClock
+) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(settings, clock=clock))
+    return client
 
 
 @pytest.fixture
@@ -37,14 +54,17 @@ async def client(gateway: Any) -> AsyncIterator[LangGraphClient]:
 
 
 async def test_cron_fires_runs_with_signed_webhooks(
-    client: LangGraphClient, receiver: Receiver
+    client: LangGraphClient, receiver: Receiver, clock: FakeClock
 ) -> None:
     cron = await client.crons.create(
         "echo", schedule=EVERY_SECOND, input={"tick": True}, webhook=receiver.url
     )
     assert cron["schedule"] == EVERY_SECOND
     assert cron["on_run_completed"] == "delete"
-    received = await receiver.wait_for(2, timeout=10)
+    clock.advance(1)
+    await receiver.wait_for(1)
+    clock.advance(1)
+    received = await receiver.wait_for(2)
     verifier = standardwebhooks.Webhook(signing.callback_secret(SIGNING_SECRET, receiver.url))
     payloads = [verifier.verify(r.body, r.headers) for r in received[:2]]
     assert [p["values"] for p in payloads] == [{"tick": True}, {"tick": True}]
@@ -53,12 +73,49 @@ async def test_cron_fires_runs_with_signed_webhooks(
     await client.crons.delete(cron["cron_id"])
 
 
-async def test_thread_cron_runs_on_its_thread(client: LangGraphClient) -> None:
+async def test_a_firing_happens_once_and_the_next_one_interval_later(
+    client: LangGraphClient, gateway: Any, settings: Settings, receiver: Receiver, clock: FakeClock
+) -> None:
+    """The scheduler runs on its own; a second one, ticked by the test, stands for every later
+    tick of it: however often it looks, a firing is claimed once."""
+    cron = await client.crons.create("echo", schedule="* * * * *", webhook=receiver.url)
+    due = datetime.fromisoformat(cron["next_run_date"]).timestamp()
+    looker = CronScheduler(
+        gateway.app[threads_key],
+        lg.thread_store(gateway.app[keys.store_key]),
+        clock,
+        poll_interval=1,
+    )
+
+    async def runs(count: int) -> bool:
+        return count_rows(settings, "runs") == count
+
+    clock.advance(due - 1 - clock.now())
+    assert await looker.tick() == 0, "not due yet"
+    assert count_rows(settings, "runs") == 0
+
+    clock.advance(1)
+    await receiver.wait_for(1)
+    clock.advance(59)
+    assert await looker.tick() == 0, "this minute's firing is claimed already"
+    assert await runs(1)
+
+    clock.advance(1)
+    await receiver.wait_for(2)
+    assert await looker.tick() == 0
+    await eventually(lambda: runs(2))
+    moved = await client.crons.search()
+    assert datetime.fromisoformat(moved[0]["next_run_date"]).timestamp() == due + 120
+    await client.crons.delete(cron["cron_id"])
+
+
+async def test_thread_cron_runs_on_its_thread(client: LangGraphClient, clock: FakeClock) -> None:
     thread_id = (await client.threads.create())["thread_id"]
     cron = await client.crons.create_for_thread(
         thread_id, "agent", schedule=EVERY_SECOND, input={"topic": "ice cream"}
     )
     assert cron["thread_id"] == thread_id
+    clock.advance(1)
 
     async def fired() -> list[Any]:
         return [r for r in await client.runs.list(thread_id) if r["status"] == "success"]

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from gateway import netguard
 from gateway.app import create_app
 from gateway.settings import Settings
-from gateway.testing import Receiver
+from gateway.testing import Receiver, eventually
 from tests.integration.helpers import count_rows, settled_delivery
 
 TABLES = ("triggers", "runs", "endpoints", "deliveries", "crons")
@@ -201,6 +201,34 @@ async def test_the_allow_list_holds_at_connect_time(
         dead = await settled_delivery(strict, run_id, "failed")
         assert "loopback address" in dead["attempt_log"][0]["error"]
         assert receiver.received == []
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"), [("127.0.0.1", "127.0.0.0/8"), ("localhost", "localhost")]
+)
+async def test_an_allowed_target_is_accepted_and_reached_with_private_networks_off(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    receiver: Receiver,
+    host: str,
+    allowed: str,
+) -> None:
+    """The one setting carries through registration and the connector alike: an endpoint and
+    a per-run webhook on the allow-listed loopback target are both taken and both delivered."""
+    strict, _ = await _strict_gateway(aiohttp_client, make_settings, allowed_targets=(allowed,))
+    url = f"http://{host}:{_port(receiver)}/h"
+    created = await strict.post("/api/v1/endpoints", json={"url": url})
+    assert created.status == 201, await created.text()
+    response = await strict.post("/api/v1/webhook/echo", params={"webhook": url}, json={})
+    assert response.status == 202, await response.text()
+    run_id = (await response.json())["run_id"]
+
+    async def delivered() -> bool:
+        found = await (await strict.get("/api/v1/deliveries", params={"run_id": run_id})).json()
+        return [d["status"] for d in found] == ["succeeded"] * 2
+
+    await eventually(delivered)
+    assert len(receiver.received) == 2
 
 
 @dataclasses.dataclass(frozen=True)

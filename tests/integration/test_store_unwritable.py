@@ -1,5 +1,6 @@
 """A store that cannot write (disk full, read-only) answers 503 with ``Retry-After`` on every API,
-and ``/healthz`` says so until writes get through again.
+and ``/healthz`` says so until writes get through again; so it does while the store is
+unreachable.
 
 The failures are SQLite's own, raised on the gateway's writer connection: ``max_page_count``
 capped at the file's current size makes every insert that needs a page fail with SQLITE_FULL
@@ -148,6 +149,27 @@ async def test_healthz_probes_until_the_store_writes_again(
     health = await client.get("/healthz")
     assert health.status == 200, await health.text()
     assert store.writer.write_failure is None
+
+
+async def test_healthz_is_503_while_the_store_is_unreachable(
+    store_and_client: tuple[SQLiteStore, TestClient[Any, Any]],
+) -> None:
+    """The store's connections gone (as a database server going away): 503 with the reason,
+    and 200 again once it is back."""
+    store, client = store_and_client
+    assert (await client.get("/healthz")).status == 200
+    await store.close()
+    try:
+        health = await client.get("/healthz")
+        assert health.status == 503
+        assert await health.json() == {
+            "status": "unavailable",
+            "detail": "the store is not open",
+        }
+    finally:
+        await store.open()
+    health = await client.get("/healthz")
+    assert (health.status, await health.json()) == (200, {"status": "ok"})
 
 
 async def test_the_probe_leaves_nothing_behind(tmp_path: Path) -> None:

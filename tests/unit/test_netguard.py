@@ -58,6 +58,9 @@ REFUSED: dict[str, tuple[str, bool]] = {
     # Teredo: client 127.0.0.1 and 10.0.0.1, obfuscated as RFC 4380 writes them
     "2001:0:4136:e378:8000:63bf:80ff:fffe": ("Teredo address embedding 127.0.0.1", True),
     "2001:0:4136:e378:8000:63bf:f5ff:fffe": ("Teredo address embedding 10.0.0.1", True),
+    # a public client behind a Teredo server at a private address
+    "2001:0:a00:1:8000:63bf:a247:27dd": ("Teredo address embedding 10.0.0.1", True),
+    "::2": ("IPv4-compatible address embedding 0.0.0.2", True),
 }
 
 PUBLIC = [
@@ -72,11 +75,47 @@ PUBLIC = [
 
 @pytest.mark.parametrize(("address", "expected"), REFUSED.items())
 def test_classify_refuses_internal_addresses(address: str, expected: tuple[str, bool]) -> None:
-    word, always = expected
+    words, always = expected
     verdict = netguard.classify(address)
     assert verdict is not None
-    assert word.lower() in verdict.reason.lower()
+    assert words in verdict.reason, "the reason a refused URL's 422 gives"
     assert verdict.always is always
+
+
+def rfc6052(prefix: str, length: int, ipv4: str) -> str:
+    """``ipv4`` written after a NAT64 prefix of ``length`` bits, as RFC 6052 section 2.2 lays it
+    out: its four octets in order, skipping octet 8 (bits 64-71)."""
+    packed = bytearray(ipaddress.IPv6Address(prefix).packed)
+    if length == 96:
+        packed[12:16] = ipaddress.IPv4Address(ipv4).packed
+    else:
+        places = [i for i in range(length // 8, 16) if i != 8][:4]
+        for place, octet in zip(places, ipaddress.IPv4Address(ipv4).packed, strict=True):
+            packed[place] = octet
+    return str(ipaddress.IPv6Address(bytes(packed)))
+
+
+@pytest.mark.parametrize("length", [48, 56, 64, 96])
+def test_a_local_use_nat64_prefix_of_any_length_never_reaches_metadata(length: int) -> None:
+    """The operator's prefix length is unknown, so every layout is read; private addresses may
+    be what the operator translates, the metadata address never is."""
+    metadata = rfc6052("64:ff9b:1::", length, "169.254.169.254")
+    verdict = netguard.classify(metadata)
+    assert verdict is not None
+    assert verdict.reason.startswith("NAT64 address embedding 169.254.169.254 (cloud metadata")
+    assert verdict.always
+    private = netguard.classify(rfc6052("64:ff9b:1::", length, "10.0.0.1"))
+    assert private is not None
+    assert not private.always
+
+
+def test_allow_list_entries_match_as_the_client_writes_hosts() -> None:
+    allow = netguard.Allowlist.parse(["Hooks.Internal.", "10.1.2.3/8"])
+    assert allow.allows("hooks.internal")
+    assert allow.allows("hooks.internal.")
+    assert allow.allows("x.example", ipaddress.ip_address("10.9.9.9")), "a network, host bits set"
+    assert not allow.allows("x.example", ipaddress.ip_address("11.0.0.1"))
+    assert not allow.allows("x.example")
 
 
 @pytest.mark.parametrize("address", PUBLIC)

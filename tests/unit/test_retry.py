@@ -7,7 +7,7 @@ import random
 import pytest
 
 from gateway.models import AttemptResult, DeliveryStatus
-from gateway.outbox.retry import RetryPolicy
+from gateway.outbox.retry import RetryPolicy, retry_after
 
 SVIX = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 NOW = 1000.0
@@ -51,8 +51,7 @@ def test_jitter_stays_within_twenty_percent_and_varies() -> None:
 def test_410_gone_is_dead_at_once_and_disables_the_endpoint() -> None:
     decision = RetryPolicy(SVIX, jitter=0).decide(1, result(410), NOW)
     assert decision.status is DeliveryStatus.FAILED
-    assert decision.disable_endpoint is not None
-    assert "410" in decision.disable_endpoint
+    assert decision.disable_endpoint == "the receiver answered 410 Gone"  # shown as the reason
 
 
 def throttled(status: int, retry_after: str) -> AttemptResult:
@@ -106,3 +105,23 @@ def test_an_endpoint_schedule_overrides_the_default() -> None:
 def test_delays_never_exceed_a_day() -> None:
     policy = RetryPolicy((200000.0,), jitter=0)
     assert policy.decide(1, result(500), NOW).next_attempt_at == NOW + 86400.0
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("0", 0.0),
+        ("0.5", 0.5),
+        (" 120 ", 120.0),
+        ("Thu, 01 Jan 1970 00:16:50 GMT", 10.0),  # NOW + 10 s
+        ("-5", None),  # in the past
+        ("Thu, 01 Jan 1970 00:16:30 GMT", None),  # NOW - 10 s
+        ("nan", None),
+        ("soon", None),
+    ],
+)
+def test_retry_after_reads_seconds_or_a_date_and_refuses_the_rest(
+    header: str, seconds: float | None
+) -> None:
+    assert retry_after({"Retry-After": header}, NOW) == seconds
+    assert retry_after({}, NOW) is None

@@ -4,6 +4,7 @@ and the query token bound to its delivery and body."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -93,13 +94,24 @@ def test_a_token_vouches_for_one_delivery_and_one_body_only() -> None:
         ((secret,), "d1", b'{"forged": true}', now, "the body was altered"),
         ((secret,), "d2", b"{}", now, "webhook-id is d2"),
         ((secret,), None, b"{}", now, "the webhook-id header is missing"),
-        ((signing.new_secret(),), "d1", b"{}", now, "bad signature"),
+        (
+            (signing.new_secret(),),
+            "d1",
+            b"{}",
+            now,
+            "bad signature: not signed with this secret, or altered",
+        ),
         ((secret,), "d1", b"{}", now + 301, "signed 301 s before"),
         ((secret,), "d1", b"{}", now - 301, "signed 301 s after"),
     ]
     for secrets, webhook_id, body, at, reason in refusals:
         with pytest.raises(errors.Forbidden, match=reason):
             signing.check_callback_tokens(tokens, secrets, webhook_id, body, at)
+    with pytest.raises(errors.Forbidden) as refused:
+        signing.check_callback_tokens(tokens, (signing.new_secret(),), "d1", b"{}", now)
+    assert refused.value.detail == "bad signature: not signed with this secret, or altered"
+    for edge in (now + signing.TOKEN_MAX_AGE, now - signing.TOKEN_MAX_AGE):
+        assert signing.check_callback_tokens(tokens, (secret,), "d1", b"{}", edge), "at most"
     assert not readme_receiver_accepts(url, secret, {"webhook-id": "d1"}, b'{"forged": true}')
     assert not readme_receiver_accepts(url, secret, {"webhook-id": "d2"}, b"{}")
 
@@ -108,8 +120,9 @@ def test_an_unbound_token_is_refused() -> None:
     """A token of the old shape (no body digest) proves nothing about the request."""
     secret = signing.new_secret()
     old = signing.dumps_token(secret, signing.CALLBACK_SALT, {"delivery_id": "d1", "run_id": "r"})
-    with pytest.raises(errors.Forbidden, match="names no delivery and body"):
+    with pytest.raises(errors.Forbidden) as refused:
         signing.check_callback_tokens([old], (secret,), "d1", b"{}", time.time())
+    assert refused.value.detail == "valid signature, but the token names no delivery and body"
 
 
 def test_during_a_rotation_each_secret_has_its_own_token() -> None:
@@ -140,10 +153,16 @@ def test_the_origin_is_what_the_client_connects_to(url: str, origin: str) -> Non
     assert signing.callback_origin(url) == origin
 
 
-@pytest.mark.parametrize("bad", ["ftp://x.example/", "/relative", "not a url", "http://h:99999/"])
+@pytest.mark.parametrize("bad", ["ftp://x.example/", "/relative", "not a url", "http:///hook"])
 def test_an_origin_needs_an_http_url(bad: str) -> None:
-    with pytest.raises(ValueError, match="URL"):
+    expected = "expected an absolute http(s) URL such as https://example.com/hook"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
         signing.callback_origin(bad)
+
+
+def test_an_origin_needs_a_valid_port() -> None:
+    with pytest.raises(ValueError, match=r"^not a valid URL: "):
+        signing.callback_origin("http://h:99999/")
 
 
 def test_each_origin_has_its_own_callback_secret() -> None:
@@ -184,3 +203,11 @@ def test_tokens_are_bound_to_their_purpose() -> None:
         signing.loads_token("s3cret", signing.TRIGGER_SALT, token)
     with pytest.raises(errors.Forbidden, match="invalid token"):
         signing.loads_token("other", signing.CALLBACK_SALT, token)
+
+
+def test_a_new_secret_has_the_standard_webhooks_shape() -> None:
+    """``whsec_`` and 24 random bytes in base64, as Svix issues them."""
+    secret = signing.new_secret()
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{32}", secret)
+    assert len(signing.secret_key(secret)) == 24
+    assert secret != signing.new_secret()

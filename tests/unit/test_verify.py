@@ -190,7 +190,7 @@ def failing_cases() -> list[Case]:
             {"Stripe-Signature": f"t=soon,v1={digest}"},
             BODY,
             NOW,
-            "malformed",
+            "malformed Stripe-Signature t: expected Unix seconds",
         ),
         Case(
             "stripe signature moved to another timestamp",
@@ -239,6 +239,42 @@ def failing_cases() -> list[Case]:
             BODY,
             NOW,
             "bad signature",
+        ),
+        Case(
+            "github with another algorithm",
+            "github",
+            {"X-Hub-Signature-256": "sha1=" + "0" * 40},
+            BODY,
+            NOW,
+            "malformed X-Hub-Signature-256 header: expected sha256=<hex>",
+        ),
+        Case(
+            "slack timestamp not a number",
+            "slack",
+            {**slack_good, "X-Slack-Request-Timestamp": "soon"},
+            BODY,
+            NOW,
+            "malformed X-Slack-Request-Timestamp: expected Unix seconds",
+        ),
+        Case(
+            "standard signature with characters outside base64",
+            "standard",
+            {**standard_good, "webhook-signature": standard_good["webhook-signature"] + "!"},
+            BODY,
+            NOW,
+            "bad signature",
+        ),
+        Case(
+            "svix names without an id",
+            "standard",
+            {
+                k.replace("webhook", "svix"): v
+                for k, v in standard_good.items()
+                if k != "webhook-id"
+            },
+            BODY,
+            NOW,
+            "missing svix-id header",
         ),
         Case(
             "standard timestamp not a number",
@@ -309,8 +345,9 @@ def test_standard_matches_the_svix_docs_test_vector() -> None:
 
 def test_a_flow_without_a_secret_fails_closed() -> None:
     headers = github_headers("", BODY, NOW)
-    with pytest.raises(verify.VerificationFailed, match="no secret"):
+    with pytest.raises(verify.VerificationFailed) as refused:
         verify.verify("github", "", headers, BODY, NOW)
+    assert refused.value.reason == "no secret is configured for this flow"
 
 
 def test_unknown_scheme_is_a_programming_error() -> None:
@@ -346,18 +383,32 @@ def test_a_trigger_token_is_valid_for_its_flow_until_it_expires() -> None:
 @pytest.mark.parametrize(
     ("name", "secret", "flow_id", "now", "message"),
     [
-        ("expired", TOKEN_SECRET, "echo", NOW + 3600, "expired"),
-        ("another flow", TOKEN_SECRET, "agent", NOW, "another flow"),
-        ("another secret", "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY", "echo", NOW, "Invalid"),
-        ("no secret configured", "", "echo", NOW, "no signing_secret"),
+        ("expired", TOKEN_SECRET, "echo", NOW + 3600, "Trigger token expired"),
+        ("another flow", TOKEN_SECRET, "agent", NOW, "Trigger token was issued for another flow"),
+        (
+            "another secret",
+            "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
+            "echo",
+            NOW,
+            "Invalid trigger token",
+        ),
+        (
+            "no secret configured",
+            "",
+            "echo",
+            NOW,
+            "Signed trigger URLs are disabled: no signing_secret is configured",
+        ),
     ],
 )
 def test_trigger_token_refusals(
     name: str, secret: str, flow_id: str, now: float, message: str
 ) -> None:
+    """The whole message: it is the 403's detail."""
     token = verify.trigger_token(TOKEN_SECRET, "echo", NOW + 3600)
-    with pytest.raises(errors.Forbidden, match=message):
+    with pytest.raises(errors.Forbidden) as refused:
         verify.check_trigger_token(secret, token, flow_id, now)
+    assert refused.value.detail == message
 
 
 @pytest.mark.parametrize(
@@ -374,8 +425,9 @@ def test_trigger_token_refusals(
     ids=["empty", "garbage", "tampered", "callback salt", "not a dict", "no exp", "odd exp"],
 )
 def test_forged_or_odd_tokens_are_invalid(token: str) -> None:
-    with pytest.raises(errors.Forbidden, match="Invalid trigger token"):
+    with pytest.raises(errors.Forbidden) as refused:
         verify.check_trigger_token(TOKEN_SECRET, token, "echo", NOW)
+    assert refused.value.detail == "Invalid trigger token"
 
 
 # configuration
@@ -435,3 +487,15 @@ def test_shipped_config_has_a_verified_flow_and_the_default_dedup_window() -> No
     assert settings.flows["echo"].verify == "none"
     assert settings.dedup_window_seconds == 24 * 3600
     assert load_settings(shipped, {"GATEWAY_DEDUP_WINDOW_SECONDS": "60"}).dedup_window_seconds == 60
+
+
+def test_a_malformed_signature_entry_does_not_hide_a_good_one() -> None:
+    good = SIGNERS["standard"](SECRETS["standard"], BODY, NOW)
+    headers = {**good, "webhook-signature": "v1,@@@ " + good["webhook-signature"]}
+    verify.verify("standard", SECRETS["standard"], headers, BODY, NOW)
+
+
+def test_webhook_names_win_when_svix_names_come_too() -> None:
+    good = SIGNERS["standard"](SECRETS["standard"], BODY, NOW)
+    stale = {"svix-id": "msg_other", "svix-timestamp": "1", "svix-signature": "v1,AAAA"}
+    verify.verify("standard", SECRETS["standard"], {**good, **stale}, BODY, NOW)

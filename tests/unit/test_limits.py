@@ -1,0 +1,32 @@
+"""Per-endpoint rate limits: a token bucket each, refilled at the rate, bursts up to the rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.outbox.limits import RateLimiter
+
+NOW = 1000.0
+
+
+def test_a_burst_up_to_the_rate_then_one_per_interval() -> None:
+    limiter = RateLimiter()
+    assert [limiter.wait_time("a", 4, NOW) for _ in range(4)] == [0.0] * 4
+    assert limiter.wait_time("a", 4, NOW) == pytest.approx(0.25)
+    assert limiter.wait_time("a", 4, NOW + 0.25) == 0.0, "refilled at four a second"
+    assert limiter.wait_time("a", 4, NOW + 0.25) == pytest.approx(0.25)
+
+
+def test_a_rate_under_one_a_second() -> None:
+    limiter = RateLimiter()
+    assert limiter.wait_time("a", 0.5, NOW) == 0.0
+    assert limiter.wait_time("a", 0.5, NOW) == pytest.approx(2.0)
+    assert limiter.wait_time("a", 0.5, NOW + 1) == pytest.approx(1.0), "half a token is back"
+    assert limiter.wait_time("a", 0.5, NOW + 2) == 0.0
+
+
+def test_each_endpoint_has_its_own_bucket() -> None:
+    limiter = RateLimiter()
+    assert limiter.wait_time("a", 1, NOW) == 0.0
+    assert limiter.wait_time("a", 1, NOW) > 0
+    assert limiter.wait_time("b", 1, NOW) == 0.0
