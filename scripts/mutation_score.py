@@ -31,7 +31,7 @@ class Tally:
     killed: int = 0
     survived: int = 0
     equivalent: int = 0
-    unchecked: int = 0
+    unchecked: int = 0  # not run yet (an interrupted run), skipped or caught by a type check
 
     def score(self) -> float:
         tested = self.killed + self.survived
@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modules = tally(args.results.read_text(), equivalents(args.equivalent))
     wanted = [m for m in sorted(modules) if not args.modules or m in args.modules]
-    print(f"{'module':32} {'killed':>6} {'survived':>8} {'equiv.':>6} {'score':>7} {'adjusted':>8}")
+    print(
+        f"{'module':32} {'killed':>6} {'survived':>8} {'equiv.':>6} {'score':>7} {'adjusted':>8}"
+        f" {'not run':>7}"
+    )
     below = []
     for name in wanted:
         entry = modules[name]
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(
             f"{name:32} {entry.killed:6} {entry.survived:8} {entry.equivalent:6}"
-            f" {entry.score():6.1f}% {entry.adjusted():7.1f}%"
+            f" {entry.score():6.1f}% {entry.adjusted():7.1f}% {entry.unchecked:7}"
         )
         if entry.adjusted() < TARGET:
             below.append(name)

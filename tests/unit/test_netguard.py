@@ -301,3 +301,15 @@ def test_allowed_targets_setting() -> None:
     assert policy.refusal("hooks.internal", ipaddress.ip_address("192.168.1.1")) is None
     assert policy.refusal("x.example", ipaddress.ip_address("10.1.1.1")) is None
     assert policy.refusal("x.example", ipaddress.ip_address("192.168.1.1")) is not None
+
+
+async def test_the_connector_reads_an_address_with_a_zone_as_the_address_itself() -> None:
+    """A connected peer may carry a zone (``%eth0``): the metadata address stays refused even
+    where private networks are allowed, the zone does not disguise it."""
+    connector = netguard.GuardedConnector(netguard.Policy(allow_private=True))
+    try:
+        reason = connector._refusal("fd00:ec2::254%eth0", "fd00:ec2::254%eth0")
+        assert reason == "fd00:ec2::254%eth0: cloud metadata address"
+        assert connector._refusal("h.example", "fe80::1%eth0") is None, "private is allowed"
+    finally:
+        await connector.close()

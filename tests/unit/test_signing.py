@@ -3,11 +3,12 @@ and the query token bound to its delivery and body."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import time
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import itsdangerous
 import pytest
@@ -35,10 +36,41 @@ def test_standardwebhooks_accepts_our_headers_and_rejects_tampering() -> None:
         standardwebhooks.Webhook(signing.new_secret()).verify(VECTOR_BODY, headers)
 
 
-@pytest.mark.parametrize("bad", ["whsec_", "whsec_not base64!", "short", "whsec_YWJj"])
-def test_bad_secrets_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="secret"):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("whsec_", "expected a base64 secret such as whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        (
+            "whsec_not base64!",
+            "expected a base64 secret such as whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+        ("whsec_YWJj", "the secret must hold at least 16 bytes"),
+        ("whsec_" + "A" * 20, "the secret must hold at least 16 bytes"),  # 15 bytes
+    ],
+)
+def test_bad_secrets_are_refused(bad: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         signing.secret_key(bad)
+
+
+def test_a_secret_of_16_bytes_is_enough() -> None:
+    assert len(signing.secret_key("whsec_" + base64.b64encode(b"k" * 16).decode())) == 16
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://r.example/h", "https://r.example/h?hookgate_token=T"),
+        ("https://r.example/h?", "https://r.example/h?hookgate_token=T"),
+        ("https://r.example/h?a=1&", "https://r.example/h?a=1&hookgate_token=T"),
+        ("https://r.example/h?a=1#top", "https://r.example/h?a=1&hookgate_token=T#top"),
+        ("https://r.example/h#top", "https://r.example/h?hookgate_token=T#top"),
+    ],
+)
+def test_the_token_goes_into_the_query_before_any_fragment(url: str, expected: str) -> None:
+    signed = signing.with_callback_tokens(url, ("s3cret",), "d1", "r1", b"{}", time.time())
+    [token] = tokens_of(signed)
+    assert signed == expected.replace("T", quote(token))
 
 
 def tokens_of(url: str) -> list[str]:
