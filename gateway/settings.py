@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import errors, signing
+from gateway import errors, signing, store
 from gateway import verify as verification
 
 DEFAULT_CONFIG = Path("config/gateway.toml")
@@ -161,8 +161,7 @@ def validate(settings: Settings) -> None:
         raise errors.ConfigError("retry_schedule delays must not be negative")
     if not 0 <= settings.retry_jitter < 1:
         raise errors.ConfigError("retry_jitter must be in [0, 1)")
-    if not settings.database_url.startswith("sqlite:///"):
-        raise errors.ConfigError("database_url must look like sqlite:///path.db")
+    store.backend_of(settings.database_url)
 
 
 def _coerce(name: str, value: Any) -> Any:

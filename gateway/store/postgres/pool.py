@@ -1,0 +1,215 @@
+"""The PostgreSQL connection pool, its migrations, and where database errors become gateway errors.
+
+Every verb of the PostgreSQL store is one transaction on a pooled connection (or one statement
+for reads). Nothing here batches: PostgreSQL takes concurrent commits from many connections and
+many processes, so the rules a single SQLite writer gave for free are written as row locks,
+``ON CONFLICT`` and advisory locks where each verb needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from importlib import resources
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
+
+import asyncpg
+import structlog
+import tenacity
+
+from gateway import errors
+
+log = structlog.get_logger(__name__)
+
+MIGRATIONS = sorted(
+    (
+        path
+        for path in resources.files("gateway.store.postgres").joinpath("migrations").iterdir()
+        if path.name.endswith(".sql")
+    ),
+    key=lambda path: path.name,
+)
+
+# Advisory lock keys (bigint): "hookgate" in ASCII, then one per purpose.
+MIGRATION_LOCK = 0x686F6F6B67617465
+DELIVERY_CLAIM_LOCK = MIGRATION_LOCK + 1
+
+Record = asyncpg.Record
+Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+# Connection-level failures: the database is down, unreachable or refused us.
+_UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+
+
+def describe(url: str) -> str:
+    """``host:port/db`` of a URL, never its password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = parts.port or 5432
+    return f"{host}:{port}{parts.path or '/'}"
+
+
+@contextlib.contextmanager
+def translated(url: str) -> Iterator[None]:
+    """Database errors leave the store as ``gateway.errors`` types, with no driver in them."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise errors.Conflict(f"already exists: {exc.detail or exc}") from None
+    except asyncpg.exceptions.DataError as exc:
+        # A value PostgreSQL cannot hold (a NUL character in text, an out-of-range number).
+        raise errors.Unprocessable(f"the database refused a value: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        raise errors.StoreError(f"PostgreSQL error {exc.sqlstate}: {exc}") from None
+    except _UNREACHABLE as exc:
+        raise errors.StoreError(f"PostgreSQL at {describe(url)} unreachable: {exc}") from None
+
+
+class Database:
+    """A pool of connections to one database; the verbs of each aggregate build on it."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._writes = 0
+
+    # lifecycle
+
+    async def open(self) -> None:
+        pool = await self._connect()
+        try:
+            with translated(self.url):
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+        log.info("store_opened", backend="postgres", database=describe(self.url))
+
+    async def _connect(self) -> asyncpg.Pool:
+        try:
+            return await self._create_pool()
+        except _UNREACHABLE as exc:
+            raise errors.StoreError(
+                f"cannot reach PostgreSQL at {describe(self.url)}: {exc}"
+            ) from None
+        except asyncpg.PostgresError as exc:
+            raise errors.StoreError(
+                f"PostgreSQL at {describe(self.url)} refused the connection: {exc}"
+            ) from None
+
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type(_UNREACHABLE),
+        stop=tenacity.stop_after_attempt(3),
+        wait=tenacity.wait_exponential(multiplier=0.2, max=1),
+        reraise=True,
+    )
+    async def _create_pool(self) -> asyncpg.Pool:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            self.url, min_size=self.min_size, max_size=self.max_size, timeout=5
+        )
+        return pool
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations this database lacks; the versions applied."""
+        pool = await self._connect()
+        try:
+            with translated(self.url):
+                async with pool.acquire() as conn:
+                    return await migrate(conn)
+        finally:
+            await pool.close()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def write_backlog(self) -> int:
+        """Write transactions started and not yet committed: waiting for a connection or running."""
+        return self._writes
+
+    async def ping(self) -> None:
+        await self._fetchval("SELECT 1")
+
+    # statements
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise errors.StoreError("the store is not open")
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        """One write verb: a pooled connection in a transaction, errors translated."""
+        pool = self.pool
+        self._writes += 1
+        try:
+            with translated(self.url):
+                async with pool.acquire() as conn, conn.transaction():
+                    yield conn
+        finally:
+            self._writes -= 1
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Record]:
+        with translated(self.url):
+            return list(await self.pool.fetch(sql, *args))
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Record | None:
+        with translated(self.url):
+            return await self.pool.fetchrow(sql, *args)
+
+    async def _fetchval(self, sql: str, *args: Any) -> Any:
+        with translated(self.url):
+            return await self.pool.fetchval(sql, *args)
+
+    async def _write(self, sql: str, *args: Any) -> list[Record]:
+        """One write statement in its own transaction; the rows it returns."""
+        async with self._transaction() as conn:
+            return list(await conn.fetch(sql, *args))
+
+
+async def migrate(conn: Connection) -> list[int]:
+    """Apply the missing migrations, each in its own transaction, under an advisory lock so
+    that N processes starting together apply each one once."""
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        applied = []
+        for script in MIGRATIONS:
+            number = int(script.name.split("_", 1)[0])  # 0003_….sql is version 3
+            if number > current:
+                async with conn.transaction():
+                    await conn.execute(script.read_text())
+                    await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", number)
+                log.info("store_migrated", backend="postgres", version=number)
+                applied.append(number)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+def placeholders(start: int, count: int) -> str:
+    """``$start, …`` for ``count`` parameters."""
+    return ", ".join(f"${n}" for n in range(start, start + count))
+
+
+_NAME = re.compile(r"[a-z_]+")
+
+
+def assignments(names: Sequence[str], start: int = 1) -> str:
+    """``a = $1, b = $2`` for column names of ours (checked, never from input)."""
+    for name in names:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"not a column name: {name!r}")
+    return ", ".join(f"{name} = ${n}" for n, name in enumerate(names, start))
