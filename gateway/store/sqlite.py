@@ -972,9 +972,10 @@ class SQLiteStore:
                 ),
             )
             capture_id = int(cursor.lastrowid or 0)
-            conn.execute(
-                "DELETE FROM bin_requests WHERE bin_id = ? AND capture_id <= ?",
-                (capture.bin_id, capture_id - keep),
+            conn.execute(  # ids are shared by all bins: count this bin's own
+                "DELETE FROM bin_requests WHERE bin_id = ? AND capture_id < (SELECT capture_id"
+                " FROM bin_requests WHERE bin_id = ? ORDER BY capture_id DESC LIMIT 1 OFFSET ?)",
+                (capture.bin_id, capture.bin_id, max(keep - 1, 0)),
             )
             return capture_id
 
