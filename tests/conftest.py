@@ -15,6 +15,8 @@ from gateway.app import create_app
 from gateway.settings import Settings, load_settings
 from gateway.testing import Receiver
 
+pytest_plugins = ["tests.pg"]  # the postgres_url fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "gateway.toml"
 
