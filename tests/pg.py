@@ -7,10 +7,13 @@ PostgreSQL tests, saying why; with ``CI=true`` it fails them, so nothing lands u
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,6 +22,7 @@ import pytest
 ADMIN_URL = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 PREFIX = "hookgate_test_"
+_drop_at_exit: list[str] = []
 
 
 def url_of(database: str) -> str:
@@ -77,3 +81,49 @@ async def postgres_url() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped after it."""
     async with fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+async def gateway_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """The database the app under test uses: a SQLite file, or with
+    ``GATEWAY_TEST_DATABASE=postgres`` a fresh PostgreSQL database."""
+    backend = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite").strip().lower()
+    if backend in ("", "sqlite"):
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+    elif backend in ("postgres", "postgresql"):
+        # Dropped when the session ends: the app under test may outlive this fixture (its
+        # client fixture can be torn down after), and each DROP DATABASE costs a checkpoint.
+        url = await create_database()
+        _drop_at_exit.append(url)
+        yield url
+    else:
+        raise pytest.UsageError(
+            f"GATEWAY_TEST_DATABASE must be sqlite or postgres, not {backend!r}"
+        )
+
+
+def count_rows(url: str, table: str) -> int:
+    """Rows in a table of a PostgreSQL database (committed data), from synchronous test code."""
+
+    async def count() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval(f"SELECT COUNT(*) FROM {table}"))
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, count()).result()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the databases the app tests left for the end."""
+    if not _drop_at_exit:
+        return
+
+    async def drop_all() -> None:
+        for url in _drop_at_exit:
+            await drop_database(url)
+
+    asyncio.run(drop_all())
+    _drop_at_exit.clear()

@@ -6,12 +6,16 @@ import sqlite3
 from typing import Any
 
 from gateway.settings import Settings
+from gateway.store import backend_of
 from gateway.store.sqlite import path_from_url
 from gateway.testing import eventually
+from tests import pg
 
 
 def count_rows(settings: Settings, table: str) -> int:
-    """Rows in a table of the gateway's real SQLite file (read-only, committed data)."""
+    """Rows in a table of the gateway's real database (committed data)."""
+    if backend_of(settings.database_url) == "postgres":
+        return pg.count_rows(settings.database_url, table)
     with sqlite3.connect(f"file:{path_from_url(settings.database_url)}?mode=ro", uri=True) as conn:
         (count,) = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
     return int(count)
