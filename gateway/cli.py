@@ -32,7 +32,7 @@ from gateway.app import create_app
 from gateway.flows import Flow
 from gateway.log import configure_logging
 from gateway.settings import Settings, load_settings
-from gateway.store import Store, base, store_from_url
+from gateway.store import Store, backend_of, base, store_from_url
 from gateway.store.sqlite import path_from_url
 
 
@@ -73,9 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="public base URL to print instead of http://<host>:<port>, e.g. https://hooks.example.com",
     )
     _operator_commands(commands)
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the database schema, then exit",
+        description="Apply the schema migrations the database lacks, and nothing else "
+        "(hookgate serve applies them too). Safe while gateways run on a PostgreSQL database.",
+    )
+    migrate.add_argument(
+        "--config", help="TOML file (default: $GATEWAY_CONFIG or config/gateway.toml)"
+    )
+    migrate.add_argument("--database", help="database URL, e.g. postgresql://user@host:5432/db")
     args = parser.parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
         return operate(args)
+    if args.command == "migrate":
+        return run_migrations(args.config, args.database)
     if args.command == "token":
         return print_token(args.config, args.flow_id, args.expires, args.base_url)
 
@@ -89,6 +101,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2
     return serve_app(app, settings.host, settings.port)
+
+
+def run_migrations(config: str | None, database: str | None) -> int:
+    try:
+        settings = load_settings(config)
+        if database is not None:
+            settings = settings.replace(database_url=database)
+        configure_logging(settings.log_format, "warning")
+        applied = asyncio.run(store_from_url(settings.database_url).migrate())
+    except errors.GatewayError as exc:
+        print(f"hookgate: {exc.detail}", file=sys.stderr)
+        return 2 if isinstance(exc, errors.ConfigError) else 1
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}")
+    else:
+        print("the schema is up to date")
+    return 0
 
 
 def print_token(config: str | None, flow_id: str, lifetime: float, base_url: str | None) -> int:
@@ -338,8 +367,9 @@ def operate(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         if args.database is not None:
             settings = settings.replace(database_url=args.database)
-        path = path_from_url(settings.database_url)
         store = store_from_url(settings.database_url)
+        sqlite = backend_of(settings.database_url) == "sqlite"
+        path = path_from_url(settings.database_url) if sqlite else None
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2
@@ -348,10 +378,10 @@ def operate(args: argparse.Namespace) -> int:
             stream.reconfigure(errors="backslashreplace")
     # Only problems on stderr: the store's info lines would drown the output.
     configure_logging(settings.log_format, "warning")
-    if not path.is_file():
+    if path is not None and not path.is_file():
         print(f"hookgate: no database at {path} (see --database)", file=sys.stderr)
         return 1
-    if not _looks_like_sqlite(path):
+    if path is not None and not _looks_like_sqlite(path):
         print(f"hookgate: {path} is not a SQLite database (see --database)", file=sys.stderr)
         return 1
     try:

@@ -107,6 +107,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def migrate(self) -> list[int]:
+        """Bring the schema up to date, and nothing else (``open`` does it too); the versions
+        applied. On PostgreSQL it is safe while other processes start or run."""
+
     async def ping(self) -> None:
         """Raise ``StoreError`` if the store cannot be reached."""
 

@@ -101,10 +101,11 @@ class SQLiteStore:
             raise
         return conn
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    async def _migrate(self, conn: aiosqlite.Connection) -> list[int]:
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
+        applied = []
         for script in MIGRATIONS:
             number = int(script.name.split("_", 1)[0])  # 0003_….sql is version 3
             if number > version:
@@ -112,6 +113,21 @@ class SQLiteStore:
                     "BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;"
                 )
                 log.info("store_migrated", version=number)
+                applied.append(number)
+        return applied
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations the file lacks, and nothing else; the versions applied."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await self._connect()
+            try:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                return await self._migrate(conn)
+            finally:
+                await conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise errors.StoreError(f"cannot migrate the database {self.path}: {exc}") from None
 
     async def close(self) -> None:
         if self._writer is not None:
