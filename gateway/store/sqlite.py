@@ -1051,6 +1051,15 @@ def _insert_trigger(conn: sqlite3.Connection, trigger: models.Trigger, run_id: s
 def _insert_run(
     conn: sqlite3.Connection, run: base.NewRun, now: float, trigger_id: str | None
 ) -> sqlite3.Row:
+    if run.if_thread_idle and run.thread_id is not None:
+        with closing(
+            conn.execute(
+                "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
+                (run.thread_id,),
+            )
+        ) as cursor:
+            if cursor.fetchone() is not None:
+                raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
     with closing(
         conn.execute(
             "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"

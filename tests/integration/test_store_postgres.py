@@ -157,3 +157,18 @@ async def test_a_missing_database_is_one_clear_error() -> None:
 def test_an_unknown_scheme_is_a_configuration_error() -> None:
     with pytest.raises(errors.ConfigError, match="'mysql'"):
         store_from_url("mysql://x@localhost/db")
+
+
+async def test_one_run_needing_an_idle_thread_wins_across_writers(
+    stores: list[PostgresStore],
+) -> None:
+    await stores[0].create_thread(base.Thread("t", {}, {}, NOW, NOW), "raise")
+    results = await asyncio.gather(
+        *(
+            stores[n % 2].create_run(new_run(thread_id="t", if_thread_idle=True), NOW)
+            for n in range(10)
+        ),
+        return_exceptions=True,
+    )
+    assert len([r for r in results if isinstance(r, models.Run)]) == 1
+    assert all(isinstance(r, errors.Conflict) for r in results if not isinstance(r, models.Run))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway import models
+from gateway import errors, models
 from gateway.store import base
 from gateway.store.postgres import rows
 from gateway.store.postgres.deliveries import insert_deliveries
@@ -155,6 +155,18 @@ async def insert_trigger(conn: Connection, trigger: models.Trigger, run_id: str 
 async def insert_run(
     conn: Connection, run: base.NewRun, now: float, trigger_id: str | None
 ) -> Record:
+    if run.if_thread_idle and run.thread_id is not None:
+        # Runs that need the thread idle queue here, so no two of them both find it idle.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('thread' || chr(31) || $1, 0))",
+            run.thread_id,
+        )
+        busy = await conn.fetchval(
+            "SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') LIMIT 1",
+            run.thread_id,
+        )
+        if busy:
+            raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
     claimed = run.lease_until is not None
     row = await conn.fetchrow(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway import models
 from gateway.store import Store, base
@@ -20,7 +20,7 @@ class FullStore(Store, base.ThreadStore, base.InspectStore, Protocol):
 OpenStore = Callable[[], FullStore]
 
 
-def new_run(flow_id: str = "echo", thread_id: str | None = None, **fields: float) -> base.NewRun:
+def new_run(flow_id: str = "echo", thread_id: str | None = None, **fields: Any) -> base.NewRun:
     return base.NewRun(
         models.new_id(), flow_id, {"n": 1}, {"webhook": None}, {}, thread_id, **fields
     )

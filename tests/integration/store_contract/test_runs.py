@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway import models
+from gateway import errors, models
 from gateway.store import base
 from tests.integration.store_contract.common import (
     NOW,
@@ -196,3 +196,18 @@ async def test_an_ended_run_is_never_claimed(store: FullStore, status: models.Ru
     run = await store.create_run(new_run(), NOW)
     await store.finish_run(base.RunEnding(run.run_id, status, None, None, []), NOW)
     assert await store.claim_runs(10, NOW + 1000, 30) == []
+
+
+async def test_a_run_that_needs_its_thread_idle_is_refused_while_it_is_busy(
+    store: FullStore,
+) -> None:
+    await store.create_thread(base.Thread("t1", {}, {}, NOW, NOW), "raise")
+    attempts = [new_run(thread_id="t1", if_thread_idle=True) for _ in range(10)]
+    results = await asyncio.gather(
+        *(store.create_run(run, NOW) for run in attempts), return_exceptions=True
+    )
+    assert len([r for r in results if isinstance(r, models.Run)]) == 1
+    assert all(isinstance(r, errors.Conflict) for r in results if not isinstance(r, models.Run))
+    assert len(await store.inflight_runs("t1")) == 1
+    queued = await store.create_run(new_run(thread_id="t1"), NOW)
+    assert queued.status is models.RunStatus.PENDING
