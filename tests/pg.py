@@ -1,8 +1,11 @@
-"""Throwaway PostgreSQL databases for tests: each test gets a fresh one and drops it after.
+"""Throwaway PostgreSQL stores for tests: each test gets a schema of its own, dropped after.
 
-The server is ``GATEWAY_TEST_POSTGRES`` (default: the project's local PostgreSQL 15 on
-127.0.0.1:5432, trust auth, user ``postgres``). Outside CI an unreachable server skips the
-PostgreSQL tests, saying why; with ``CI=true`` it fails them, so nothing lands untested.
+A schema (``hookgate_test_<random>``, named in the URL's ``search_path``) is as empty as a new
+database to the store, and dropping it is cheap, where every DROP DATABASE forces a checkpoint
+(most of a second on a small machine). They live in the database ``GATEWAY_TEST_POSTGRES``
+names (default: ``test`` on the project's local PostgreSQL 15 at 127.0.0.1:5432, trust auth,
+user ``postgres``). Outside CI an unreachable server skips the PostgreSQL tests, saying why;
+with ``CI=true`` it fails them, so nothing lands untested.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-ADMIN_URL = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 PREFIX = "hookgate_test_"
 _drop_at_exit: list[str] = []
@@ -46,54 +49,56 @@ async def _admin() -> asyncpg.Connection:
     return conn
 
 
-async def create_database() -> str:
-    """A new empty database; its URL."""
+async def create_schema() -> str:
+    """A new empty schema; a database URL whose ``search_path`` is that schema alone."""
     name = PREFIX + secrets.token_hex(6)
     conn = await _admin()
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f'CREATE SCHEMA "{name}"')
     finally:
         await conn.close()
-    return url_of(name)
+    parts = urlsplit(ADMIN_URL)
+    query = "&".join(q for q in (parts.query, f"search_path={name}") if q)
+    return urlunsplit(parts._replace(query=query))
 
 
-async def drop_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
+async def drop_schema(url: str) -> None:
+    name = parse_qs(urlsplit(url).query)["search_path"][0]
     assert name.startswith(PREFIX), name
     conn = await _admin()
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     finally:
         await conn.close()
 
 
 @asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    url = await create_database()
+async def fresh_schema() -> AsyncIterator[str]:
+    url = await create_schema()
     try:
         yield url
     finally:
-        await drop_database(url)
+        await drop_schema(url)
 
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped after it."""
-    async with fresh_database() as url:
+    """A fresh, empty PostgreSQL store (a schema) for one test, dropped after it."""
+    async with fresh_schema() as url:
         yield url
 
 
 @pytest.fixture
 async def gateway_database_url(tmp_path: Path) -> AsyncIterator[str]:
     """The database the app under test uses: a SQLite file, or with
-    ``GATEWAY_TEST_DATABASE=postgres`` a fresh PostgreSQL database."""
+    ``GATEWAY_TEST_DATABASE=postgres`` a fresh PostgreSQL schema."""
     backend = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite").strip().lower()
     if backend in ("", "sqlite"):
         yield f"sqlite:///{tmp_path / 'gateway.db'}"
     elif backend in ("postgres", "postgresql"):
         # Dropped when the session ends: the app under test may outlive this fixture (its
-        # client fixture can be torn down after), and each DROP DATABASE costs a checkpoint.
-        url = await create_database()
+        # client fixture can be torn down after it).
+        url = await create_schema()
         _drop_at_exit.append(url)
         yield url
     else:
@@ -103,7 +108,7 @@ async def gateway_database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 def count_rows(url: str, table: str) -> int:
-    """Rows in a table of a PostgreSQL database (committed data), from synchronous test code."""
+    """Rows in a table of a PostgreSQL store (committed data), from synchronous test code."""
 
     async def count() -> int:
         conn = await asyncpg.connect(url)
@@ -117,13 +122,13 @@ def count_rows(url: str, table: str) -> int:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Drop the databases the app tests left for the end."""
+    """Drop the schemas the app tests left for the end."""
     if not _drop_at_exit:
         return
 
     async def drop_all() -> None:
         for url in _drop_at_exit:
-            await drop_database(url)
+            await drop_schema(url)
 
     asyncio.run(drop_all())
     _drop_at_exit.clear()

@@ -14,11 +14,11 @@ from tests.integration.store_contract.common import BACKENDS, FullStore, OpenSto
 
 @pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh database of each backend."""
+    """A fresh store of each backend: a SQLite file, or a PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    async with pg.fresh_database() as url:
+    async with pg.fresh_schema() as url:
         yield url
 
 
