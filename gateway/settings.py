@@ -110,6 +110,8 @@ class Settings:
             value = getattr(self, field.name)
             if field.name in _SECRET_FIELDS and value:
                 value = "***"
+            elif field.name == "database_url":
+                value = store.without_password(value)
             shown.append(f"{field.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from gateway import errors
 from gateway.store.base import Store
 
@@ -22,6 +24,19 @@ def backend_of(database_url: str) -> str:
     )
 
 
+def without_password(database_url: str) -> str:
+    """The URL to show: a password in it becomes ``***``."""
+    try:
+        parts = urlsplit(database_url)
+        if parts.password is None:
+            return database_url
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "***"
+
+
 def store_from_url(database_url: str) -> Store:
     if backend_of(database_url) == "postgres":
         from gateway.store.postgres import PostgresStore
@@ -32,4 +47,4 @@ def store_from_url(database_url: str) -> Store:
     return sqlite.SQLiteStore(sqlite.path_from_url(database_url))
 
 
-__all__ = ["Store", "backend_of", "store_from_url"]
+__all__ = ["Store", "backend_of", "store_from_url", "without_password"]
