@@ -14,6 +14,7 @@ import pytest
 
 from gateway import errors, models
 from gateway.store import base, store_from_url
+from gateway.store.changes import Changes
 from gateway.store.postgres import PostgresStore
 from tests import pg
 from tests.integration.store_contract.common import NOW, endpoint, new_delivery, new_run, trigger
@@ -172,3 +173,65 @@ async def test_one_run_needing_an_idle_thread_wins_across_writers(
     )
     assert len([r for r in results if isinstance(r, models.Run)]) == 1
     assert all(isinstance(r, errors.Conflict) for r in results if not isinstance(r, models.Run))
+
+
+async def next_change(queue: asyncio.Queue[Changes], timeout: float = 5.0) -> Changes:
+    return await asyncio.wait_for(queue.get(), timeout)
+
+
+async def test_every_process_hears_each_commit_once(stores: list[PostgresStore]) -> None:
+    writer, reader = stores
+    async with reader.subscribe() as heard:
+        run = await writer.create_run(new_run(), NOW)
+        change = await next_change(heard)
+        assert change.origin == writer.origin != reader.origin
+        assert change.kinds == {"run.created": (run.run_id,), "run.queued": (run.run_id,)}
+        await writer.claim_runs(10, NOW, 30)
+        assert (await next_change(heard)).kinds == {"run.claimed": (run.run_id,)}
+        assert await writer.claim_runs(10, NOW, 30) == []
+        with pytest.raises(errors.Conflict):
+            await writer.create_run(base.NewRun(run.run_id, "echo", {}, {}, {}), NOW)
+        ending = base.RunEnding(
+            run.run_id, models.RunStatus.SUCCESS, 1, None, [new_delivery()], ("end", {})
+        )
+        await writer.finish_run(ending, NOW)
+        ended = await next_change(heard)  # nothing from the empty claim or the rolled back insert
+        assert ended.ids("run.ended") == (run.run_id,)
+        assert ended.ids("event.appended") == (run.run_id,)
+        assert len(ended.ids("delivery.enqueued") or ()) == 1
+        await writer.enqueue_deliveries(None, [new_delivery() for _ in range(100)], NOW)
+        assert (await next_change(heard)).kinds == {"delivery.enqueued": None}, "too many to list"
+        assert heard.empty()
+
+
+async def test_a_lost_listener_listens_again_and_says_resync(stores: list[PostgresStore]) -> None:
+    writer, reader = stores
+    async with reader.subscribe() as heard:
+        admin = await asyncpg.connect(reader.url)
+        try:
+            terminated = await admin.fetchval(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                f"hookgate-listen-{reader.origin}",
+            )
+            assert terminated == 1
+        finally:
+            await admin.close()
+        assert (await next_change(heard)).resync
+        endpoint_ = await writer.create_endpoint(endpoint())
+        change = await next_change(heard)
+        assert change.ids("endpoint.changed") == (endpoint_.endpoint_id,)
+
+
+async def test_stores_in_other_schemas_hear_nothing(stores: list[PostgresStore]) -> None:
+    async with pg.fresh_schema() as other_url:
+        other = PostgresStore(other_url, max_size=1)
+        await other.open()
+        try:
+            async with other.subscribe() as heard:
+                await stores[0].create_run(new_run(), NOW)
+                mine = await other.create_run(new_run(), NOW)
+                assert (await next_change(heard)).ids("run.created") == (mine.run_id,)
+                assert heard.empty()
+        finally:
+            await other.close()

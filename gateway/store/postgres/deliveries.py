@@ -60,6 +60,7 @@ class DeliveryVerbs(Database):
     ) -> None:
         async with self._transaction() as conn:
             await insert_deliveries(conn, run_id, deliveries, now)
+            await self._changed(conn, delivery_enqueued=[d.delivery_id for d in deliveries])
 
     async def claim_deliveries(
         self,
@@ -80,14 +81,16 @@ class DeliveryVerbs(Database):
                 policy.max_concurrency,
                 run_id,
             )
+            await self._changed(conn, delivery_claimed=[row["delivery_id"] for row in claimed])
         return sorted((rows.delivery(row) for row in claimed), key=lambda d: d.next_attempt_at or 0)
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         await self._write(
             "UPDATE deliveries SET next_attempt_at = $1, lease_expires_at = NULL"
-            " WHERE delivery_id = $2 AND status = 'pending'",
+            " WHERE delivery_id = $2 AND status = 'pending' RETURNING delivery_id",
             until,
             delivery_id,
+            announce="delivery_deferred",
         )
 
     async def record_attempt(
@@ -121,9 +124,15 @@ class DeliveryVerbs(Database):
                 result.response_body,
                 result.error,
             )
-            if delivery.endpoint_id is None or outcome.health is None:
-                return None
-            return await _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+            change = None
+            if delivery.endpoint_id is not None and outcome.health is not None:
+                change = await _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+            await self._changed(
+                conn,
+                delivery_attempted=[delivery.delivery_id],
+                endpoint_changed=[delivery.endpoint_id] if change and delivery.endpoint_id else [],
+            )
+            return change
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         found = await self._write(
@@ -131,6 +140,7 @@ class DeliveryVerbs(Database):
             " WHERE delivery_id = $2 RETURNING *",
             now,
             delivery_id,
+            announce="delivery_due",
         )
         return rows.delivery(found[0]) if found else None
 
@@ -143,7 +153,10 @@ class DeliveryVerbs(Database):
                 now,
                 *params,
             )
-        return int(status.split()[-1])
+            count = int(status.split()[-1])
+            if count:
+                await self._changed(conn, delivery_due=None)
+        return count
 
     async def get_delivery(self, delivery_id: str) -> models.Delivery | None:
         row = await self._fetchrow("SELECT * FROM deliveries WHERE delivery_id = $1", delivery_id)

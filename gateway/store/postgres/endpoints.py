@@ -15,8 +15,9 @@ class EndpointVerbs(Database):
         columns = rows.endpoint_columns(endpoint)
         await self._write(
             f"INSERT INTO endpoints ({', '.join(columns)})"
-            f" VALUES ({placeholders(1, len(columns))})",
+            f" VALUES ({placeholders(1, len(columns))}) RETURNING endpoint_id",
             *columns.values(),
+            announce="endpoint_changed",
         )
         return endpoint
 
@@ -59,6 +60,7 @@ class EndpointVerbs(Database):
             f" WHERE endpoint_id = ${len(values) + 1} RETURNING *",
             *values.values(),
             endpoint_id,
+            announce="endpoint_changed",
         )
         return rows.endpoint(found[0]) if found else None
 
@@ -72,11 +74,14 @@ class EndpointVerbs(Database):
             secret,
             now,
             endpoint_id,
+            announce="endpoint_changed",
         )
         return rows.endpoint(found[0]) if found else None
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         found = await self._write(
-            "DELETE FROM endpoints WHERE endpoint_id = $1 RETURNING endpoint_id", endpoint_id
+            "DELETE FROM endpoints WHERE endpoint_id = $1 RETURNING endpoint_id",
+            endpoint_id,
+            announce="endpoint_changed",
         )
         return bool(found)

@@ -120,13 +120,14 @@ class InspectVerbs(Database):
     async def create_bin(self, bin: base.Bin) -> base.Bin:
         await self._write(
             "INSERT INTO bins (bin_id, name, reply_status, reply_delay, verify_with, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING bin_id",
             bin.bin_id,
             bin.name,
             bin.reply_status,
             bin.reply_delay,
             bin.verify_with,
             bin.created_at,
+            announce="bin_changed",
         )
         return bin
 
@@ -144,14 +145,18 @@ class InspectVerbs(Database):
             raise ValueError(f"not settable: {sorted(unknown)}")
         if changes:
             await self._write(
-                f"UPDATE bins SET {assignments(list(changes))} WHERE bin_id = ${len(changes) + 1}",
+                f"UPDATE bins SET {assignments(list(changes))} WHERE bin_id = ${len(changes) + 1}"
+                " RETURNING bin_id",
                 *changes.values(),
                 bin_id,
+                announce="bin_changed",
             )
         return await self.get_bin(bin_id)
 
     async def delete_bin(self, bin_id: str) -> bool:
-        found = await self._write("DELETE FROM bins WHERE bin_id = $1 RETURNING bin_id", bin_id)
+        found = await self._write(
+            "DELETE FROM bins WHERE bin_id = $1 RETURNING bin_id", bin_id, announce="bin_changed"
+        )
         return bool(found)
 
     async def capture_request(
@@ -179,6 +184,7 @@ class InspectVerbs(Database):
                 capture.bin_id,
                 max(keep - 1, 0),
             )
+            await self._changed(conn, bin_captured=[capture.bin_id])
         return dataclasses.replace(capture, capture_id=int(capture_id))
 
     async def list_captures(

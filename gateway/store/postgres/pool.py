@@ -1,16 +1,23 @@
-"""The PostgreSQL connection pool, its migrations, and where database errors become gateway errors.
+"""The PostgreSQL connection pool, its migrations, the change feed, and where database errors
+become gateway errors.
 
 Every verb of the PostgreSQL store is one transaction on a pooled connection (or one statement
 for reads). Nothing here batches: PostgreSQL takes concurrent commits from many connections and
 many processes, so the rules a single SQLite writer gave for free are written as row locks,
 ``ON CONFLICT`` and advisory locks where each verb needs them.
+
+Each write transaction sends at most one ``NOTIFY`` (kinds and ids, delivered at commit, never
+if it rolls back); one connection per process listens and hands them to the ``ChangeFeed``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+import secrets
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from importlib import resources
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
@@ -20,6 +27,7 @@ import structlog
 import tenacity
 
 from gateway import errors
+from gateway.store.changes import RESYNC, ChangeFeed, Changes, changes
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +43,10 @@ MIGRATIONS = sorted(
 # Advisory lock keys (bigint): "hookgate" in ASCII, then one per purpose.
 MIGRATION_LOCK = 0x686F6F6B67617465
 DELIVERY_CLAIM_LOCK = MIGRATION_LOCK + 1
+
+CHANNEL_PREFIX = "hookgate_changes"
+MAX_PAYLOAD = 7900  # NOTIFY's limit is 8000 bytes
+RELISTEN_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 Record = asyncpg.Record
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -76,6 +88,12 @@ class Database:
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._writes = 0
+        self.origin = secrets.token_hex(8)
+        self.feed = ChangeFeed()
+        self._listener: asyncpg.Connection | None = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
+        self.channel = CHANNEL_PREFIX
 
     # lifecycle
 
@@ -85,6 +103,9 @@ class Database:
             with translated(self.url):
                 async with pool.acquire() as conn:
                     await migrate(conn)
+                    self.channel = channel_for(await conn.fetchval("SELECT current_schema()"))
+            self._closing = False
+            await self._listen()
         except BaseException:
             await pool.close()
             raise
@@ -126,9 +147,78 @@ class Database:
             await pool.close()
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
+            self._relisten = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(*_UNREACHABLE, asyncpg.PostgresError):
+                await listener.close(timeout=2)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    # the change feed
+
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Changes]]:
+        """Every commit on this database, this process's and others', as ``Changes``."""
+        return self.feed.subscribe()
+
+    async def _listen(self) -> None:
+        with translated(self.url):
+            listener: asyncpg.Connection = await asyncpg.connect(
+                self.url,
+                timeout=5,
+                server_settings={"application_name": f"hookgate-listen-{self.origin}"},
+            )
+        try:
+            with translated(self.url):
+                await listener.add_listener(self.channel, self._heard)
+        except BaseException:
+            await listener.close()
+            raise
+        listener.add_termination_listener(self._lost)
+        self._listener = listener
+
+    def _heard(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        self.feed.publish(Changes.decode(str(payload)))
+
+    def _lost(self, conn: object) -> None:
+        """The listening connection died: listen again, and tell subscribers to re-read
+        (what was committed meanwhile was not heard)."""
+        if self._closing or self._relisten is not None:
+            return
+        self._listener = None
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._listen()
+            except errors.StoreError as exc:
+                delay = RELISTEN_DELAYS[min(attempt, len(RELISTEN_DELAYS) - 1)]
+                log.warning("store_listen_failed", error=exc.detail, retry_in=delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+            else:
+                self.feed.publish(RESYNC)
+                break
+        self._relisten = None
+
+    async def _changed(self, conn: Connection, **kinds: Iterable[str] | None) -> None:
+        """Announce this transaction's changes (``run_created=[ids]`` is ``"run.created"``),
+        delivered to every listener at commit."""
+        change = changes(self.origin, **kinds)
+        if not change.kinds:
+            return
+        payload = change.encode()
+        if len(payload) > MAX_PAYLOAD:
+            payload = Changes(dict.fromkeys(change.kinds), origin=self.origin).encode()
+        await conn.execute("SELECT pg_notify($1, $2)", self.channel, payload)
 
     def write_backlog(self) -> int:
         """Write transactions started and not yet committed: waiting for a connection or running."""
@@ -169,10 +259,14 @@ class Database:
         with translated(self.url):
             return await self.pool.fetchval(sql, *args)
 
-    async def _write(self, sql: str, *args: Any) -> list[Record]:
-        """One write statement in its own transaction; the rows it returns."""
+    async def _write(self, sql: str, *args: Any, announce: str = "") -> list[Record]:
+        """One write statement in its own transaction; the rows it returns. With ``announce``
+        (a kind such as ``"endpoint_changed"``), the first column of each row is announced."""
         async with self._transaction() as conn:
-            return list(await conn.fetch(sql, *args))
+            found = list(await conn.fetch(sql, *args))
+            if announce and found:
+                await self._changed(conn, **{announce: [str(row[0]) for row in found]})
+            return found
 
 
 async def migrate(conn: Connection) -> list[int]:
@@ -197,6 +291,15 @@ async def migrate(conn: Connection) -> list[int]:
         return applied
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+
+def channel_for(schema: str | None) -> str:
+    """The NOTIFY channel of the store in ``schema``: stores in other schemas of the same
+    database (channels are per database) do not hear each other."""
+    channel = f"{CHANNEL_PREFIX}.{schema or ''}"
+    if len(channel.encode()) > 63:  # the longest identifier PostgreSQL keeps
+        channel = f"{CHANNEL_PREFIX}.{hashlib.sha256(channel.encode()).hexdigest()[:32]}"
+    return channel
 
 
 def placeholders(start: int, count: int) -> str:

@@ -66,15 +66,22 @@ class RunVerbs(Database):
                 if existing is not None:
                     return rows.run(existing), False
             await insert_trigger(conn, trigger, run.run_id)
-            return rows.run(await insert_run(conn, run, now, trigger.trigger_id)), True
+            stored = rows.run(await insert_run(conn, run, now, trigger.trigger_id))
+            await self._changed(
+                conn, trigger_created=[trigger.trigger_id], **created_kinds(stored, now)
+            )
+            return stored, True
 
     async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
         async with self._transaction() as conn:
             await insert_trigger(conn, trigger, None)
+            await self._changed(conn, trigger_created=[trigger.trigger_id])
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         async with self._transaction() as conn:
-            return rows.run(await insert_run(conn, run, now, None))
+            stored = rows.run(await insert_run(conn, run, now, None))
+            await self._changed(conn, **created_kinds(stored, now))
+            return stored
 
     async def get_run(self, run_id: str) -> models.Run | None:
         row = await self._fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
@@ -85,7 +92,9 @@ class RunVerbs(Database):
         return rows.trigger(row) if row else None
 
     async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
-        claimed = await self._write(_CLAIM_RUNS, now, now + lease_seconds, limit)
+        claimed = await self._write(
+            _CLAIM_RUNS, now, now + lease_seconds, limit, announce="run_claimed"
+        )
         return sorted((rows.run(row) for row in claimed), key=lambda run: run.created_at)
 
     async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
@@ -108,27 +117,44 @@ class RunVerbs(Database):
             if ending.final_event is not None:
                 name, data = ending.final_event
                 await insert_event(conn, ending.run_id, name, data, now)
-            return rows.run(row)
+            ended = rows.run(row)
+            await self._changed(
+                conn,
+                run_ended=[ended.run_id],
+                event_appended=[ended.run_id] if ending.final_event else [],
+                delivery_enqueued=[d.delivery_id for d in ending.deliveries],
+                thread_freed=[ended.thread_id] if ended.thread_id else [],
+            )
+            return ended
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         if not run_ids:
             return
         await self._write(
             "UPDATE runs SET status = 'pending', lease_expires_at = NULL, updated_at = $1"
-            " WHERE run_id = ANY($2::text[]) AND status = 'running'",
+            " WHERE run_id = ANY($2::text[]) AND status = 'running' RETURNING run_id",
             now,
             list(run_ids),
+            announce="run_queued",
         )
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
         async with self._transaction() as conn:
-            return await insert_event(conn, run_id, event, data, now)
+            event_id = await insert_event(conn, run_id, event, data, now)
+            await self._changed(conn, event_appended=[run_id])
+            return event_id
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
         found = await self._fetch(
             "SELECT * FROM events WHERE run_id = $1 AND id > $2 ORDER BY id", run_id, after_id
         )
         return [rows.event(row) for row in found]
+
+
+def created_kinds(run: models.Run, now: float) -> dict[str, list[str]]:
+    """A new run's kinds: ``run.queued`` too when another process could claim it now."""
+    queued = run.status is models.RunStatus.PENDING and run.created_at <= now
+    return {"run_created": [run.run_id], "run_queued": [run.run_id] if queued else []}
 
 
 async def insert_trigger(conn: Connection, trigger: models.Trigger, run_id: str | None) -> None:

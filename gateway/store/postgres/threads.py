@@ -10,7 +10,7 @@ from gateway import models
 from gateway.store import base
 from gateway.store.postgres import rows
 from gateway.store.postgres.pool import Database, assignments, placeholders
-from gateway.store.postgres.runs import insert_run
+from gateway.store.postgres.runs import created_kinds, insert_run
 
 # A thread is busy while it has a pending or running run; otherwise its last ended run says
 # how it is: success → idle, interrupted → interrupted, error or timeout → error.
@@ -41,6 +41,7 @@ class ThreadVerbs(Database):
             rows.dumps_or_none(thread.ttl),
             thread.created_at,
             thread.updated_at,
+            announce="thread_changed",
         )
         stored = await self.get_thread(thread.thread_id)
         assert stored is not None
@@ -61,6 +62,7 @@ class ThreadVerbs(Database):
             now,
             rows.dumps_or_none(ttl),
             thread_id,
+            announce="thread_changed",
         )
         if not found:
             return None
@@ -75,6 +77,8 @@ class ThreadVerbs(Database):
             await conn.execute("DELETE FROM runs WHERE thread_id = $1", thread_id)
             await conn.execute("DELETE FROM thread_states WHERE thread_id = $1", thread_id)
             status = await conn.execute("DELETE FROM threads WHERE thread_id = $1", thread_id)
+            if status != "DELETE 0":
+                await self._changed(conn, thread_changed=[thread_id])
         return status != "DELETE 0"
 
     async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
@@ -161,6 +165,7 @@ class ThreadVerbs(Database):
             await conn.execute(
                 "UPDATE threads SET updated_at = $1 WHERE thread_id = $2", now, thread_id
             )
+            await self._changed(conn, thread_changed=[thread_id])
 
     async def list_thread_runs(
         self, thread_id: str, limit: int, offset: int, status: str | None
@@ -187,6 +192,8 @@ class ThreadVerbs(Database):
         async with self._transaction() as conn:
             await conn.execute("DELETE FROM events WHERE run_id = $1", run_id)
             status = await conn.execute("DELETE FROM runs WHERE run_id = $1", run_id)
+            if status != "DELETE 0":
+                await self._changed(conn, run_deleted=[run_id])
         return status != "DELETE 0"
 
     async def list_thread_events(self, thread_id: str, after_id: int) -> list[models.Event]:
@@ -201,8 +208,10 @@ class ThreadVerbs(Database):
     async def create_cron(self, cron: base.Cron) -> base.Cron:
         columns = rows.cron_columns(cron)
         await self._write(
-            f"INSERT INTO crons ({', '.join(columns)}) VALUES ({placeholders(1, len(columns))})",
+            f"INSERT INTO crons ({', '.join(columns)}) VALUES ({placeholders(1, len(columns))})"
+            " RETURNING cron_id",
             *columns.values(),
+            announce="cron_changed",
         )
         return cron
 
@@ -223,11 +232,16 @@ class ThreadVerbs(Database):
             f" WHERE cron_id = ${len(values) + 1} RETURNING *",
             *values.values(),
             cron_id,
+            announce="cron_changed",
         )
         return rows.cron(found[0]) if found else None
 
     async def delete_cron(self, cron_id: str) -> bool:
-        found = await self._write("DELETE FROM crons WHERE cron_id = $1 RETURNING cron_id", cron_id)
+        found = await self._write(
+            "DELETE FROM crons WHERE cron_id = $1 RETURNING cron_id",
+            cron_id,
+            announce="cron_changed",
+        )
         return bool(found)
 
     async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
@@ -273,7 +287,9 @@ class ThreadVerbs(Database):
             )
             if status == "UPDATE 0":
                 return None
-            return rows.run(await insert_run(conn, firing.run, now, None))
+            run = rows.run(await insert_run(conn, firing.run, now, None))
+            await self._changed(conn, cron_changed=[firing.cron_id], **created_kinds(run, now))
+            return run
 
 
 def _metadata_filters(metadata: Mapping[str, Any], params: list[Any]) -> list[str]:
