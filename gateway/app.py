@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -20,10 +21,12 @@ from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
 from gateway.runs.events import EventHub
+from gateway.runs.relay import relay_changes
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
 from gateway.settings import Settings
 from gateway.store import Store, base, store_from_url
+from gateway.store.changes import ChangeSource
 
 logger = structlog.get_logger(__name__)
 
@@ -129,6 +132,8 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         _background(worker.run_forever, "run-worker"),
         _background(dispatcher.run_forever, "dispatcher"),
     ]
+    if isinstance(store, ChangeSource):  # PostgreSQL: other processes' commits wake this one
+        tasks.append(_background(functools.partial(relay_changes, store, service), "relay"))
     yield
     await worker.stop()
     await dispatcher.stop()

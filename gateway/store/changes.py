@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 MAX_IDS = 50
 """More ids of one kind than this travel as ``None``: "many, re-read" (NOTIFY payloads are
@@ -109,6 +109,7 @@ class ChangeFeed:
             self._queues.discard(queue)
 
 
+@runtime_checkable
 class ChangeSource(Protocol):
     """A store that publishes its commits (and other processes' commits) as ``Changes``."""
 
