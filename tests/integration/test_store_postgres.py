@@ -235,3 +235,11 @@ async def test_stores_in_other_schemas_hear_nothing(stores: list[PostgresStore])
                 assert heard.empty()
         finally:
             await other.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://x@127.0.0.1:port/db", "postgresql://x@127.0.0.1/db?sslmode=bogus"]
+)
+async def test_an_unusable_url_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(errors.ConfigError, match="not a usable PostgreSQL URL"):
+        await store_from_url(url).open()

@@ -57,9 +57,12 @@ _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 
 def describe(url: str) -> str:
     """``host:port/db`` of a URL, never its password."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = parts.port or 5432
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = parts.port or 5432
+    except ValueError:
+        return "(an unreadable URL)"
     return f"{host}:{port}{parts.path or '/'}"
 
 
@@ -115,6 +118,8 @@ class Database:
     async def _connect(self) -> asyncpg.Pool:
         try:
             return await self._create_pool()
+        except (asyncpg.ClientConfigurationError, ValueError) as exc:
+            raise errors.ConfigError(f"database_url: not a usable PostgreSQL URL: {exc}") from None
         except _UNREACHABLE as exc:
             raise errors.StoreError(
                 f"cannot reach PostgreSQL at {describe(self.url)}: {exc}"
@@ -125,7 +130,9 @@ class Database:
             ) from None
 
     @tenacity.retry(
-        retry=tenacity.retry_if_exception_type(_UNREACHABLE),
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, _UNREACHABLE) and not isinstance(exc, ValueError)
+        ),
         stop=tenacity.stop_after_attempt(3),
         wait=tenacity.wait_exponential(multiplier=0.2, max=1),
         reraise=True,
