@@ -1,6 +1,21 @@
 """The ``Store`` protocol: every durable fact hookgate keeps, in domain verbs.
 
 Each backend owns its SQL; handlers, workers and the dispatcher only see these verbs.
+
+Every write verb is atomic (one transaction). These rules hold with N writers, processes
+sharing one PostgreSQL database, as they do with SQLite's single writer:
+
+- ``create_trigger_and_run``: one run per (flow, idempotency key) within the window;
+- ``create_run`` with ``if_thread_idle``: no two such runs both find their thread idle;
+- ``claim_runs``: a run goes to one claimer per lease; a thread runs one run at a time,
+  oldest first;
+- ``finish_run``: a run ends once and enqueues its deliveries once;
+- ``claim_deliveries``: a delivery goes to one claimer per lease; an endpoint's cap counts
+  the leases of every claimer;
+- ``record_attempt``: an endpoint's failure streak counts every writer's attempts;
+- ``fire_cron``: a due date fires once, whichever scheduler gets there first.
+
+The contract suite (tests/integration/store_contract/) checks them on each backend.
 """
 
 from __future__ import annotations
