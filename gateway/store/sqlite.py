@@ -17,6 +17,7 @@ import structlog
 import tenacity
 
 from gateway import errors, models
+from gateway.outbox import health
 from gateway.store import base
 from gateway.store.writer import GroupCommitWriter
 
@@ -1180,53 +1181,30 @@ def _insert_deliveries(
 def _update_health(
     conn: sqlite3.Connection, endpoint_id: str, outcome: base.AttemptOutcome, now: float
 ) -> base.HealthChange | None:
-    """Track the endpoint's failure streak in the same transaction as the attempt."""
+    """Move the endpoint's failure streak (outbox/health.py decides) in the attempt's transaction."""
     with closing(
         conn.execute(
-            "SELECT consecutive_failures, failing_since, disabled_reason FROM endpoints"
-            " WHERE endpoint_id = ?",
+            "SELECT consecutive_failures, failing_since, circuit_open_until, disabled_reason"
+            " FROM endpoints WHERE endpoint_id = ?",
             (endpoint_id,),
         )
     ) as cursor:
         row: sqlite3.Row | None = cursor.fetchone()
     if row is None:
         return None
-    health = outcome.health
-    assert health is not None
-    streak, failing_since, disabled_reason = row[0], row[1], row[2]
-    if outcome.result.ok:
-        if streak == 0:
-            return None
+    changed, change = health.after_attempt(health.Health(*row), outcome, now)
+    if changed is not None:
         conn.execute(
-            "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL,"
-            " circuit_open_until = NULL WHERE endpoint_id = ?",
-            (endpoint_id,),
+            "UPDATE endpoints SET consecutive_failures = ?, failing_since = ?,"
+            " circuit_open_until = ?, disabled_reason = ? WHERE endpoint_id = ?",
+            (
+                changed.consecutive_failures,
+                changed.failing_since,
+                changed.circuit_open_until,
+                changed.disabled_reason,
+                endpoint_id,
+            ),
         )
-        recovered = streak >= health.circuit_failure_threshold
-        return (
-            base.HealthChange("endpoint.recovered", "a delivery succeeded") if recovered else None
-        )
-    streak += 1
-    failing_since = failing_since or now
-    change = None
-    open_until = None
-    if streak >= health.circuit_failure_threshold:
-        open_until = now + health.circuit_cooldown_seconds
-        if streak == health.circuit_failure_threshold:
-            change = base.HealthChange("endpoint.circuit_opened", f"{streak} failures in a row")
-    reason = disabled_reason
-    if reason is None:
-        if outcome.disable_endpoint:
-            reason = outcome.disable_endpoint
-        elif now - failing_since >= health.disable_after_seconds:
-            reason = f"failing continuously for {health.disable_after_seconds / 3600:g} h"
-        if reason is not None:
-            change = base.HealthChange("endpoint.disabled", reason)
-    conn.execute(
-        "UPDATE endpoints SET consecutive_failures = ?, failing_since = ?, circuit_open_until = ?,"
-        " disabled_reason = ? WHERE endpoint_id = ?",
-        (streak, failing_since, open_until, reason, endpoint_id),
-    )
     return change
 
 
