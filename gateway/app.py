@@ -16,6 +16,8 @@ from aiohttp import web
 
 from gateway import api, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
+from gateway.inspect import bins
+from gateway.inspect.remote import republish
 from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
@@ -134,6 +136,9 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     if isinstance(store, ChangeSource):  # PostgreSQL: other processes' commits wake this one
         tasks.append(_background(functools.partial(relay_changes, store, service), "relay"))
+        if bins.notifier_key in app:  # and reach its /inspect pages
+            notifier = app[bins.notifier_key]
+            tasks.append(_background(functools.partial(republish, store, notifier), "inspect"))
     yield
     await worker.stop()
     await dispatcher.stop()

@@ -18,6 +18,7 @@ from langgraph_sdk import get_client
 
 from gateway import models
 from gateway.app import create_app
+from gateway.inspect import bins
 from gateway.settings import FlowSettings, Settings
 from gateway.store import base
 from gateway.store.postgres import PostgresStore
@@ -98,3 +99,16 @@ async def test_a_join_in_one_process_ends_with_a_run_in_the_other(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_inspect_pages_hear_the_other_process(gateways: list[Client]) -> None:
+    notifier = gateways[1].app[bins.notifier_key]
+    async with notifier.subscribe() as heard:
+        response = await gateways[0].post("/api/v1/webhook/echo", json={"n": 1})
+        run_id = (await response.json())["run_id"]
+        seen: list[dict[str, Any]] = []
+        while not any(c and c.get("kind") == "run_end" for c in seen):
+            seen.append(await asyncio.wait_for(heard.get(), 5))  # type: ignore[arg-type]
+    assert {"kind": "run", "run_id": run_id} in seen
+    assert {"kind": "run_end", "run_id": run_id} in seen
+    assert any(c["kind"] == "trigger" for c in seen)
