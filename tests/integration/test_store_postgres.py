@@ -243,3 +243,12 @@ async def test_stores_in_other_schemas_hear_nothing(stores: list[PostgresStore])
 async def test_an_unusable_url_is_a_configuration_error(url: str) -> None:
     with pytest.raises(errors.ConfigError, match="not a usable PostgreSQL URL"):
         await store_from_url(url).open()
+
+
+async def test_a_value_the_driver_cannot_encode_is_unprocessable(
+    stores: list[PostgresStore],
+) -> None:
+    created = await stores[0].create_endpoint(endpoint())
+    with pytest.raises(errors.Unprocessable, match="refused a value"):
+        await stores[0].update_endpoint(created.endpoint_id, {"max_concurrency": "many"}, NOW)
+    assert await stores[0].get_endpoint(created.endpoint_id) == created

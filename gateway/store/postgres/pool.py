@@ -78,6 +78,9 @@ def translated(url: str) -> Iterator[None]:
         raise errors.Unprocessable(f"the database refused a value: {exc}") from None
     except asyncpg.PostgresError as exc:
         raise errors.StoreError(f"PostgreSQL error {exc.sqlstate}: {exc}") from None
+    except ValueError as exc:
+        # The driver could not encode a value for its column (asyncpg's client-side DataError).
+        raise errors.Unprocessable(f"the database refused a value: {exc}") from None
     except _UNREACHABLE as exc:
         raise errors.StoreError(f"PostgreSQL at {describe(url)} unreachable: {exc}") from None
 
