@@ -36,7 +36,7 @@ async def test_triggers_are_listed_newest_first_and_searched(store: FullStore) -
     await store.create_trigger_and_run(old, new_run(), NOW - 10)
     new = dataclasses.replace(trigger(flow_id="agent"), body=b'{"needle": "Haystack"}')
     await store.create_trigger_and_run(new, new_run("agent"), NOW)
-    binary = dataclasses.replace(trigger(), body=b"\xff\x00\xfe needle")
+    binary = dataclasses.replace(trigger(received_at=NOW + 1), body=b"\xff\x00\xfe needle")
     await store.store_rejected_trigger(binary)
     listed = await store.list_triggers(base.TriggerSelection())
     assert [t.trigger_id for t in listed] == [binary.trigger_id, new.trigger_id, old.trigger_id]
