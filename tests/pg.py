@@ -17,6 +17,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
@@ -107,18 +108,18 @@ async def gateway_database_url(tmp_path: Path) -> AsyncIterator[str]:
         )
 
 
-def count_rows(url: str, table: str) -> int:
-    """Rows in a table of a PostgreSQL store (committed data), from synchronous test code."""
+def fetch_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """A query's rows from a PostgreSQL store (committed data), from synchronous test code."""
 
-    async def count() -> int:
+    async def fetch() -> list[tuple[Any, ...]]:
         conn = await asyncpg.connect(url)
         try:
-            return int(await conn.fetchval(f"SELECT COUNT(*) FROM {table}"))
+            return [tuple(row) for row in await conn.fetch(sql)]
         finally:
             await conn.close()
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, count()).result()
+        return pool.submit(asyncio.run, fetch()).result()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
