@@ -252,3 +252,50 @@ async def test_a_value_the_driver_cannot_encode_is_unprocessable(
     with pytest.raises(errors.Unprocessable, match="refused a value"):
         await stores[0].update_endpoint(created.endpoint_id, {"max_concurrency": "many"}, NOW)
     assert await stores[0].get_endpoint(created.endpoint_id) == created
+
+
+async def test_an_endpoint_cap_holds_while_two_dispatchers_work(
+    stores: list[PostgresStore],
+) -> None:
+    cap, total = 2, 30
+    capped = await stores[0].create_endpoint(endpoint(max_concurrency=cap))
+    await stores[0].enqueue_deliveries(
+        None, [new_delivery(capped.endpoint_id) for _ in range(total)], NOW
+    )
+    policy = base.ClaimPolicy(max_concurrency=10, circuit_failure_threshold=5)
+    ok = models.AttemptResult(started_at=NOW, duration_ms=1, status_code=200)
+    leased_at_once: list[int] = []
+    watcher = await asyncpg.connect(stores[0].url)
+
+    async def send(store: PostgresStore, delivery: models.Delivery) -> None:
+        await asyncio.sleep(0.005)
+        await store.record_attempt(
+            delivery, base.AttemptOutcome(ok, models.DeliveryStatus.SUCCEEDED)
+        )
+
+    async def dispatch(store: PostgresStore) -> None:
+        while True:
+            claimed = await store.claim_deliveries(5, NOW, 30, policy)
+            if claimed:
+                leased_at_once.append(
+                    await watcher.fetchval(
+                        "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
+                        " AND lease_expires_at > $1",
+                        NOW,
+                    )
+                )
+                await asyncio.gather(*(send(store, d) for d in claimed))
+            elif not await store.list_deliveries(
+                base.DeliverySelection(statuses=(models.DeliveryStatus.PENDING,))
+            ):
+                return
+            else:
+                await asyncio.sleep(0.002)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(dispatch(s) for s in stores for _ in range(2))), 30)
+    finally:
+        await watcher.close()
+    assert max(leased_at_once) <= cap
+    done = await stores[1].list_deliveries(base.DeliverySelection(), limit=100)
+    assert [(d.status, d.attempts) for d in done] == [("succeeded", 1)] * total
