@@ -14,7 +14,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from gateway import api, flows, inspect, keys, log, netguard, signing
+from gateway import api, errors, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
 from gateway.inspect import bins
 from gateway.inspect.remote import republish
@@ -42,7 +42,7 @@ def create_app(
     )
     app[keys.settings_key] = settings
     app[keys.clock_key] = clock or SystemClock()
-    app[keys.store_key] = store or store_from_url(settings.database_url)
+    app[keys.store_key] = store or store_from_url(settings.database_url, settings.secret_key)
     app[keys.flows_key] = flows.load_flows(settings)
     app[keys.metrics_key] = Metrics()
     app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx])
@@ -60,8 +60,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.settings_key]
-    connector = aiohttp.TCPConnector(
-        resolver=netguard.GuardedResolver.for_settings(settings),
+    connector = netguard.GuardedConnector(
+        netguard.Policy.for_settings(settings),
         limit=settings.delivery_concurrency,
         limit_per_host=settings.delivery_concurrency,
     )
@@ -156,6 +156,9 @@ def _background(loop: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[
             try:
                 await loop()
                 return
+            except errors.StoreUnavailable as exc:  # disk full: a line per retry, no traceback
+                logger.warning("background_task_waiting_for_store", task=name, detail=exc.detail)
+                await asyncio.sleep(1)
             except Exception:
                 logger.exception("background_task_failed", task=name)
                 await asyncio.sleep(1)

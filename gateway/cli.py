@@ -26,7 +26,18 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway import __version__, console, errors, inspect, keys, log, models, verify
+from gateway import (
+    __version__,
+    console,
+    errors,
+    inspect,
+    keys,
+    localsecrets,
+    log,
+    models,
+    signing,
+    verify,
+)
 from gateway.api.endpoints import attempt_view, delivery_view, endpoint_view
 from gateway.app import create_app
 from gateway.flows import Flow
@@ -83,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--config", help="TOML file (default: $GATEWAY_CONFIG or config/gateway.toml)"
     )
     migrate.add_argument("--database", help="database URL, e.g. postgresql://user@host:5432/db")
+    _secret_command(commands)
     args = parser.parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
         return operate(args)
@@ -90,12 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_migrations(args.config, args.database)
     if args.command == "token":
         return print_token(args.config, args.flow_id, args.expires, args.base_url)
+    if args.command == "secret":
+        return print_callback_secret(args.config, args.url)
 
     try:
         settings = load_settings(args.config)
         overrides = {"host": args.host, "port": args.port, "database_url": args.database}
         settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
         configure_logging(settings.log_format, settings.log_level)
+        localsecrets.check_development_secrets(settings)
         app = create_app(settings)
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
@@ -109,7 +124,7 @@ def run_migrations(config: str | None, database: str | None) -> int:
         if database is not None:
             settings = settings.replace(database_url=database)
         configure_logging(settings.log_format, "warning")
-        applied = asyncio.run(store_from_url(settings.database_url).migrate())
+        applied = asyncio.run(store_from_url(settings.database_url, settings.secret_key).migrate())
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2 if isinstance(exc, errors.ConfigError) else 1
@@ -136,6 +151,39 @@ def print_token(config: str | None, flow_id: str, lifetime: float, base_url: str
     token = verify.trigger_token(settings.signing_secret, flow_id, time.time() + lifetime)
     base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
     print(f"{base}/api/v1/webhook/{quote(flow_id, safe='')}?token={token}")
+    return 0
+
+
+def _secret_command(commands: Any) -> None:
+    secret = commands.add_parser(
+        "secret",
+        help="print the secret a per-run webhook receiver verifies its callbacks with",
+        description="Print the whsec_ secret that signs per-run callbacks (a run's webhook URL) "
+        "to this URL's origin, for the receiver to verify them with any Standard Webhooks "
+        "library and to check hookgate_token.",
+    )
+    secret.add_argument("url", help="the receiver's URL, as given in webhook=")
+    secret.add_argument(
+        "--config", help="TOML file (default: $GATEWAY_CONFIG or config/gateway.toml)"
+    )
+
+
+def print_callback_secret(config: str | None, url: str) -> int:
+    try:
+        settings = load_settings(config)
+    except errors.GatewayError as exc:
+        print(f"hookgate: {exc.detail}", file=sys.stderr)
+        return 2
+    if not settings.signing_secret:
+        print("hookgate: set signing_secret (GATEWAY_SIGNING_SECRET) first", file=sys.stderr)
+        return 2
+    try:
+        origin = signing.callback_origin(url)
+    except ValueError as exc:
+        print(f"hookgate: url: {exc}", file=sys.stderr)
+        return 2
+    print(f"hookgate: the secret of per-run callbacks to {origin}", file=sys.stderr)
+    print(signing.callback_secret(settings.signing_secret, origin))
     return 0
 
 
@@ -178,7 +226,15 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        # aiohttp has no header-read deadline of its own; its keep-alive timer is one: it closes
+        # a connection that has not sent a whole request's headers within this time of connecting
+        # or of the previous response. The body's deadline is gateway.api.deadlines'.
+        keepalive_timeout=app[keys.settings_key].header_read_timeout,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -367,7 +423,7 @@ def operate(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         if args.database is not None:
             settings = settings.replace(database_url=args.database)
-        store = store_from_url(settings.database_url)
+        store = store_from_url(settings.database_url, settings.secret_key)
         sqlite = backend_of(settings.database_url) == "sqlite"
         path = path_from_url(settings.database_url) if sqlite else None
     except errors.GatewayError as exc:

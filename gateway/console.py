@@ -7,7 +7,8 @@ every cell is made printable first: no terminal escape sequences, no line breaks
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+
+from gateway import clock
 
 EMPTY = "-"
 
@@ -37,7 +38,7 @@ def when(timestamp: float | None, *, millis: bool = False) -> str:
     """A UTC time such as ``2025-01-31 12:00:00Z`` (``…:00.123Z`` with ``millis``)."""
     if timestamp is None:
         return EMPTY
-    moment = datetime.fromtimestamp(timestamp, UTC)
+    moment = clock.utc(timestamp)
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     if millis:
         text += f".{moment.microsecond // 1000:03d}"

@@ -74,3 +74,10 @@ class Unavailable(GatewayError):
 
 class StoreError(GatewayError):
     """The store failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot write right now (disk full, I/O error, read-only); retry later."""
+
+    status = 503
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}

@@ -9,6 +9,7 @@ Flows only come from the file (``[flows.<id>]`` tables).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -16,13 +17,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import errors, signing, store
+from gateway import crosssite, errors, localsecrets, log, signing, store
 from gateway import verify as verification
+from gateway.outbox.delivery import timeout_limit
+from gateway.store import secretbox
 
 DEFAULT_CONFIG = Path("config/gateway.toml")
 SVIX_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-_SECRET_FIELDS = ("api_key", "signing_secret")
+_SECRET_FIELDS = ("api_key", "signing_secret", "secret_key")
 _ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_HOST_LISTS = {"allowed_targets": "hosts or CIDRs", "allowed_hosts": "host names"}
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -76,9 +80,14 @@ class Settings:
     port: int = 8080
     database_url: str = "sqlite:///var/gateway.db"
     api_key: str = ""
-    signing_secret: str = ""
+    signing_secret: str = ""  # when not set at all: this install's own (localsecrets)
+    secret_key: str = ""  # Fernet keys, newest first, sealing endpoint secrets (secretbox)
     allow_private_networks: bool = False
     max_body_bytes: int = 1024 * 1024
+    # Slow clients: seconds to send a request's headers (from connecting, or from the previous
+    # response on a kept-alive connection, which is closed after as long idle) and its body.
+    header_read_timeout: float = 10.0
+    body_read_timeout: float = 30.0
     retry_schedule: tuple[float, ...] = SVIX_SCHEDULE
     retry_jitter: float = 0.2
     delivery_connect_timeout: float = 5.0
@@ -92,8 +101,8 @@ class Settings:
     disable_after_seconds: float = 5 * 24 * 3600.0
     secret_rotation_overlap: float = 24 * 3600.0
     allowed_targets: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     max_write_backlog: int = 10_000
-    callback_token_max_age: float = 7 * 24 * 3600.0
     run_timeout: float = 60.0
     run_concurrency: int = 16
     run_lease_seconds: float = 120.0
@@ -114,6 +123,18 @@ class Settings:
                 value = store.without_password(value)
             shown.append(f"{field.name}={value!r}")
         return f"Settings({', '.join(shown)})"
+
+    def __post_init__(self) -> None:
+        log.remember_secrets(*self.secret_values())
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so that logs can mask it wherever it shows up."""
+        values = [self.api_key, self.signing_secret, *self.secret_key.split(",")]
+        for flow in self.flows.values():
+            values += [flow.secret, flow.api_key]
+            if isinstance(flow.headers, Mapping):
+                values += [v for name, v in flow.headers.items() if log.is_secret_name(name)]
+        return [value.strip() for value in values if value.strip()]
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -148,7 +169,15 @@ def load_settings(
     values["flows_path"] = str((config_path.parent / values.get("flows_path", "")).resolve())
     settings = Settings(**values)
     validate(settings)
+    if "signing_secret" not in values:
+        settings = settings.replace(signing_secret=_local_signing_secret(settings))
     return settings
+
+
+def _local_signing_secret(settings: Settings) -> str:
+    """None configured: this install's own, generated on first need beside the database."""
+    directory = store.local_state_dir(settings.database_url)
+    return localsecrets.read_or_create(directory, "signing_secret", signing.new_secret)
 
 
 def validate(settings: Settings) -> None:
@@ -157,6 +186,10 @@ def validate(settings: Settings) -> None:
             signing.secret_key(settings.signing_secret)
         except ValueError as exc:
             raise errors.ConfigError(f"signing_secret: {exc}") from None
+    try:
+        secretbox.parse_keys(settings.secret_key)
+    except ValueError as exc:
+        raise errors.ConfigError(f"secret_key: {exc}") from None
     if not settings.retry_schedule:
         raise errors.ConfigError("retry_schedule must list at least one delay")
     if any(delay < 0 for delay in settings.retry_schedule):
@@ -164,16 +197,31 @@ def validate(settings: Settings) -> None:
     if not 0 <= settings.retry_jitter < 1:
         raise errors.ConfigError("retry_jitter must be in [0, 1)")
     store.backend_of(settings.database_url)
+    for name in ("header_read_timeout", "body_read_timeout"):
+        if not 0 < getattr(settings, name) < math.inf:
+            raise errors.ConfigError(f"{name} must be a positive number of seconds")
+    bad_hosts = [entry for entry in settings.allowed_hosts if not crosssite.valid_host_entry(entry)]
+    if bad_hosts:
+        raise errors.ConfigError(
+            f"allowed_hosts: {', '.join(bad_hosts)}: expected host names without scheme or port"
+        )
+    limit = timeout_limit(settings.delivery_lease_seconds)
+    if not settings.delivery_timeout < limit:
+        raise errors.ConfigError(
+            f"delivery_timeout ({settings.delivery_timeout:g} s) must be below {limit:g} s: "
+            f"delivery_lease_seconds ({settings.delivery_lease_seconds:g}) less a margin, so a "
+            "delivery is never sent again while its first request is in flight"
+        )
 
 
 def _coerce(name: str, value: Any) -> Any:
     default = getattr(Settings, name, None)
     kind = type(default) if default is not None else str
-    if name == "allowed_targets":
+    if name in _HOST_LISTS:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
             raise errors.ConfigError(
-                f"allowed_targets: expected a list of hosts or CIDRs, got {value!r}"
+                f"{name}: expected a list of {_HOST_LISTS[name]}, got {value!r}"
             )
         return tuple(item.strip() for item in items if item.strip())
     if name == "retry_schedule":

@@ -39,6 +39,8 @@ def make_settings(gateway_database_url: str) -> Callable[..., Settings]:
             "GATEWAY_DELIVERY_TIMEOUT": "1",
             "GATEWAY_POLL_INTERVAL": "0.05",
             "GATEWAY_THROTTLE_MIN_DELAY": "0.1",
+            # a fixed, public secret the tests sign with (the shipped config holds none)
+            "GATEWAY_SIGNING_SECRET": "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLXNlY3JldA==",
         }
         return load_settings(CONFIG, environ).replace(**overrides)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api import (
+    callback_secret,
+    deadlines,
     endpoints,
     health,
     langflow,
@@ -15,7 +17,13 @@ from gateway.api import (
     runs,
 )
 
-middlewares = (middleware.errors_as_json, middleware.require_api_key)
+middlewares = (
+    middleware.errors_as_json,
+    deadlines.body_read_deadline,
+    middleware.refuse_foreign_hosts,
+    middleware.require_api_key,
+    middleware.refuse_cross_site_writes,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -46,6 +54,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/api/v1/endpoints/{endpoint_id}/resume", endpoints.resume_endpoint)
     router.add_post("/api/v1/endpoints/{endpoint_id}/rotate-secret", endpoints.rotate_secret)
     router.add_post("/api/v1/endpoints/{endpoint_id}/recover", endpoints.recover_endpoint)
+    router.add_get("/api/v1/webhook-secret", callback_secret.webhook_secret)
 
     router.add_get("/api/v1/deliveries", endpoints.list_deliveries)
     router.add_get("/api/v1/deliveries/{delivery_id}", endpoints.get_delivery)

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway import clock, errors, keys, log, models, netguard, signing
 from gateway.api import inputs
 from gateway.flows import Flow
+from gateway.outbox.delivery import timeout_limit
 from gateway.store import base
 
 
@@ -113,9 +114,20 @@ async def _endpoint_fields(request: web.Request, data: dict[str, Any]) -> dict[s
             if value is not None and value < minimum:
                 raise errors.Unprocessable(f"{name}: must be at least {minimum}")
             fields[name] = value
+    _check_timeout(fields.get("timeout"), settings.delivery_lease_seconds)
     if "retry_schedule" in data:
         fields["retry_schedule"] = inputs.delays(data, "retry_schedule")
     return fields
+
+
+def _check_timeout(timeout: float | None, lease_seconds: float) -> None:
+    """A request must end before its delivery's lease does, or a second one would go out."""
+    limit = timeout_limit(lease_seconds)
+    if timeout is not None and not timeout < limit:
+        raise errors.Unprocessable(
+            f"timeout: must be below {limit:g} seconds, the delivery lease ({lease_seconds:g} s) "
+            "less a margin, so that no delivery is sent again while its first request is in flight"
+        )
 
 
 async def create_endpoint(request: web.Request) -> web.Response:
@@ -246,12 +258,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if status is not None and status not in models.DeliveryStatus.__members__.values():
         allowed = ", ".join(s.value for s in models.DeliveryStatus)
         raise errors.Unprocessable(f"status: expected one of {allowed}")
-    try:
-        limit = int(query.get("limit", "100"))
-    except ValueError:
-        raise errors.Unprocessable("limit: expected an integer") from None
-    if not 1 <= limit <= 1000:
-        raise errors.Unprocessable("limit: expected 1 to 1000")
+    limit, _ = inputs.page(inputs.query_integers(query, "limit"), default_limit=100)
     selection = base.DeliverySelection(
         run_id=query.get("run_id"),
         endpoint_id=query.get("endpoint_id"),

@@ -1,4 +1,4 @@
-"""Operations: ``GET /healthz`` (is the store reachable?) and ``GET /metrics`` (Prometheus)."""
+"""Operations: ``GET /healthz`` (can the store be read and written?) and ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from gateway.metrics import CONTENT_TYPE
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """503 while the store is unreachable or refuses writes (disk full, I/O error, read-only),
+    so a load balancer stops sending triggers that could not be stored."""
     try:
         await request.app[keys.store_key].ping()
     except errors.StoreError as exc:
-        return web.json_response({"status": "unavailable", "detail": exc.detail}, status=503)
+        body = {"status": "unavailable", "detail": exc.detail}
+        return web.json_response(body, status=503, headers=exc.headers)
     return web.json_response({"status": "ok"})
 
 

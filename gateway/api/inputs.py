@@ -1,8 +1,14 @@
-"""Reading request bodies and parameters, each failure a clear 4xx."""
+"""Reading request bodies and parameters, each failure a clear 4xx naming what is wrong.
+
+Every number that becomes a time, a duration or a row count is bounded here, once, by what the
+gateway can store and show (SQLite integers, Python datetimes): a value outside is refused
+before anything is stored, never written to fail later on every page that shows it.
+"""
 
 from __future__ import annotations
 
-import json
+import math
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -10,9 +16,31 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway import errors
+from gateway import errors, strictjson
 
 T = TypeVar("T")
+
+YEAR_SECONDS = 365 * 24 * 3600
+MAX_DELAY_SECONDS = float(YEAR_SECONDS)
+"""The longest wait the API schedules (a run's ``after_seconds``, a retry delay)."""
+MAX_TTL_MINUTES = 10 * YEAR_SECONDS / 60
+LATEST_TIMESTAMP = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+"""The last moment taken as a date: every time zone can still show it."""
+LATEST_TIMESTAMP_MS = int(LATEST_TIMESTAMP) * 1000
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**53 - 1
+"""Far past any table, exact in every JSON reader, and well inside SQLite's 64-bit integers."""
+_QUERY_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+
+
+async def json_body(request: web.Request, *, malformed: type[errors.GatewayError]) -> Any:
+    """The body's JSON value (strictly read: see ``gateway.strictjson``), or ``malformed``
+    (400, or 422 where the peer API says so) saying why it is not JSON we take."""
+    body = await request.read()
+    try:
+        return strictjson.loads(body)
+    except strictjson.InvalidJSON as exc:
+        raise malformed(f"Invalid JSON in request body: {exc}") from None
 
 
 async def json_object(
@@ -23,15 +51,11 @@ async def json_object(
 ) -> dict[str, Any]:
     """The body as a JSON object. An empty body is ``{}`` when ``optional``; an empty or
     unparsable one is refused with ``malformed`` (400 here, 422 where the peer API says so)."""
-    body = await request.read()
-    if not body.strip():
+    if not (await request.read()).strip():
         if optional:
             return {}
         raise malformed("Request body is empty: expected a JSON object")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise malformed("Invalid JSON in request body") from None
+    data = await json_body(request, malformed=malformed)
     if not isinstance(data, dict):
         raise errors.Unprocessable("Request body must be a JSON object")
     return data
@@ -59,7 +83,7 @@ def choice(data: Mapping[str, Any], name: str, allowed: tuple[str, ...], default
 
 
 def string_list(
-    data: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None
+    data: Mapping[str, Any], name: str, allowed: tuple[str, ...] | None = None
 ) -> tuple[str, ...] | None:
     value = optional(data, name, list)
     if value is None:
@@ -83,25 +107,46 @@ def uuid_param(request: web.Request, name: str, label: str) -> str:
         raise errors.Unprocessable(f"Invalid {label}: must be a UUID") from None
 
 
-def delays(data: dict[str, Any], name: str) -> tuple[float, ...] | None:
-    """A retry schedule: a non-empty list of non-negative seconds, or null for the default."""
+# numbers: durations, moments, pages
+
+
+def bounded(value: Any, name: str, minimum: float, maximum: float, unit: str = "") -> float:
+    """A finite JSON number (not a boolean) within ``minimum``..``maximum``."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise errors.Unprocessable(f"{name}: expected a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and minimum <= value <= maximum):
+        raise errors.Unprocessable(f"{name}: expected {_plain(minimum)} to {_plain(maximum)}{unit}")
+    return float(value)
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if number == int(number) else str(number)
+
+
+def seconds(data: Mapping[str, Any], name: str, maximum: float = MAX_DELAY_SECONDS) -> float:
+    """A duration in seconds, 0 when absent."""
+    value = data.get(name)
+    return 0.0 if value is None else bounded(value, name, 0, maximum, " seconds")
+
+
+def delays(data: Mapping[str, Any], name: str) -> tuple[float, ...] | None:
+    """A retry schedule: a non-empty list of seconds, or null for the default."""
     value = optional(data, name, list)
     if value is None:
         return None
-    if not value or not all(
-        isinstance(item, int | float) and not isinstance(item, bool) and item >= 0 for item in value
-    ):
-        raise errors.Unprocessable(f"{name}: expected a non-empty list of seconds (numbers >= 0)")
-    return tuple(float(item) for item in value)
+    if not value:
+        raise errors.Unprocessable(f"{name}: expected a non-empty list of seconds")
+    return tuple(
+        bounded(item, f"{name}[{index}]", 0, MAX_DELAY_SECONDS, " seconds")
+        for index, item in enumerate(value)
+    )
 
 
-def timestamp(data: dict[str, Any], name: str) -> float | None:
-    """An RFC 3339 date-time, or epoch seconds."""
+def timestamp(data: Mapping[str, Any], name: str) -> float | None:
+    """An RFC 3339 date-time, or epoch seconds, between 1970 and the year 9999."""
     value = data.get(name)
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -110,5 +155,41 @@ def timestamp(data: dict[str, Any], name: str) -> float | None:
         else:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            return moment.timestamp()
-    raise errors.Unprocessable(f"{name}: expected an RFC 3339 date-time or epoch seconds")
+            value = moment.timestamp()
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise errors.Unprocessable(f"{name}: expected an RFC 3339 date-time or epoch seconds")
+    if not (math.isfinite(value) and 0 <= value <= LATEST_TIMESTAMP):
+        raise errors.Unprocessable(f"{name}: expected a moment between 1970 and the year 9999")
+    return float(value)
+
+
+def integer(data: Mapping[str, Any], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise errors.Unprocessable(f"{name}: expected an integer, got {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise errors.Unprocessable(f"{name}: expected {minimum} to {maximum}, got {value}")
+    return value
+
+
+def page(data: Mapping[str, Any], *, default_limit: int = 10) -> tuple[int, int]:
+    """``limit`` (1..1000) and ``offset`` of a list route, from a body or ``query_integers``."""
+    limit = integer(data, "limit", default_limit, 1, MAX_LIMIT)
+    offset = integer(data, "offset", 0, 0, MAX_OFFSET)
+    return limit, offset
+
+
+def query_integers(query: Mapping[str, str], *names: str) -> dict[str, int]:
+    """The integer query parameters among ``names`` that are present, for ``page`` and the
+    like to bound; a value that is not a plain decimal integer is refused."""
+    found = {}
+    for name in names:
+        text = query.get(name)
+        if text is None or text == "":
+            continue
+        if _QUERY_INTEGER.fullmatch(text.strip()) is None:
+            raise errors.Unprocessable(f"{name}: expected an integer, got {text[:40]!r}")
+        found[name] = int(text)
+    return found

@@ -24,18 +24,16 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
 
 import structlog
 from aiohttp import web
 
-from gateway import errors, flows, keys, log, models, netguard, verify
+from gateway import errors, flows, keys, log, models, netguard, strictjson, verify
 from gateway.api import inputs
 from gateway.api.langflow_events import Translator, frame
 
 logger = structlog.get_logger(__name__)
 IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery")
-SECRET_QUERY_KEYS = frozenset({"x-api-key", "token", "api_key", "apikey", "key"})
 TRIGGER_TOKEN_PARAM = "token"
 
 
@@ -65,7 +63,7 @@ async def webhook(request: web.Request) -> web.Response:
         received_at=received_at,
         method=request.method,
         path=request.path,
-        query=_masked_query(request.query_string),
+        query=log.masked_query(request.query_string),
         headers=log.masked_headers(request.headers),
         body=body,
         content_type=request.content_type,
@@ -80,7 +78,7 @@ async def webhook(request: web.Request) -> web.Response:
 
     callback = request.query.get("webhook")
     if callback is not None:
-        netguard.check_callback(callback, settings)
+        callback = netguard.check_callback(callback, settings)
 
     run, created = await service.start_from_trigger(trigger, flow_input(body), webhook=callback)
     request.app[keys.metrics_key].triggers.labels(
@@ -128,10 +126,12 @@ async def _verify_or_reject(
 
 
 def flow_input(body: bytes) -> Any:
-    """A JSON body is the input as is; anything else becomes ``{"payload": "<text>"}`` (Langflow's rule)."""
+    """A JSON body is the input as is; anything else becomes ``{"payload": "<text>"}`` (Langflow's
+    rule). JSON the gateway could not store or sign again as valid JSON (``NaN``, ``Infinity``,
+    nesting past ``strictjson.MAX_DEPTH``) counts as text too: the sender's event is kept, whole."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        return strictjson.loads(body)
+    except strictjson.InvalidJSON:
         return {"payload": body.decode("utf-8", errors="replace")}
 
 
@@ -141,16 +141,6 @@ def _idempotency_key(request: web.Request) -> str | None:
         if value:
             return f"{header.lower()}:{value}"
     return None
-
-
-def _masked_query(query_string: str) -> str:
-    pairs = parse_qsl(query_string, keep_blank_values=True)
-    return urlencode(
-        [
-            (key, log.mask(value) if key.lower() in SECRET_QUERY_KEYS else value)
-            for key, value in pairs
-        ]
-    )
 
 
 # -- /api/v1/run and /api/v1/build ---------------------------------------------------------------
@@ -376,7 +366,7 @@ def _input_value_request(item: Any, label: str) -> dict[str, Any]:
         inputs.string_list(item, "components")
         inputs.optional(item, "input_value", str)
         inputs.optional(item, "session", str)
-        inputs.optional(item, "client_request_time", int)
+        inputs.integer(item, "client_request_time", 0, 0, inputs.LATEST_TIMESTAMP_MS)
         inputs.choice(item, "type", INPUT_TYPES, "any")
     except errors.Unprocessable as exc:
         raise errors.Unprocessable(f"{label}.{exc.detail}") from None

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from gateway import clock, models
@@ -34,7 +33,7 @@ def frame(event: Event) -> bytes:
 
 
 def lf_timestamp(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    return clock.utc(moment).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
 def message_id(run_id: str, tag: str) -> str:

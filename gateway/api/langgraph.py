@@ -25,6 +25,19 @@ threads_key = web.AppKey("langgraph_threads", lg.Threads)
 started_key = web.AppKey("langgraph_started_at", float)
 
 ASSISTANT_SORTS = ("assistant_id", "graph_id", "name", "created_at", "updated_at")
+ASSISTANT_FIELDS = (
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+)
+TTL_STRATEGIES = ("delete", "keep_latest")
 
 
 def setup(app: web.Application) -> None:
@@ -80,12 +93,11 @@ def field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], def
     return value
 
 
-def page(data: Mapping[str, Any]) -> tuple[int, int]:
-    limit = field(data, "limit", int, 10)
-    offset = field(data, "offset", int, 0)
-    if limit < 1 or limit > 1000 or offset < 0:
-        raise errors.Unprocessable("limit must be 1..1000 and offset >= 0")
-    return limit, offset
+def selected(views: list[dict[str, Any]], fields: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """The views cut to the ``select``ed fields (all of them when none is named)."""
+    if not fields:
+        return views
+    return [{name: view[name] for name in fields if name in view} for view in views]
 
 
 def paginated(items: list[Any], limit: int, offset: int, has_more: bool) -> web.Response:
@@ -198,7 +210,8 @@ def _assistants(request: web.Request, data: Mapping[str, Any]) -> list[dict[str,
 
 async def search_assistants(request: web.Request) -> web.Response:
     data = await body_of(request)
-    limit, offset = page(data)
+    limit, offset = inputs.page(data)
+    fields = inputs.string_list(data, "select", ASSISTANT_FIELDS)
     sort_by = inputs.choice(data, "sort_by", ASSISTANT_SORTS, "created_at")
     descending = inputs.choice(data, "sort_order", ("asc", "desc"), "desc") == "desc"
     views = sorted(
@@ -206,10 +219,7 @@ async def search_assistants(request: web.Request) -> web.Response:
         key=lambda view: (str(view[sort_by]), view["graph_id"]),
         reverse=descending,
     )
-    select = field(data, "select", list, None)
-    if select:
-        views = [{key: view[key] for key in select if key in view} for view in views]
-    window = views[offset : offset + limit + 1]
+    window = selected(views[offset : offset + limit + 1], fields)
     return paginated(window, limit, offset, len(window) > limit)
 
 
@@ -299,16 +309,15 @@ async def _thread_response(
 
 
 def _ttl(data: Mapping[str, Any], now: float) -> dict[str, Any] | None:
+    """``ttl``: minutes, or ``{ttl: minutes, strategy}`` as the SDK sends it."""
     value = data.get("ttl")
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = {"ttl": value, "strategy": "delete"}
-    if not isinstance(value, dict) or not isinstance(value.get("ttl"), int | float):
-        raise errors.Unprocessable("ttl: expected minutes or {ttl, strategy}")
-    minutes = float(value["ttl"])
+    if not isinstance(value, dict):
+        value = {"ttl": value}
+    minutes = inputs.bounded(value.get("ttl"), "ttl", 0, inputs.MAX_TTL_MINUTES, " minutes")
     return {
-        "strategy": value.get("strategy", "delete"),
+        "strategy": inputs.choice(value, "strategy", TTL_STRATEGIES, "delete"),
         "ttl_minutes": minutes,
         "expires_at": isoformat(now + minutes * 60),
     }
@@ -324,24 +333,26 @@ async def create_thread(request: web.Request) -> web.Response:
     if_exists = inputs.choice(data, "if_exists", ("raise", "do_nothing"), "raise")
     metadata = field(data, "metadata", dict, {})
     thread = base.Thread(thread_id, metadata, {}, now, now, ttl=_ttl(data, now))
+    updates = lg.superstep_updates(data.get("supersteps"))
     stored, created = await store.create_thread(thread, if_exists)
     if not created and if_exists == "raise":
         raise errors.Conflict(f"Thread with ID {thread_id} already exists")
     if created:
-        for superstep in field(data, "supersteps", list, []):
-            for update in superstep.get("updates", []) if isinstance(superstep, dict) else []:
-                await store.add_thread_state(
-                    thread_id,
-                    lg.new_checkpoint_id(),
-                    update.get("values"),
-                    update.get("as_node"),
-                    request.app[keys.clock_key].now(),
-                )
+        values: Any = None
+        for update in updates:
+            values = lg.updated_values(values, update.get("values"))
+            await store.add_thread_state(
+                thread_id,
+                lg.new_checkpoint_id(),
+                values,
+                update.get("as_node"),
+                request.app[keys.clock_key].now(),
+            )
     return web.json_response(await _thread_response(store, stored))
 
 
 def _thread_search(data: Mapping[str, Any]) -> base.ThreadSearch:
-    limit, offset = page(data)
+    limit, offset = inputs.page(data)
     ids = tuple(uuid_of(i, "thread ID") for i in field(data, "ids", list, []))
     return base.ThreadSearch(
         metadata=field(data, "metadata", dict, {}),
@@ -364,9 +375,11 @@ def _thread_search(data: Mapping[str, Any]) -> base.ThreadSearch:
 async def search_threads(request: web.Request) -> web.Response:
     data = await body_of(request)
     search = _thread_search(data)
+    fields = inputs.string_list(data, "select", lg.THREAD_FIELDS)
+    extract = field(data, "extract", dict, {})
+    wanted_values = field(data, "values", dict, {})
     store = store_of(request)
     found = await store.search_threads(search)
-    wanted_values = field(data, "values", dict, {})
     views = []
     for thread in found:
         view = await _thread_response(store, thread)
@@ -375,13 +388,14 @@ async def search_threads(request: web.Request) -> web.Response:
             and all(view["values"].get(k) == v for k, v in wanted_values.items())
         ):
             continue
-        extract = field(data, "extract", dict, {})
         if extract:
             view["extracted"] = {
                 alias: _extract(view, str(path)) for alias, path in extract.items()
             }
-        select = field(data, "select", list, None)
-        views.append({k: view[k] for k in select if k in view} if select else view)
+        views.append(view)
+    if fields and extract:
+        fields = (*fields, "extracted")
+    views = selected(views, fields)
     return paginated(views, search.limit - 1, search.offset, len(found) >= search.limit)
 
 
@@ -460,7 +474,7 @@ async def get_state_at(request: web.Request) -> web.Response:
         wanted = checkpoint.get("checkpoint_id")
     else:
         wanted = request.match_info["checkpoint_id"]
-    checkpoints = await store.list_checkpoints(thread_id)
+    checkpoints = await lg.checkpoints(store, thread_id)
     for index, checkpoint_row in enumerate(checkpoints):
         if checkpoint_row.checkpoint_id == wanted:
             parent = checkpoints[index + 1] if index + 1 < len(checkpoints) else None
@@ -475,11 +489,9 @@ async def update_state(request: web.Request) -> web.Response:
     thread = await _thread_or_404(store, thread_id)
     if not thread.metadata.get("graph_id"):
         raise errors.BadRequest(f"Thread {thread_id} has no graph ID: run it once first")
-    values = data.get("values")
-    current = await lg.thread_values(store, thread_id)
-    if isinstance(current, dict) and isinstance(values, dict):
-        values = {**current, **values}
+    update = lg.check_state_values(data.get("values"), "values")
     as_node = field(data, "as_node", str, None)
+    values = lg.updated_values(await lg.thread_values(store, thread_id), update)
     checkpoint_id = lg.new_checkpoint_id()
     await store.add_thread_state(
         thread_id, checkpoint_id, values, as_node, request.app[keys.clock_key].now()
@@ -492,19 +504,19 @@ async def update_state(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     thread_id = path_uuid(request, "thread_id", "thread ID")
-    store = store_of(request)
-    await _thread_or_404(store, thread_id)
     if request.method == "POST":
         data = await body_of(request)
-        limit = field(data, "limit", int, 10)
-        before = field(data, "before", dict, {}).get("checkpoint_id")
+        limit = inputs.integer(data, "limit", 10, 1, inputs.MAX_LIMIT)
+        before = field(data, "before", (dict, str), None)
+        if isinstance(before, dict):
+            before = before.get("checkpoint_id")
     else:
-        try:
-            limit = int(request.query.get("limit", "1"))
-        except ValueError:
-            raise errors.Unprocessable("limit: expected an integer") from None
+        query = inputs.query_integers(request.query, "limit")
+        limit = inputs.integer(query, "limit", 1, 1, inputs.MAX_LIMIT)
         before = request.query.get("before")
-    checkpoints = await store.list_checkpoints(thread_id)
+    store = store_of(request)
+    await _thread_or_404(store, thread_id)
+    checkpoints = await lg.checkpoints(store, thread_id)
     if before is not None:
         ids = [c.checkpoint_id for c in checkpoints]
         checkpoints = checkpoints[ids.index(before) + 1 :] if before in ids else []

@@ -14,14 +14,15 @@ from gateway.api.langgraph import (
     body_of,
     field,
     flow_for_assistant,
-    page,
     paginated,
     path_uuid,
+    selected,
     store_of,
     uuid_of,
 )
 from gateway.clock import isoformat
 from gateway.runs import crons, sse
+from gateway.runs import threads as lg
 from gateway.store import base
 
 CRON_SORTS = (
@@ -32,6 +33,22 @@ CRON_SORTS = (
     "end_time",
     "created_at",
     "updated_at",
+)
+CRON_FIELDS = (
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "on_run_completed",
+    "end_time",
+    "schedule",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "user_id",
+    "payload",
+    "next_run_date",
+    "metadata",
+    "enabled",
 )
 
 
@@ -58,7 +75,7 @@ def _check_payload(request: web.Request, data: dict[str, Any]) -> None:
     webhook = field(data, "webhook", str, None)
     if webhook is not None:
         settings = request.app[keys.settings_key]
-        netguard.check_callback(webhook, settings)
+        data["webhook"] = netguard.check_callback(webhook, settings)  # stored as it is sent
     if data.get("stream_mode") is not None:
         try:
             sse.parse_modes(data["stream_mode"])
@@ -66,6 +83,16 @@ def _check_payload(request: web.Request, data: dict[str, Any]) -> None:
             raise errors.Unprocessable(str(exc)) from None
     field(data, "metadata", dict, {})
     field(data, "config", dict, {})
+    field(data, "context", dict, {})
+    inputs.choice(data, "multitask_strategy", lg.MULTITASK_STRATEGIES, "enqueue")
+
+
+def _next_run(schedule: str, timezone: str | None, now: float) -> float:
+    """The schedule's first firing from now; a schedule that never fires again is refused."""
+    following = crons.next_run(schedule, timezone, now)
+    if following is None:
+        raise errors.Unprocessable(f"schedule: {schedule!r} never fires after now")
+    return following
 
 
 async def create_cron(request: web.Request) -> web.Response:
@@ -99,7 +126,7 @@ async def create_cron(request: web.Request) -> web.Response:
         on_run_completed=on_completed,
         enabled=enabled,
         end_time=end_time,
-        next_run_date=crons.next_run(schedule, timezone, now),
+        next_run_date=_next_run(schedule, timezone, now),
         created_at=now,
         updated_at=now,
     )
@@ -108,7 +135,7 @@ async def create_cron(request: web.Request) -> web.Response:
 
 
 def _search(request: web.Request, data: dict[str, Any]) -> base.CronSearch:
-    limit, offset = page(data)
+    limit, offset = inputs.page(data)
     flow_id = None
     if data.get("assistant_id") is not None:
         flow_id = flow_for_assistant(request, data["assistant_id"]).flow_id
@@ -132,11 +159,9 @@ def _search(request: web.Request, data: dict[str, Any]) -> base.CronSearch:
 async def search_crons(request: web.Request) -> web.Response:
     data = await body_of(request)
     search = _search(request, data)
+    fields = inputs.string_list(data, "select", CRON_FIELDS)
     found = await store_of(request).search_crons(search)
-    views = [cron_view(cron) for cron in found]
-    select = field(data, "select", list, None)
-    if select:
-        views = [{k: v[k] for k in select if k in v} for v in views]
+    views = selected([cron_view(cron) for cron in found], fields)
     return paginated(views, search.limit - 1, search.offset, len(found) >= search.limit)
 
 
@@ -191,11 +216,11 @@ async def update_cron(request: web.Request) -> web.Response:
     if "timezone" in data:
         timezone = changes["timezone"] = crons.check_timezone(data["timezone"])
     if "schedule" in changes or "timezone" in changes:
-        changes["next_run_date"] = crons.next_run(schedule, timezone, now)
+        changes["next_run_date"] = _next_run(schedule, timezone, now)
     if "enabled" in data:
         changes["enabled"] = bool(field(data, "enabled", bool, True))
         if changes["enabled"] and not cron.enabled:
-            changes["next_run_date"] = crons.next_run(schedule, timezone, now)
+            changes["next_run_date"] = _next_run(schedule, timezone, now)
     if "end_time" in data:
         changes["end_time"] = timestamp(data, "end_time")
     if "metadata" in data:

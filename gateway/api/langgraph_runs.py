@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from gateway import errors, keys, models, netguard
+from gateway import errors, keys, models, netguard, strictjson
 from gateway.api import inputs
 from gateway.api.langgraph import (
     body_of,
     field,
     flow_for_assistant,
     path_uuid,
+    selected,
     store_of,
     threads_key,
 )
@@ -34,7 +34,19 @@ from gateway.runs.events import RUN_END
 KEEPALIVE_SECONDS = 5.0
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 _DISCONNECTED = (ConnectionResetError, aiohttp.ClientConnectionResetError)
-_EVENT_ID = re.compile(r"^(\d+)(?:-(\d+|\*))?$")
+_EVENT_ID = re.compile(r"^(\d{1,18})(?:-(\d{1,18}|\*))?$")
+RUN_FIELDS = (
+    "run_id",
+    "thread_id",
+    "assistant_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "metadata",
+    "kwargs",
+    "multitask_strategy",
+    "langsmith_session_name",
+)
 
 
 # the run-create body
@@ -60,7 +72,7 @@ def parse_run(
     webhook = field(data, "webhook", str, None)
     if webhook is not None:
         settings = request.app[keys.settings_key]
-        netguard.check_callback(webhook, settings)
+        webhook = netguard.check_callback(webhook, settings)
     metadata = field(data, "metadata", dict, {})
     return lg.RunRequest(
         flow_id=flow.flow_id,
@@ -84,7 +96,7 @@ def parse_run(
         interrupt_after=data.get("interrupt_after"),
         feedback_keys=data.get("feedback_keys"),
         durability=inputs.choice(data, "durability", ("sync", "async", "exit"), "async"),
-        after_seconds=after_seconds(data),
+        after_seconds=inputs.seconds(data, "after_seconds"),
     )
 
 
@@ -122,10 +134,7 @@ async def create_run(request: web.Request) -> web.Response:
 
 
 async def create_batch(request: web.Request) -> web.Response:
-    try:
-        items = json.loads(await request.read())
-    except (UnicodeDecodeError, ValueError):
-        raise errors.Unprocessable("Invalid JSON in request body") from None
+    items = await inputs.json_body(request, malformed=errors.Unprocessable)
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise errors.Unprocessable("Request body must be a non-empty array of run objects")
     parsed = [parse_run(request, item, None, streaming=True) for item in items]
@@ -174,21 +183,18 @@ async def _run_of_thread(request: web.Request) -> models.Run:
 
 async def list_runs(request: web.Request) -> web.Response:
     thread_id = path_uuid(request, "thread_id", "thread ID")
+    query = request.query
+    limit, offset = inputs.page(inputs.query_integers(query, "limit", "offset"))
+    fields = inputs.string_list({"select": query.getall("select", [])}, "select", RUN_FIELDS)
+    status = None
+    if query.get("status"):
+        statuses = tuple(status.value for status in models.RunStatus)
+        status = inputs.choice(query, "status", statuses, "")
     store = store_of(request)
     if await store.get_thread(thread_id) is None:
         raise errors.NotFound(f"Thread with ID {thread_id} not found")
-    try:
-        limit = int(request.query.get("limit", "10"))
-        offset = int(request.query.get("offset", "0"))
-    except ValueError:
-        raise errors.Unprocessable("limit and offset must be integers") from None
-    status = request.query.get("status") or None
     runs = await store.list_thread_runs(thread_id, limit, offset, status)
-    select = request.query.getall("select", [])
-    views = [run_view(run) for run in runs]
-    if select:
-        views = [{k: v[k] for k in select if k in v} for v in views]
-    return web.json_response(views)
+    return web.json_response(selected([run_view(run) for run in runs], fields))
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -277,9 +283,11 @@ def _query_modes(request: web.Request, *names: str) -> tuple[str, ...]:
                 continue
             if value.startswith("["):
                 try:
-                    parsed = json.loads(value)
-                except ValueError:
-                    raise errors.Unprocessable(f"Invalid stream mode: {value}") from None
+                    parsed = strictjson.loads(value)
+                except strictjson.InvalidJSON:
+                    parsed = None
+                if not isinstance(parsed, list):
+                    raise errors.Unprocessable(f"Invalid stream mode: {value}")
                 modes.extend(str(item) for item in parsed)
             else:
                 modes.extend(part.strip() for part in value.split(",") if part.strip())
@@ -505,10 +513,3 @@ class _ThreadStreamWriter:
                 await self._write(
                     "state_update", {"thread_id": self.thread_id, "state": state}, (event.id, 3)
                 )
-
-
-def after_seconds(data: Mapping[str, Any]) -> float:
-    value = field(data, "after_seconds", (int, float), 0)
-    if value < 0:
-        raise errors.Unprocessable("after_seconds: must not be negative")
-    return float(value)

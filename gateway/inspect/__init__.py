@@ -51,6 +51,8 @@ def setup(app: web.Application) -> None:
     app[keys.store_key] = feed.observe(app[keys.store_key], notifier)
     app[default_bin_key] = DefaultBin()
     app[access.session_key] = secrets.token_urlsafe(32)
+    app[access.login_sessions_key] = access.LoginSessions()
+    app[access.login_throttle_key] = access.LoginThrottle()
     app.cleanup_ctx.append(_default_bin_ctx)
     app.on_shutdown.append(_end_streams)
     app.router.add_get(PREFIX, _to_overview)
@@ -75,6 +77,7 @@ def _subapp() -> web.Application:
         short=present.short,
         absolute=present.absolute,
         mask=log.mask,
+        masked_headers=log.masked_headers,
     )
     r = sub.router
     r.add_static("/static", HERE / "static", name="inspect:static")

@@ -2,38 +2,47 @@
 
 - Bound to loopback with no API key: open, as the rest of the local gateway is.
 - ``api_key`` set: a login form asks for it once and sets a signed session cookie
-  (itsdangerous, keyed by the API key, so changing the key ends every session); scripts may
-  send ``x-api-key`` instead. A browser cannot add that header to a page load, which is why
-  the API-key middleware leaves ``/inspect`` to this module (``middleware.served_by_inspect``).
+  (itsdangerous, keyed by the API key, so changing the key ends every session) naming a
+  session the gateway holds in memory: logging out ends it for good, and so does a restart.
+  Failed logins are throttled per client address. Scripts may send ``x-api-key`` instead; a
+  browser cannot add that header to a page load, which is why the API-key middleware leaves
+  ``/inspect`` to this module (``middleware.served_by_inspect``).
 - Bound elsewhere with no API key: refused, since the pages can act on the gateway.
 
 Every state-changing request (POST) must carry the session's CSRF token (form field
-``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends one, a same-origin
-``Origin``: a page on another site cannot press hookgate's buttons, even on localhost.
-Bin capture URLs are public by design (they are receivers), and so are the static files.
+``csrf_token`` or header ``X-CSRF-Token``); the app-wide rules of ``gateway.crosssite`` have
+already refused a foreign ``Host`` or ``Origin``: a page on another site cannot press
+hookgate's buttons, even on localhost. Bin capture URLs are public by design (they are
+receivers), and so are the static files.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hmac
-import ipaddress
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import itsdangerous
 from aiohttp import web
+from yarl import URL
 
 from gateway import keys
+from gateway.crosssite import SAFE_METHODS, is_loopback
 
 SESSION_COOKIE = "hookgate_inspect"
 SESSION_SALT = "hookgate.inspect.session"
 SESSION_MAX_AGE = 12 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-PUBLIC_ROUTES = frozenset({"inspect:capture", "inspect:static", "inspect:login"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_KEY = "x-api-key"
+HOME = "/inspect"
+LOGIN_FAILURES_ALLOWED = 5
+LOGIN_FAILURE_WINDOW = 60.0
+MAX_TRACKED = 10_000
 session_key = web.AppKey("inspect_session_secret", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,19 +51,73 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclasses.dataclass(frozen=True)
 class Session:
     csrf: str
-    authenticated: bool
+    session_id: str = ""  # set once logged in; names an entry of ``LoginSessions``
 
 
 session_request_key = web.RequestKey("inspect_session", Session)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+class LoginSessions:
+    """The logged-in sessions, held server-side so that a copied cookie dies with logout."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, float] = {}
+
+    def open(self, now: float) -> str:
+        self._expiry = {sid: end for sid, end in self._expiry.items() if end > now}
+        while len(self._expiry) >= MAX_TRACKED:
+            del self._expiry[next(iter(self._expiry))]
+        session_id = secrets.token_urlsafe(24)
+        self._expiry[session_id] = now + SESSION_MAX_AGE
+        return session_id
+
+    def is_open(self, session_id: str, now: float) -> bool:
+        return self._expiry.get(session_id, now) > now
+
+    def close(self, session_id: str) -> None:
+        self._expiry.pop(session_id, None)
+
+
+class LoginThrottle:
+    """Failed logins per client address: after ``LOGIN_FAILURES_ALLOWED`` within
+    ``LOGIN_FAILURE_WINDOW`` seconds, that address waits until the oldest one ages out."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def wait(self, address: str, now: float) -> int:
+        """Whole seconds before ``address`` may try again (0: now)."""
+        failures = self._failures.get(address)
+        if failures is None or len(failures) < LOGIN_FAILURES_ALLOWED:
+            return 0
+        return max(0, math.ceil(failures[0] + LOGIN_FAILURE_WINDOW - now))
+
+    def failed(self, address: str, now: float) -> None:
+        if address not in self._failures and len(self._failures) >= MAX_TRACKED:
+            self._failures = {
+                peer: times
+                for peer, times in self._failures.items()
+                if times[-1] + LOGIN_FAILURE_WINDOW > now
+            }
+            while len(self._failures) >= MAX_TRACKED:
+                del self._failures[next(iter(self._failures))]
+        failures = self._failures.setdefault(address, collections.deque())
+        failures.append(now)
+        while failures[0] + LOGIN_FAILURE_WINDOW <= now:
+            failures.popleft()
+        while len(failures) > LOGIN_FAILURES_ALLOWED:
+            failures.popleft()
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
+
+
+login_sessions_key = web.AppKey("inspect_login_sessions", LoginSessions)
+login_throttle_key = web.AppKey("inspect_login_throttle", LoginThrottle)
+
+
+def _now(request: web.Request) -> float:
+    return request.config_dict[keys.clock_key].now()
 
 
 def _serializer(request: web.Request) -> itsdangerous.URLSafeTimedSerializer:
@@ -64,6 +127,7 @@ def _serializer(request: web.Request) -> itsdangerous.URLSafeTimedSerializer:
 
 
 def read_session(request: web.Request) -> Session | None:
+    """The session the cookie names; None when it is missing, forged, expired or logged out."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -73,49 +137,93 @@ def read_session(request: web.Request) -> Session | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
         return None
-    return Session(csrf=data["csrf"], authenticated=bool(data.get("auth")))
+    session_id = data.get("sid")
+    if not isinstance(session_id, str):
+        return None
+    if session_id and not request.config_dict[login_sessions_key].is_open(
+        session_id, _now(request)
+    ):
+        return None
+    return Session(csrf=data["csrf"], session_id=session_id)
 
 
 def set_session(request: web.Request, response: web.StreamResponse, session: Session) -> None:
-    value = _serializer(request).dumps({"csrf": session.csrf, "auth": session.authenticated})
+    value = _serializer(request).dumps({"csrf": session.csrf, "sid": session.session_id})
     response.set_cookie(
         SESSION_COOKIE,
         value,
         max_age=SESSION_MAX_AGE,
-        path="/inspect",
+        path=HOME,
         httponly=True,
         samesite="Strict",
         secure=request.secure,
     )
 
 
-def new_session(authenticated: bool) -> Session:
-    return Session(csrf=secrets.token_urlsafe(24), authenticated=authenticated)
+def new_session() -> Session:
+    return Session(csrf=secrets.token_urlsafe(24))
 
 
 def api_key_matches(request: web.Request, given: str) -> bool:
     expected: str = request.config_dict[keys.settings_key].api_key
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(expected) and hmac.compare_digest(
+        given.encode(errors="surrogateescape"), expected.encode()
+    )
 
 
 def session_of(request: web.Request) -> Session:
     return request[session_request_key]
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc == request.host
+def login_wait(request: web.Request) -> int:
+    """Seconds this client must wait before its next login attempt is even checked."""
+    return request.config_dict[login_throttle_key].wait(request.remote or "", _now(request))
 
 
-def check_csrf(request: web.Request, session: Session, form_token: str | None) -> bool:
-    given = request.headers.get(CSRF_HEADER) or form_token or ""
-    return (
-        _same_origin(request)
-        and bool(given)
-        and hmac.compare_digest(given.encode(), session.csrf.encode())
-    )
+def login_failed(request: web.Request) -> None:
+    request.config_dict[login_throttle_key].failed(request.remote or "", _now(request))
+
+
+def log_in(request: web.Request, response: web.StreamResponse) -> None:
+    """Start a logged-in session with a fresh CSRF token (nothing of the anonymous one is
+    kept) and hand it to the browser in ``response``."""
+    request.config_dict[login_throttle_key].succeeded(request.remote or "")
+    session_id = request.config_dict[login_sessions_key].open(_now(request))
+    set_session(request, response, dataclasses.replace(new_session(), session_id=session_id))
+
+
+def log_out(request: web.Request, response: web.StreamResponse) -> None:
+    """End this session server-side, so its cookie is refused even if replayed."""
+    session_id = session_of(request).session_id
+    if session_id:
+        request.config_dict[login_sessions_key].close(session_id)
+    response.del_cookie(SESSION_COOKIE, path=HOME)
+
+
+def local_next(value: str | None) -> str:
+    """Where to go after logging in: a path under /inspect on this gateway (anything else is
+    the overview), never carrying an API key along."""
+    if not value or "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return HOME
+    parts = urlsplit(value)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not (parts.path == HOME or parts.path.startswith(HOME + "/"))
+    ):
+        return HOME
+    if "//" in parts.path:
+        return HOME
+    return str(_without_api_key(URL(value)))
+
+
+def _without_api_key(url: URL) -> URL:
+    kept = [(name, value) for name, value in url.query.items() if name.lower() != API_KEY]
+    return url.with_query(kept)
+
+
+def check_csrf(session: Session, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest((given or "").encode(), session.csrf.encode())
 
 
 @web.middleware
@@ -133,16 +241,15 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     session = read_session(request)
     fresh = session is None
     if session is None:
-        session = new_session(authenticated=not settings.api_key)
-    header_key = request.headers.get("x-api-key")
+        session = new_session()
+    header_key = request.headers.get(API_KEY)
     by_header = header_key is not None and api_key_matches(request, header_key)
-    authenticated = not settings.api_key or session.authenticated or by_header
+    authenticated = not settings.api_key or bool(session.session_id) or by_header
     request[session_request_key] = session
     if not authenticated and route != "inspect:login":
         if request.method in SAFE_METHODS and route != "inspect:live":
-            location = (
-                request.app.router["inspect:login"].url_for().with_query(next=request.path_qs)
-            )
+            back_to = _without_api_key(request.rel_url)
+            location = request.app.router["inspect:login"].url_for().with_query(next=str(back_to))
             redirect = web.Response(status=303, headers={"Location": str(location)})
             if fresh:
                 set_session(request, redirect, session)
@@ -152,7 +259,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method not in SAFE_METHODS and not by_header:
         form = await request.post() if request.content_type in _FORMS else {}
         token = form.get(CSRF_FIELD)
-        if not check_csrf(request, session, token if isinstance(token, str) else None):
+        given = request.headers.get(CSRF_HEADER) or (token if isinstance(token, str) else None)
+        if not check_csrf(session, given):
             raise web.HTTPForbidden(
                 text="This form is stale or came from another site (CSRF check failed): "
                 "reload the page and try again."

@@ -3,9 +3,9 @@
 ``/inspect/bins/<bin_id>`` accepts any method, stores the request as received (secret headers
 masked, the body byte for byte) and answers with the bin's chosen status after its chosen
 delay, so a bin can stand in for a failing receiver. Its page checks each request against a
-secret the user picks by name (the gateway's signing secret, or an endpoint's): the
-``hookgate_token`` query token (itsdangerous, salt ``hookgate.callback``) and the Standard
-Webhooks ``webhook-signature`` header. Secrets are read at check time and never rendered.
+secret the user picks by name (an endpoint's, or the per-run callback secret of the bin's own
+origin): the ``hookgate_token`` query tokens, bound to the ``webhook-id`` and the body, and the
+Standard Webhooks ``webhook-signature`` header. Secrets are read at check time, never rendered.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
-import itsdangerous
 from aiohttp import web
 
-from gateway import keys, log, models, signing
+from gateway import errors, keys, log, models, signing
 from gateway.inspect import feed
 from gateway.store import base
 
 KEEP_CAPTURES = 500
 MAX_DELAY = 30.0
-TIMESTAMP_TOLERANCE = 300  # seconds, as the standardwebhooks libraries allow
+TIMESTAMP_TOLERANCE = signing.TOKEN_MAX_AGE  # seconds, as the standardwebhooks libraries allow
 BIN_ID_BYTES = 9  # 12 url-safe characters, 72 random bits: unguessable, short enough to read
+VERIFIED_HEADERS = ("webhook-signature",)  # kept unmasked: the page checks it
 notifier_key = web.AppKey("inspect_notifier", feed.Notifier)
 
 
@@ -58,7 +58,7 @@ async def capture(request: web.Request) -> web.Response:
             method=request.method,
             path=request.path,
             query=request.query_string,
-            headers=log.masked_headers(request.headers),
+            headers=log.masked_headers(request.headers, keep=VERIFIED_HEADERS),
             body=body,
             content_type=request.headers.get("Content-Type", ""),
             source=request.remote or "",
@@ -109,11 +109,18 @@ class SecretChoice:
 
 
 def secret_choices(
-    signing_secret: str, endpoints: Sequence[models.Endpoint], now: float
+    signing_secret: str, origin: str, endpoints: Sequence[models.Endpoint], now: float
 ) -> list[SecretChoice]:
-    choices = [
-        SecretChoice("signing", "gateway signing secret (per-run webhook URLs)", (signing_secret,))
-    ]
+    """The endpoints' secrets, and the secret of per-run callbacks to ``origin`` (the bin's)."""
+    try:
+        per_run = SecretChoice(
+            "signing",
+            f"per-run webhook secret of {signing.callback_origin(origin)}",
+            (signing.callback_secret(signing_secret, origin),),
+        )
+    except ValueError:
+        per_run = SecretChoice("signing", f"per-run webhook secret (bad origin {origin!r})", ())
+    choices = [per_run]
     for endpoint in endpoints:
         label = f"endpoint {endpoint.url}"
         if endpoint.description:
@@ -130,7 +137,7 @@ def choose_secret(
     choices: Sequence[SecretChoice],
     endpoints: Sequence[models.Endpoint],
 ) -> SecretChoice:
-    """The bin's choice; ``auto`` is the endpoint that targets this bin, else the signing secret."""
+    """The bin's choice; ``auto`` is the endpoint that targets this bin, else the per-run secret."""
     by_key = {choice.key: choice for choice in choices}
     if verify_with in by_key:
         return by_key[verify_with]
@@ -141,13 +148,15 @@ def choose_secret(
     return by_key["signing"]
 
 
-def verify_capture(
-    captured: base.CapturedRequest, choice: SecretChoice, token_max_age: float
-) -> Verdict:
+def verify_capture(captured: base.CapturedRequest, choice: SecretChoice) -> Verdict:
     headers = {name.lower(): value for name, value in captured.headers.items()}
-    query = dict(parse_qsl(captured.query, keep_blank_values=True))
+    tokens = [
+        value
+        for name, value in parse_qsl(captured.query, keep_blank_values=True)
+        if name == signing.TOKEN_PARAM and value
+    ]
     checks = (
-        _check_token(query.get("hookgate_token"), headers, choice.values, captured, token_max_age),
+        _check_token(tokens, headers, choice.values, captured),
         _check_signature(headers, captured, choice.values),
     )
     present = [check for check in checks if check.ok is not None]
@@ -156,34 +165,21 @@ def verify_capture(
 
 
 def _check_token(
-    token: str | None,
+    tokens: Sequence[str],
     headers: dict[str, str],
     secrets_: Sequence[str],
     captured: base.CapturedRequest,
-    max_age: float,
 ) -> Check:
-    name = "hookgate_token"
-    if not token:
+    name = signing.TOKEN_PARAM
+    if not tokens:
         return Check(name, None, "no hookgate_token in the query")
-    for secret in secrets_:
-        serializer = itsdangerous.URLSafeTimedSerializer(secret, salt=signing.CALLBACK_SALT)
-        try:
-            claims, signed_at = serializer.loads(token, return_timestamp=True)
-        except itsdangerous.BadData:
-            continue
-        age = captured.received_at - signed_at.timestamp()
-        if age > max_age:
-            return Check(
-                name, False, f"valid signature, but expired: signed {age:.0f} s before it arrived"
-            )
-        delivery_id = claims.get("delivery_id") if isinstance(claims, dict) else None
-        webhook_id = headers.get("webhook-id")
-        if webhook_id and delivery_id != webhook_id:
-            return Check(
-                name, False, f"signed for delivery {delivery_id}, but webhook-id is {webhook_id}"
-            )
-        return Check(name, True, f"signed for delivery {delivery_id}")
-    return Check(name, False, "bad signature: not signed with this secret, or altered")
+    try:
+        claims = signing.check_callback_tokens(
+            tokens, secrets_, headers.get("webhook-id"), captured.body, captured.received_at
+        )
+    except errors.Forbidden as exc:
+        return Check(name, False, exc.detail)
+    return Check(name, True, f"signed for delivery {claims['delivery_id']} and this body")
 
 
 def _check_signature(
@@ -231,7 +227,7 @@ def parse_reply(data: Any) -> dict[str, Any]:
     errors_: list[str] = []
     status = str(data.get("reply_status", "")).strip()
     if status:
-        if not status.isdigit() or not 100 <= int(status) <= 599:
+        if not status.isascii() or not status.isdigit() or not 100 <= int(status) <= 599:
             errors_.append("reply status: a number from 100 to 599")
         else:
             changes["reply_status"] = int(status)

@@ -516,15 +516,14 @@ async def bin_page(request: web.Request) -> web.Response:
     now = _now(request)
     endpoints = await request.config_dict[keys.store_key].list_endpoints()
     choices = bins.secret_choices(
-        request.config_dict[keys.dispatcher_key].signing_secret, endpoints, now
+        request.config_dict[keys.dispatcher_key].signing_secret, base_url(request), endpoints, now
     )
     chosen = bins.choose_secret(found.verify_with, bin_id, choices, endpoints)
-    max_age = request.config_dict[keys.settings_key].callback_token_max_age
     captures = await store.list_captures(bin_id, _param(request, "q"), limit=PAGE_SIZE)
     rows = [
         (
             captured,
-            bins.verify_capture(captured, chosen, max_age),
+            bins.verify_capture(captured, chosen),
             present.body_view(captured.body, captured.content_type),
         )
         for captured in captures
@@ -590,32 +589,33 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return render(request, "login.html", page="login", next=_safe_next(request.query.get("next")))
+    target = access.local_next(request.query.get("next"))
+    return render(request, "login.html", page="login", next=target)
 
 
 async def login(request: web.Request) -> web.Response:
     form = await request.post()
     given = str(form.get("api_key", ""))
-    target = _safe_next(str(form.get("next", "")))
+    target = access.local_next(str(form.get("next", "")))
+    wait = access.login_wait(request)
+    if wait:
+        problem = f"Too many failed attempts: try again in {wait} s."
+        response = render(request, "login.html", page="login", next=target, problem=problem)
+        response.set_status(429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not access.api_key_matches(request, given):
-        response = render(
-            request, "login.html", page="login", next=target, problem="That is not the API key."
-        )
+        access.login_failed(request)
+        problem = "That is not the API key."
+        response = render(request, "login.html", page="login", next=target, problem=problem)
         response.set_status(401)
         return response
     redirect = web.Response(status=303, headers={"Location": target})
-    access.set_session(request, redirect, access.new_session(authenticated=True))
+    access.log_in(request, redirect)
     return redirect
 
 
 async def logout(request: web.Request) -> web.Response:
     redirect = web.Response(status=303, headers={"Location": "/inspect/login"})
-    redirect.del_cookie(access.SESSION_COOKIE, path="/inspect")
+    access.log_out(request, redirect)
     return redirect
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path under /inspect: the login form never redirects elsewhere."""
-    if value and value.startswith("/inspect") and "//" not in value and "\\" not in value:
-        return value
-    return "/inspect"

@@ -10,13 +10,13 @@ import dataclasses
 import json
 import shlex
 import string
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from markupsafe import Markup
 
-from gateway import log, models
+from gateway import clock, log, models, strictjson
+from gateway.store import base
 
 PREVIEW_BYTES = 64 * 1024
 HEX_BYTES = 4096
@@ -26,6 +26,7 @@ _PRINTABLE = set(string.printable)
 STATUS_TONES = {
     "pending": ("◷", "wait"),
     "running": ("▶", "info"),
+    "in flight": ("▶", "info"),
     "success": ("✓", "ok"),
     "succeeded": ("✓", "ok"),
     "verified": ("✓", "ok"),
@@ -53,10 +54,18 @@ def status(value: str) -> Markup:
 
 
 def http_status(code: int | None, error: str | None = None) -> Markup:
+    """A response's status chip; with no status code, why: in flight (nothing recorded yet),
+    outcome unknown (the gateway stopped during the try), or no response (a network error)."""
     if code is None:
+        if error is None:
+            return status("in flight")
+        if error == base.ATTEMPT_OUTCOME_UNKNOWN:
+            return Markup(
+                '<span class="chip chip-warn"><span aria-hidden="true">?</span> outcome unknown</span>'
+            )
         return Markup(
-            '<span class="chip chip-bad"><span aria-hidden="true">✗</span> {}</span>'
-        ).format("no response" if error else "—")
+            '<span class="chip chip-bad"><span aria-hidden="true">✗</span> no response</span>'
+        )
     tone = "ok" if 200 <= code < 300 else "warn" if code < 500 and code != 410 else "bad"
     symbol = "✓" if tone == "ok" else "✗"
     return Markup('<span class="chip chip-{}"><span aria-hidden="true">{}</span> {}</span>').format(
@@ -67,11 +76,11 @@ def http_status(code: int | None, error: str | None = None) -> Markup:
 def iso(timestamp: float | None) -> str:
     if timestamp is None:
         return ""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return clock.utc(timestamp).isoformat(timespec="milliseconds")
 
 
 def absolute(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return clock.utc(timestamp).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def relative(timestamp: float, now: float) -> str:
@@ -99,7 +108,7 @@ def when(timestamp: float | None, now: float) -> Markup:
     ).format(
         iso=iso(timestamp),
         absolute=absolute(timestamp),
-        short=datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S"),
+        short=clock.utc(timestamp).strftime("%H:%M:%S"),
         ts=f"{timestamp:.3f}",
         relative=relative(timestamp, now),
     )
@@ -139,8 +148,8 @@ def body_view(body: bytes, content_type: str = "") -> BodyView:
         text = None
     if text is not None:
         try:
-            parsed = json.loads(text)
-        except ValueError:
+            parsed = strictjson.loads(text)
+        except strictjson.InvalidJSON:
             parsed = None
         else:
             return BodyView(
@@ -169,20 +178,18 @@ def pretty_json(value: Any) -> str:
 
 
 def masked_query(query: str) -> str:
-    """A query string with secret-looking parameters masked (``hookgate_token`` is a signed claim, kept)."""
-    secret_keys = {"x-api-key", "api_key", "apikey", "key", "token", "secret", "password"}
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return "&".join(
-        f"{key}={log.mask(value) if key.lower() in secret_keys else value}" for key, value in pairs
-    )
+    """A query string, decoded for reading, with secret-named parameters masked."""
+    pairs = parse_qsl(log.masked_query(query), keep_blank_values=True)
+    return "&".join(f"{key}={value}" for key, value in pairs)
 
 
 def curl_command(trigger: models.Trigger, base_url: str) -> str:
-    """The trigger as a curl command line; masked headers stay masked (fill them in)."""
-    url = base_url.rstrip("/") + trigger.path + (f"?{trigger.query}" if trigger.query else "")
+    """The trigger as a curl command line; secret headers are masked (fill them in)."""
+    query = f"?{log.masked_query(trigger.query)}" if trigger.query else ""
+    url = base_url.rstrip("/") + trigger.path + query
     parts = ["curl", "-X", trigger.method, shlex.quote(url)]
     skip = {"host", "content-length", "connection", "accept-encoding", "user-agent"}
-    for name, value in trigger.headers.items():
+    for name, value in log.masked_headers(trigger.headers).items():
         if name.lower() not in skip:
             parts += ["-H", shlex.quote(f"{name}: {value}")]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -12,6 +13,13 @@ from gateway.clock import Clock
 
 MAX_RESPONSE_BYTES = 8192
 USER_AGENT = f"hookgate/{__version__}"
+LEASE_MARGIN = 5.0  # seconds kept between a request's timeout and its lease's end
+
+
+def timeout_limit(lease_seconds: float) -> float:
+    """Timeouts must stay below this: a request still in flight when its delivery's lease lapses
+    would be claimed and sent a second time. The margin covers claiming and recording."""
+    return lease_seconds - min(LEASE_MARGIN, lease_seconds / 4)
 
 
 class Sender:
@@ -25,30 +33,36 @@ class Sender:
     ) -> None:
         self.session = session
         self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_timeout = float("inf")
+
+    def limit_to_lease(self, lease_seconds: float) -> None:
+        """Clamp every request below the delivery lease, whatever timeout it is given."""
+        self.max_timeout = timeout_limit(lease_seconds)
 
     async def send(
         self, delivery: models.Delivery, secrets: tuple[str, ...], timeout: float | None = None
     ) -> models.AttemptResult:
         """POST the payload once; never raises for what the network or the receiver did.
 
-        ``secrets`` are the endpoint's current secret and, during a rotation, its previous
-        one: the body carries a signature for each, the query token uses the current one.
+        ``secrets`` are the destination's current secret and, during a rotation, its previous
+        one: the body carries a signature for each, and the URL a query token for each.
         """
         body = delivery.payload
+        now = int(self.clock.now())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            **signing.webhook_headers(secrets, delivery.delivery_id, int(self.clock.now()), body),
+            **signing.webhook_headers(secrets, delivery.delivery_id, now, body),
         }
-        url = signing.with_callback_token(
-            delivery.url, secrets[0], delivery.delivery_id, delivery.run_id
+        url = signing.with_callback_tokens(
+            delivery.url, secrets, delivery.delivery_id, delivery.run_id, body, now
         )
-        client_timeout = self.timeout
-        if timeout is not None:
-            client_timeout = aiohttp.ClientTimeout(
-                total=timeout, connect=min(timeout, self.timeout.connect or timeout)
-            )
+        total = min(self.timeout if timeout is None else timeout, self.max_timeout)
+        client_timeout = aiohttp.ClientTimeout(
+            total=total, connect=min(total, self.connect_timeout)
+        )
         started_at = self.clock.now()
         start = time.perf_counter()
 
@@ -59,29 +73,31 @@ class Sender:
         try:
             # A pooled keep-alive connection the receiver already closed fails at once with
             # ServerDisconnectedError; one immediate retry on a fresh connection is not a new try.
-            async for attempt in tenacity.AsyncRetrying(
-                retry=tenacity.retry_if_exception_type(aiohttp.ServerDisconnectedError),
-                stop=tenacity.stop_after_attempt(2),
-                reraise=True,
-            ):
-                with attempt:
-                    async with self.session.post(
-                        url,
-                        data=body,
-                        headers=headers,
-                        allow_redirects=False,
-                        timeout=client_timeout,
-                    ) as response:
-                        content = await response.content.read(MAX_RESPONSE_BYTES)
-                        return models.AttemptResult(
-                            started_at=started_at,
-                            duration_ms=elapsed(),
-                            status_code=response.status,
-                            response_headers=dict(response.headers),
-                            response_body=content,
-                        )
+            # Both share one deadline, so the attempt as a whole ends within the lease.
+            async with asyncio.timeout(total):
+                async for attempt in tenacity.AsyncRetrying(
+                    retry=tenacity.retry_if_exception_type(aiohttp.ServerDisconnectedError),
+                    stop=tenacity.stop_after_attempt(2),
+                    reraise=True,
+                ):
+                    with attempt:
+                        async with self.session.post(
+                            url,
+                            data=body,
+                            headers=headers,
+                            allow_redirects=False,
+                            timeout=client_timeout,
+                        ) as response:
+                            content = await response.content.read(MAX_RESPONSE_BYTES)
+                            return models.AttemptResult(
+                                started_at=started_at,
+                                duration_ms=elapsed(),
+                                status_code=response.status,
+                                response_headers=dict(response.headers),
+                                response_body=content,
+                            )
         except TimeoutError:
-            error = f"timed out after {client_timeout.total:g} s"
+            error = f"timed out after {total:g} s"
             return models.AttemptResult(
                 started_at=started_at, duration_ms=elapsed(), error=error, timed_out=True
             )

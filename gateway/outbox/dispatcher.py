@@ -16,7 +16,7 @@ import json
 import structlog
 
 from gateway import clock as clocks
-from gateway import models
+from gateway import models, signing
 from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
 from gateway.outbox.limits import RateLimiter
@@ -50,6 +50,7 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.sender = sender
+        sender.limit_to_lease(limits.lease_seconds)
         self.policy = policy
         self.clock = clock
         self.signing_secret = signing_secret
@@ -164,9 +165,13 @@ class Dispatcher:
                 if wait > 0:
                     await self.store.defer_delivery(delivery.delivery_id, now + wait)
                     return
-        secrets = endpoint.signing_secrets(now) if endpoint else (self.signing_secret,)
+        secrets = (
+            endpoint.signing_secrets(now)
+            if endpoint
+            else (signing.callback_secret(self.signing_secret, delivery.url),)
+        )
         result = await self.sender.send(delivery, secrets, endpoint.timeout if endpoint else None)
-        attempt = delivery.attempts + 1
+        attempt = delivery.attempts  # the claim recorded this try as started, and counted it
         decision = self.policy.decide(
             attempt, result, self.clock.now(), endpoint.retry_schedule if endpoint else None
         )

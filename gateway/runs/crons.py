@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from gateway import errors, models
 from gateway.clock import Clock
@@ -37,16 +37,20 @@ def check_timezone(timezone: Any) -> str | None:
         return None
     try:
         ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise errors.Unprocessable(f"Invalid timezone: {timezone!r}") from None
     return str(timezone)
 
 
-def next_run(schedule: str, timezone: str | None, after: float) -> float:
-    """The first firing strictly after ``after`` (epoch seconds), in the cron's time zone."""
+def next_run(schedule: str, timezone: str | None, after: float) -> float | None:
+    """The first firing strictly after ``after`` (epoch seconds), in the cron's time zone;
+    None when there is none (``0 0 31 2 *``, or a year field that has passed)."""
     zone = ZoneInfo(timezone) if timezone else UTC
     start = datetime.fromtimestamp(after, zone)
-    moment: datetime = croniter(schedule, start).get_next(datetime)
+    try:
+        moment: datetime = croniter(schedule, start).get_next(datetime)
+    except CroniterBadDateError:
+        return None
     return moment.timestamp()
 
 

@@ -60,4 +60,5 @@ def completion_payload(run: models.Run, sent_at: float) -> bytes:
     if run.error is not None:
         body["error"] = run.error
     body["flow_id"] = run.flow_id
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    # allow_nan=False: a flow's NaN or Infinity would otherwise go out, signed, as invalid JSON.
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

@@ -103,7 +103,12 @@ class Threads:
                     raise errors.Conflict(REJECTED) from None
                 raise
         if request.multitask_strategy in ("interrupt", "rollback"):
-            for other in inflight:
+            # Queued runs first: while the running one still holds the thread, none of them
+            # can be claimed and started only to be interrupted.
+            queued_first = sorted(
+                inflight, key=lambda other: other.status is models.RunStatus.RUNNING
+            )
+            for other in queued_first:
                 await self.cancel(other, request.multitask_strategy)
         return run
 
@@ -200,6 +205,19 @@ def run_fields(
 
 # views: LangGraph's shapes
 
+THREAD_FIELDS = (
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "status",
+    "values",
+    "interrupts",
+)
+"""What a thread search may ``select`` (LangGraph's schema): the fields of ``thread_view``."""
+
 
 def thread_view(thread: base.Thread, values: Any, *, include_ttl: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
@@ -227,12 +245,14 @@ def checkpoint_ref(thread_id: str, checkpoint_id: str | None) -> dict[str, Any] 
 def state_view(
     thread_id: str, checkpoint: base.Checkpoint | None, parent: base.Checkpoint | None
 ) -> dict[str, Any]:
+    """LangGraph's ``ThreadState``; with no checkpoint yet, what its server answers for a
+    thread that never ran (empty values, no metadata, no checkpoint)."""
     if checkpoint is None:
         return {
             "values": {},
             "next": [],
             "tasks": [],
-            "metadata": {},
+            "metadata": None,
             "created_at": None,
             "checkpoint": None,
             "parent_checkpoint": None,
@@ -260,15 +280,65 @@ def state_view(
     }
 
 
+def is_state(values: Any) -> bool:
+    """A thread's state is an object or an array (LangGraph's schema); a flow's scalar
+    output (``true``, ``"done"``) is a run's result, not a state."""
+    return isinstance(values, dict | list)
+
+
+def check_state_values(values: Any, name: str) -> Any:
+    """A state update from a client: an object, an array, or null for none."""
+    if values is not None and not is_state(values):
+        raise errors.Unprocessable(
+            f"{name}: expected an object or an array, got {type(values).__name__}"
+        )
+    return values
+
+
+def superstep_updates(supersteps: Any) -> list[dict[str, Any]]:
+    """The state updates of a new thread's ``supersteps``, in order, all checked before any
+    is stored."""
+    if supersteps is None:
+        return []
+    if not isinstance(supersteps, list) or not all(isinstance(s, dict) for s in supersteps):
+        raise errors.Unprocessable("supersteps: expected a list of {updates: [...]}")
+    updates: list[dict[str, Any]] = []
+    for superstep in supersteps:
+        found = superstep.get("updates") or []
+        if not isinstance(found, list) or not all(isinstance(u, dict) for u in found):
+            raise errors.Unprocessable("supersteps.updates: expected a list of objects")
+        for update in found:
+            check_state_values(update.get("values"), "supersteps.updates.values")
+            if not isinstance(update.get("as_node"), str | None):
+                raise errors.Unprocessable("supersteps.updates.as_node: expected a string")
+        updates.extend(found)
+    return updates
+
+
+def updated_values(current: Any, update: Any) -> Any:
+    """The state after ``update``: objects merge key by key, null keeps the state as it is,
+    anything else replaces it."""
+    if update is None:
+        return current if current is not None else {}
+    if isinstance(current, dict) and isinstance(update, dict):
+        return {**current, **update}
+    return update
+
+
+async def checkpoints(store: LangGraphStore, thread_id: str) -> list[base.Checkpoint]:
+    """The thread's states, newest first: every stored checkpoint that holds a state."""
+    return [c for c in await store.list_checkpoints(thread_id) if is_state(c.values)]
+
+
 async def thread_values(store: LangGraphStore, thread_id: str) -> Any:
-    checkpoints = await store.list_checkpoints(thread_id)
-    return checkpoints[0].values if checkpoints else None
+    found = await checkpoints(store, thread_id)
+    return found[0].values if found else None
 
 
 async def current_state(store: LangGraphStore, thread_id: str) -> dict[str, Any]:
-    checkpoints = await store.list_checkpoints(thread_id)
-    first = checkpoints[0] if checkpoints else None
-    parent = checkpoints[1] if len(checkpoints) > 1 else None
+    newest = await checkpoints(store, thread_id)
+    first = newest[0] if newest else None
+    parent = newest[1] if len(newest) > 1 else None
     return state_view(thread_id, first, parent)
 
 

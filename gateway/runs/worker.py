@@ -41,6 +41,7 @@ class RunWorker:
         # grace, or the configured lease when that is shorter (fast recovery after a crash).
         self.lease_seconds = max(lease_seconds, longest + min(10.0, lease_seconds))
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._in_flow: set[str] = set()
         self._cancelled: dict[str, str] = {}
         self._reserved = 0
         self._stopping = False
@@ -107,23 +108,26 @@ class RunWorker:
         """Interrupt a run: a pending one ends at once, a running one here is cancelled.
 
         Either way it ends as ``interrupted`` and is delivered like any other ending. None if
-        the run is unknown or already over. A run claimed by this worker a moment ago is
-        interrupted as soon as it starts; one running in another process is not reached.
+        the run is unknown or already over. Only a task inside its flow is cancelled: one
+        claimed a moment ago, or recording its ending, is left to see the request itself, so
+        its ending is always written (a task cancelled there would leave the run leased, and
+        its thread blocked, until the lease ran out). A run in another process is not reached.
         """
         run = await self.store.get_run(run_id)
         if run is None or run.status.is_final:
             return None
         self._cancelled[run_id] = reason
-        task = self._running.get(run_id)
+        if run_id not in self._running and run.status is models.RunStatus.PENDING:
+            error = {"error": "Interrupted", "message": reason}
+            await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error)
+        task = self._running.get(run_id)  # perhaps claimed meanwhile: it sees the request
         if task is not None:
-            await asyncio.sleep(0)  # a task claimed a moment ago starts, and sees the request
-            task.cancel()
+            if run_id in self._in_flow:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait([task])
-        elif run.status is models.RunStatus.PENDING:
-            error = {"error": "Interrupted", "message": reason}
-            if await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error):
-                self._cancelled.pop(run_id, None)
+        if task is not None or run.status is models.RunStatus.PENDING:
+            self._cancelled.pop(run_id, None)
         return await self.store.get_run(run_id)
 
     async def execute(self, run: models.Run) -> None:
@@ -139,7 +143,9 @@ class RunWorker:
         reason = self._cancelled.pop(run.run_id, None)
         if reason is not None:
             interrupted = {"error": "Interrupted", "message": reason}
-            await self.service.finish(run, models.RunStatus.INTERRUPTED, None, interrupted)
+            await asyncio.shield(
+                self.service.finish(run, models.RunStatus.INTERRUPTED, None, interrupted)
+            )
             return
         bound.info("run_started", attempt=run.attempt)
 
@@ -150,6 +156,7 @@ class RunWorker:
         deadline = asyncio.timeout(flow.timeout)
         output: Any = None
         error: dict[str, Any] | None = None
+        self._in_flow.add(run.run_id)
         try:
             async with deadline:
                 output = await flow.run(run.input, context)
@@ -173,6 +180,8 @@ class RunWorker:
         except Exception as exc:  # noqa: BLE001 - any failure of flow code ends the run as error
             status, error = models.RunStatus.ERROR, _error(exc)
             bound.info("run_failed", error=error)
+        finally:
+            self._in_flow.discard(run.run_id)
         await asyncio.shield(self.service.finish(run, status, output, error))
 
 

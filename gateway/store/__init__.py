@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from gateway import errors
@@ -37,14 +38,26 @@ def without_password(database_url: str) -> str:
         return "***"
 
 
-def store_from_url(database_url: str) -> Store:
+def local_state_dir(database_url: str) -> Path:
+    """Where this install keeps what it generates for itself (``local-secrets.toml``): beside
+    the SQLite file, or ``var/`` for a PostgreSQL store (processes on other hosts must then be
+    given the same secrets in their configuration)."""
+    if backend_of(database_url) == "postgres":
+        return Path("var")
+    from gateway.store import sqlite
+
+    return sqlite.path_from_url(database_url).parent
+
+
+def store_from_url(database_url: str, secret_key: str = "") -> Store:
+    """``secret_key``: the keys that encrypt endpoint secrets at rest (``GATEWAY_SECRET_KEY``)."""
     if backend_of(database_url) == "postgres":
         from gateway.store.postgres import PostgresStore
 
-        return PostgresStore(database_url)
+        return PostgresStore(database_url, secret_key)
     from gateway.store import sqlite
 
-    return sqlite.SQLiteStore(sqlite.path_from_url(database_url))
+    return sqlite.SQLiteStore(sqlite.path_from_url(database_url), secret_key)
 
 
-__all__ = ["Store", "backend_of", "store_from_url", "without_password"]
+__all__ = ["Store", "backend_of", "local_state_dir", "store_from_url", "without_password"]

@@ -102,6 +102,11 @@ class AttemptOutcome:
     health: HealthPolicy | None = None
 
 
+ATTEMPT_OUTCOME_UNKNOWN = "outcome unknown: the gateway stopped during the attempt"
+"""The error of a try recorded as started whose lease ran out before its outcome was recorded
+(the process stopped mid-send): the receiver may or may not have got it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class HealthChange:
     """An endpoint changed state: ``endpoint.circuit_opened``, ``endpoint.disabled``, ``endpoint.recovered``."""
@@ -130,7 +135,8 @@ class Store(Protocol):
         applied. On PostgreSQL it is safe while other processes start or run."""
 
     async def ping(self) -> None:
-        """Raise ``StoreError`` if the store cannot be reached."""
+        """Raise ``StoreError`` if the store cannot be reached, ``StoreUnavailable`` while it
+        refuses writes (disk full, I/O error, read-only) and a probe write still fails."""
 
     def write_backlog(self) -> int:
         """Writes queued and not yet committed: how far behind the store is."""
@@ -201,15 +207,21 @@ class Store(Protocol):
         run_id: str | None = None,
     ) -> list[models.Delivery]:
         """Lease up to ``limit`` due deliveries (of one run, if given), fairly across
-        destinations, skipping held endpoints."""
+        destinations, skipping held endpoints.
+
+        In the same transaction each one's try is recorded as started and counted in
+        ``attempts`` (so a crash mid-send leaves a record of it), and a try still without
+        outcome on a delivery whose lease ran out gets ``ATTEMPT_OUTCOME_UNKNOWN``."""
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
-        """Release a claimed delivery unsent, due again at ``until``; uses up no attempt."""
+        """Release a claimed delivery unsent, due again at ``until``; uses up no attempt (its
+        started try is removed)."""
 
     async def record_attempt(
         self, delivery: models.Delivery, outcome: AttemptOutcome
     ) -> HealthChange | None:
-        """Store one try, the delivery's new state and its endpoint's health, releasing the lease."""
+        """Store the outcome of the try the claim started (``delivery.attempts``), the
+        delivery's new state and its endpoint's health, releasing the lease."""
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         """Make a delivery due now, whatever its state (manual retry or replay)."""

@@ -19,7 +19,8 @@ import tenacity
 from gateway import errors, models
 from gateway.outbox import health
 from gateway.store import base
-from gateway.store.writer import GroupCommitWriter
+from gateway.store.secretbox import SecretBox
+from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +50,12 @@ def path_from_url(database_url: str) -> Path:
 
 
 class SQLiteStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, secret_key: str = "") -> None:
+        """``secret_key``: ``GATEWAY_SECRET_KEY``, the keys sealing endpoint secrets (newest
+        first); empty means the install's generated key beside the database."""
         self.path = Path(path)
+        self._secret_key = secret_key
+        self._secrets: SecretBox | None = None
         self._writer_conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._writer: GroupCommitWriter | None = None
@@ -60,6 +65,12 @@ class SQLiteStore:
         if self._writer is None:
             raise errors.StoreError("the store is not open")
         return self._writer
+
+    @property
+    def secrets(self) -> SecretBox:
+        if self._secrets is None:
+            raise errors.StoreError("the store is not open")
+        return self._secrets
 
     # lifecycle
 
@@ -77,10 +88,12 @@ class SQLiteStore:
     )
     async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._secrets = SecretBox.for_database(self._secret_key, self.path.parent)
         writer = await self._connect()
         try:
             await writer.execute("PRAGMA journal_mode=WAL")
             await self._migrate(writer)
+            await self._seal_secrets(writer, self._secrets)
         except BaseException:
             await writer.close()
             raise
@@ -130,6 +143,39 @@ class SQLiteStore:
         except (sqlite3.Error, OSError) as exc:
             raise errors.StoreError(f"cannot migrate the database {self.path}: {exc}") from None
 
+    async def _seal_secrets(self, conn: aiosqlite.Connection, secrets: SecretBox) -> None:
+        """Encrypt plaintext endpoint secrets, and re-encrypt those sealed with an older key;
+        a secret no configured key opens stops the start with a clear error."""
+        query = "SELECT endpoint_id, secret, previous_secret FROM endpoints"
+        rows = list(await conn.execute_fetchall(query))
+        stale = [
+            row
+            for row in rows
+            if not all(
+                secrets.is_current(value)
+                for value in (row["secret"], row["previous_secret"])
+                if value is not None
+            )
+        ]
+        if not stale:
+            return
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for endpoint_id, secret, previous in await conn.execute_fetchall(query):
+                await conn.execute(
+                    "UPDATE endpoints SET secret = ?, previous_secret = ? WHERE endpoint_id = ?",
+                    (
+                        _resealed(secrets, secret),
+                        None if previous is None else _resealed(secrets, previous),
+                        endpoint_id,
+                    ),
+                )
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+        log.info("endpoint_secrets_sealed", endpoints=len(stale))
+
     async def close(self) -> None:
         if self._writer is not None:
             await self._writer.stop()
@@ -147,13 +193,19 @@ class SQLiteStore:
             await self._fetchone("SELECT 1")
         except (sqlite3.Error, ValueError) as exc:
             raise errors.StoreError(f"sqlite unreachable: {exc}") from None
+        await self.writer.check_writable()
 
     # reads go through one connection of their own, so they never wait behind a commit
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         if self._reader is None:
             raise errors.StoreError("the store is not open")
-        return list(await self._reader.execute_fetchall(sql, params))
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            if is_storage_failure(exc):
+                raise storage_unavailable(exc) from None
+            raise
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
@@ -301,6 +353,9 @@ class SQLiteStore:
 
     async def create_endpoint(self, endpoint: models.Endpoint) -> models.Endpoint:
         columns = _endpoint_columns(endpoint)
+        columns["secret"] = self.secrets.seal(endpoint.secret)
+        if endpoint.previous_secret is not None:
+            columns["previous_secret"] = self.secrets.seal(endpoint.previous_secret)
 
         def job(conn: sqlite3.Connection) -> None:
             _insert(conn, "endpoints", columns)
@@ -310,11 +365,11 @@ class SQLiteStore:
 
     async def get_endpoint(self, endpoint_id: str) -> models.Endpoint | None:
         row = await self._fetchone("SELECT * FROM endpoints WHERE endpoint_id = ?", (endpoint_id,))
-        return _endpoint(row) if row else None
+        return _endpoint(row, self.secrets) if row else None
 
     async def list_endpoints(self) -> list[models.Endpoint]:
         rows = await self._fetchall("SELECT * FROM endpoints ORDER BY created_at")
-        return [_endpoint(row) for row in rows]
+        return [_endpoint(row, self.secrets) for row in rows]
 
     async def update_endpoint(
         self, endpoint_id: str, changes: base.EndpointChanges, now: float
@@ -323,6 +378,8 @@ class SQLiteStore:
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
         assignments = {name: _column_value(value) for name, value in changes.items()}
+        if "secret" in changes:
+            assignments["secret"] = self.secrets.seal(changes["secret"])
         assignments["updated_at"] = now
         return await self._update_endpoint(endpoint_id, assignments)
 
@@ -342,7 +399,7 @@ class SQLiteStore:
                 return row
 
         row = await self.writer.submit(job)
-        return _endpoint(row) if row else None
+        return _endpoint(row, self.secrets) if row else None
 
     async def resume_endpoint(self, endpoint_id: str, now: float) -> models.Endpoint | None:
         return await self._update_endpoint(
@@ -360,19 +417,21 @@ class SQLiteStore:
     async def rotate_secret(
         self, endpoint_id: str, secret: str, overlap_until: float, now: float
     ) -> models.Endpoint | None:
+        sealed = self.secrets.seal(secret)
+
         def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
             with closing(
                 conn.execute(
                     "UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = ?,"
                     " secret = ?, updated_at = ? WHERE endpoint_id = ? RETURNING *",
-                    (overlap_until, secret, now, endpoint_id),
+                    (overlap_until, sealed, now, endpoint_id),
                 )
             ) as cursor:
                 row: sqlite3.Row | None = cursor.fetchone()
                 return row
 
         row = await self.writer.submit(job)
-        return _endpoint(row) if row else None
+        return _endpoint(row, self.secrets) if row else None
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
@@ -400,6 +459,11 @@ class SQLiteStore:
         run_id: str | None = None,
     ) -> list[models.Delivery]:
         def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            if run_id is None:  # a run's fresh deliveries have no earlier try to settle
+                conn.execute(
+                    _SETTLE_ABANDONED_ATTEMPTS,
+                    {"now": now, "unknown": base.ATTEMPT_OUTCOME_UNKNOWN},
+                )
             with closing(
                 conn.execute(
                     _CLAIM_DELIVERIES,
@@ -413,17 +477,29 @@ class SQLiteStore:
                     },
                 )
             ) as cursor:
-                return list(cursor.fetchall())
+                rows = list(cursor.fetchall())
+            # Each try is on record before its request leaves, in the claim's own commit.
+            conn.executemany(
+                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms,"
+                " response_headers, response_body) VALUES (?, ?, ?, 0, '{}', x'')",
+                [(row["delivery_id"], row["attempts"], now) for row in rows],
+            )
+            return rows
 
         rows = await self.writer.submit(job)
         return sorted((_delivery(row) for row in rows), key=lambda d: d.next_attempt_at or 0)
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         def job(conn: sqlite3.Connection) -> None:
+            started = conn.execute(
+                "DELETE FROM attempts WHERE delivery_id = ? AND " + _ATTEMPT_OPEN + " AND attempt ="
+                " (SELECT attempts FROM deliveries WHERE delivery_id = ? AND status = 'pending')",
+                (delivery_id, delivery_id),
+            ).rowcount
             conn.execute(
-                "UPDATE deliveries SET next_attempt_at = ?, lease_expires_at = NULL"
-                " WHERE delivery_id = ? AND status = 'pending'",
-                (until, delivery_id),
+                "UPDATE deliveries SET next_attempt_at = ?, lease_expires_at = NULL,"
+                " attempts = attempts - ? WHERE delivery_id = ? AND status = 'pending'",
+                (until, started, delivery_id),
             )
 
         await self.writer.submit(job)
@@ -436,7 +512,7 @@ class SQLiteStore:
             ended_at = result.started_at + result.duration_ms / 1000
             with closing(
                 conn.execute(
-                    "UPDATE deliveries SET attempts = attempts + 1, status = ?, next_attempt_at = ?,"
+                    "UPDATE deliveries SET status = ?, next_attempt_at = ?,"
                     " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
                     " WHERE delivery_id = ? RETURNING attempts",
                     (
@@ -452,18 +528,22 @@ class SQLiteStore:
                 row: sqlite3.Row | None = cursor.fetchone()
             if row is None:
                 return None
+            # The try the claim started; one already settled as unknown takes its real outcome.
             conn.execute(
-                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code,"
-                " response_headers, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "UPDATE attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
+                " response_headers = ?, response_body = ?, error = ?"
+                " WHERE delivery_id = ? AND attempt = ? AND status_code IS NULL"
+                " AND (error IS NULL OR error = ?)",
                 (
-                    delivery.delivery_id,
-                    row[0],
                     result.started_at,
                     result.duration_ms,
                     result.status_code,
                     _dumps(result.response_headers),
                     result.response_body,
                     result.error,
+                    delivery.delivery_id,
+                    delivery.attempts,
+                    base.ATTEMPT_OUTCOME_UNKNOWN,
                 ),
             )
             if delivery.endpoint_id is None or outcome.health is None:
@@ -1108,14 +1188,21 @@ def _run(row: sqlite3.Row) -> models.Run:
     )
 
 
-def _endpoint(row: sqlite3.Row) -> models.Endpoint:
+def _endpoint(row: sqlite3.Row, secrets: SecretBox) -> models.Endpoint:
     fields = dict(row)
+    fields["secret"] = secrets.open(fields["secret"])
+    if fields["previous_secret"] is not None:
+        fields["previous_secret"] = secrets.open(fields["previous_secret"])
     fields["flow_ids"] = tuple(_loads(fields["flow_ids"]))
     fields["event_types"] = tuple(_loads(fields["event_types"]))
     schedule = _loads(fields["retry_schedule"])
     fields["retry_schedule"] = None if schedule is None else tuple(schedule)
     fields["enabled"] = bool(fields["enabled"])
     return models.Endpoint(**fields)
+
+
+def _resealed(secrets: SecretBox, stored: str) -> str:
+    return stored if secrets.is_current(stored) else secrets.seal(secrets.open(stored))
 
 
 def _event(row: sqlite3.Row) -> models.Event:
@@ -1250,7 +1337,7 @@ due AS (
       AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
            AND COALESCE(e.circuit_open_until, 0) <= :now))
 )
-UPDATE deliveries SET lease_expires_at = :lease, updated_at = :now
+UPDATE deliveries SET lease_expires_at = :lease, updated_at = :now, attempts = attempts + 1
 WHERE delivery_id IN (
     SELECT due.delivery_id FROM due LEFT JOIN inflight USING (destination)
     WHERE due.position <= due.cap - COALESCE(inflight.n, 0)
@@ -1258,6 +1345,17 @@ WHERE delivery_id IN (
 )
 RETURNING *
 """
+
+# A try recorded as started whose outcome is not recorded yet (see migration 0008).
+_ATTEMPT_OPEN = "status_code IS NULL AND error IS NULL"
+
+# Tries left open on a delivery whose lease ran out: the process sending them stopped.
+_SETTLE_ABANDONED_ATTEMPTS = (
+    "UPDATE attempts SET error = :unknown WHERE "
+    + _ATTEMPT_OPEN
+    + " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.delivery_id = attempts.delivery_id"
+    " AND COALESCE(d.lease_expires_at, 0) <= :now)"
+)
 
 
 def _delivery(row: sqlite3.Row) -> models.Delivery:
@@ -1347,19 +1445,30 @@ _THREAD_SORTS = ("thread_id", "status", "created_at", "updated_at")
 _CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at")
 
 
+# Every (key, value) of the wanted object is in the row's metadata. Keys are matched as the
+# JSON text both sides were written with (``fullkey``), never parsed as a path, so any key
+# (quotes, backslashes, NUL, dots, brackets) means itself; values match by JSON type (numbers
+# as numbers) and value. The filter is one parameter, however many keys it has.
+_JSON_KIND = "CASE {0}.type WHEN 'integer' THEN 'real' ELSE {0}.type END"
+_METADATA_CONTAINS = (
+    "NOT EXISTS (SELECT 1 FROM json_each(?) AS wanted WHERE NOT EXISTS ("
+    " SELECT 1 FROM json_each(metadata) AS have WHERE have.fullkey = wanted.fullkey"
+    f" AND {_JSON_KIND.format('have')} = {_JSON_KIND.format('wanted')}"
+    " AND have.value IS wanted.value))"
+)
+
+
 def _metadata_filters(metadata: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    clauses, params = [], []
-    for key, value in metadata.items():
-        clauses.append("json_extract(metadata, ?) = json_extract(?, '$')")
-        params.extend([f'$."{key}"', _dumps(value)])
-    return clauses, params
+    if not metadata:
+        return [], []
+    return [_METADATA_CONTAINS], [_dumps(dict(metadata))]
 
 
 def _thread_filters(search: base.ThreadSearch) -> tuple[str, list[Any]]:
     clauses, params = _metadata_filters(search.metadata)
     if search.ids:
-        clauses.append(f"thread_id IN ({', '.join('?' for _ in search.ids)})")
-        params.extend(search.ids)
+        clauses.append("thread_id IN (SELECT value FROM json_each(?))")
+        params.append(_dumps(list(search.ids)))
     if search.status is not None:
         clauses.append("status = ?")
         params.append(search.status)

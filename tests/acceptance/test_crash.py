@@ -38,6 +38,7 @@ CRASH_ENV = {
     "GATEWAY_RUN_LEASE_SECONDS": "2",
     "GATEWAY_RUN_TIMEOUT": "2",
     "GATEWAY_DELIVERY_LEASE_SECONDS": "2",
+    "GATEWAY_DELIVERY_TIMEOUT": "1",  # below the lease, as settings require
     "GATEWAY_POLL_INTERVAL": "0.1",
     "GATEWAY_LOG_FORMAT": "json",
 }

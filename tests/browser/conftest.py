@@ -2,14 +2,13 @@
 
 ``./scripts/test`` installs both (``apt-get install chromium``, the ``playwright`` package from
 the ``test`` extra); Playwright's own browser download is never used. Without them these
-tests skip, saying why.
+tests skip, saying why, or fail the run under ``CI=true`` (``tests/needs.py``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -18,32 +17,14 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.testing import CHROMIUM, CHROMIUM_ARGS
 
-try:
-    from playwright.async_api import Browser, Page, async_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None  # type: ignore[assignment]
-
-
-def _why_not() -> str | None:
-    if async_playwright is None:
-        return "the playwright package is not installed (pip install -e '.[test]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"no Chromium at {CHROMIUM} (./scripts/test installs Debian's chromium package)"
-    return None
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = _why_not()
-    if reason is None:
-        return
-    for item in items:
-        if "tests/browser" in str(item.fspath):
-            item.add_marker(pytest.mark.skip(reason=f"browser tests skipped: {reason}"))
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    assert async_playwright is not None
+    from playwright.async_api import async_playwright
+
     async with async_playwright() as playwright:
         # Playwright gives every launch a fresh, empty --user-data-dir of its own.
         launched = await playwright.chromium.launch(

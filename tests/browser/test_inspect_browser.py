@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Page, expect
 
 from gateway import keys, signing
 from gateway.store import base
+from tests import needs
+
+needs.browser()
+
+from playwright.async_api import Page, expect  # noqa: E402
 
 
 def url(server: TestServer, path: str) -> str:

@@ -15,3 +15,8 @@ async def slow(value: Any) -> Any:
 def not_json(value: Any) -> Any:
     """Returns something that cannot be stored as JSON."""
     return {"when": object()}
+
+
+def not_finite(value: Any) -> Any:
+    """Returns a number JSON cannot carry (``NaN``)."""
+    return {"ratio": float("nan")}

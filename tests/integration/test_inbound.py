@@ -78,11 +78,13 @@ async def test_flow_overrunning_its_timeout_ends_in_timeout(
     assert run["error"]["error"] == "TimeoutError"
 
 
+@pytest.mark.parametrize("target", ["not_json", "not_finite"])
 async def test_output_that_is_not_json_ends_in_error(
-    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings], target: str
 ) -> None:
     base = make_settings()
-    flows = {**base.flows, "odd": FlowSettings(target="tests.integration.flows_for_tests:not_json")}
+    flow = FlowSettings(target=f"tests.integration.flows_for_tests:{target}")
+    flows = {**base.flows, "odd": flow}
     gateway = await client_for(aiohttp_client, base.replace(flows=flows))
     response = await gateway.post("/api/v1/webhook/odd", json={})
     run = await finished_run(gateway, (await response.json())["run_id"])

@@ -291,3 +291,23 @@ async def test_serve_prints_a_ready_bin_url(gateway: Client) -> None:
     (default,) = await gateway.app[keys.store_key].list_bins()  # type: ignore[attr-defined]
     assert f"http://127.0.0.1:8080/inspect/bins/{default.bin_id}" in text
     assert (await gateway.post(f"/inspect/bins/{default.bin_id}", data="hi")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "delay"), [("²", ""), ("٥٠٣", ""), ("99", ""), ("abc", ""), ("", "nan"), ("", "1e9")]
+)
+async def test_bad_bin_settings_are_refused_and_change_nothing(
+    gateway: Client, status: str, delay: str
+) -> None:
+    store = gateway.app[keys.store_key]
+    (default,) = await store.list_bins()  # type: ignore[attr-defined]
+    form_html = await page(gateway, f"/inspect/bins/{default.bin_id}/view")
+    response = await gateway.post(
+        f"/inspect/bins/{default.bin_id}/settings",
+        data={"reply_status": status, "reply_delay": delay, "csrf_token": csrf_of(form_html)},
+        allow_redirects=False,
+    )
+    assert response.status == 303  # back to the bin page, saying what is wrong
+    assert "problem=" in response.headers["Location"]
+    (after,) = await store.list_bins()  # type: ignore[attr-defined]
+    assert (after.reply_status, after.reply_delay) == (default.reply_status, default.reply_delay)

@@ -12,6 +12,7 @@ import standardwebhooks
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
+from gateway import signing
 from gateway.settings import FlowSettings, Settings
 from gateway.testing import Receiver, eventually
 from tests.integration.helpers import count_rows
@@ -200,7 +201,7 @@ async def test_webhook_on_every_run_endpoint_is_signed_and_delivered(
     ids.append(stateless["run_id"])
 
     received = await receiver.wait_for(len(ids))
-    verifier = standardwebhooks.Webhook(SIGNING_SECRET)
+    verifier = standardwebhooks.Webhook(signing.callback_secret(SIGNING_SECRET, hook))
     payloads = [verifier.verify(r.body, r.headers) for r in received]
     assert sorted(p["run_id"] for p in payloads) == sorted(ids)
     for callback, payload in zip(received, payloads, strict=True):

@@ -14,7 +14,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import BadRequestError, NotFoundError, UnprocessableEntityError
 
-from gateway import keys
+from gateway import keys, signing
 from gateway.api.langgraph import threads_key
 from gateway.app import create_app
 from gateway.runs import threads as lg
@@ -45,7 +45,7 @@ async def test_cron_fires_runs_with_signed_webhooks(
     assert cron["schedule"] == EVERY_SECOND
     assert cron["on_run_completed"] == "delete"
     received = await receiver.wait_for(2, timeout=10)
-    verifier = standardwebhooks.Webhook(SIGNING_SECRET)
+    verifier = standardwebhooks.Webhook(signing.callback_secret(SIGNING_SECRET, receiver.url))
     payloads = [verifier.verify(r.body, r.headers) for r in received[:2]]
     assert [p["values"] for p in payloads] == [{"tick": True}, {"tick": True}]
     assert len({p["run_id"] for p in payloads}) == 2

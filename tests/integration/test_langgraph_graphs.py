@@ -8,13 +8,15 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-pytest.importorskip("langgraph")
+from tests import needs
 
-from langgraph.config import get_stream_writer
-from langgraph.graph import END, START, StateGraph
-from langgraph_sdk.client import LangGraphClient
+needs.module("langgraph", "pip install -e '.[langgraph]'")
 
-from gateway.settings import FlowSettings, Settings
+from langgraph.config import get_stream_writer  # noqa: E402
+from langgraph.graph import END, START, StateGraph  # noqa: E402
+from langgraph_sdk.client import LangGraphClient  # noqa: E402
+
+from gateway.settings import FlowSettings, Settings  # noqa: E402
 
 
 class JokeState(TypedDict, total=False):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import itsdangerous
 import standardwebhooks
 
+from gateway import signing
 from gateway.testing import Receiver, eventually
 from tests.integration.helpers import settled_delivery
 
@@ -64,13 +66,17 @@ async def test_trigger_runs_flow_and_delivers_signed_callback(
     assert callback.query["token"] == "abc"
     serializer = itsdangerous.URLSafeTimedSerializer(endpoint["secret"], salt="hookgate.callback")
     claims = serializer.loads(callback.query["hookgate_token"], max_age=60)
-    assert claims == {"delivery_id": callback.headers["webhook-id"], "run_id": run_id}
+    assert claims == {
+        "delivery_id": callback.headers["webhook-id"],
+        "run_id": run_id,
+        "body_sha256": hashlib.sha256(callback.body).hexdigest(),
+    }
 
     delivery = await settled_delivery(gateway, run_id, "succeeded")
     assert delivery["delivery_id"] == callback.headers["webhook-id"]
 
 
-async def test_per_trigger_webhook_is_signed_with_the_signing_secret(
+async def test_per_trigger_webhook_is_signed_with_its_origins_secret(
     gateway: Any, receiver: Receiver
 ) -> None:
     response = await gateway.post(
@@ -79,14 +85,15 @@ async def test_per_trigger_webhook_is_signed_with_the_signing_secret(
     assert response.status == 202
     run_id = (await response.json())["run_id"]
     [callback] = await receiver.wait_for(1)
-    payload = standardwebhooks.Webhook(SIGNING_SECRET).verify(callback.body, callback.headers)
+    secret = signing.callback_secret(SIGNING_SECRET, receiver.url)
+    payload = standardwebhooks.Webhook(secret).verify(callback.body, callback.headers)
     assert payload["run_id"] == run_id
     assert payload["values"] == {
         "topic": "ice cream and cats",
         "joke": "This is a joke about ice cream and cats",
     }
     assert payload["kwargs"]["webhook"] == receiver.url
-    serializer = itsdangerous.URLSafeTimedSerializer(SIGNING_SECRET, salt="hookgate.callback")
+    serializer = itsdangerous.URLSafeTimedSerializer(secret, salt="hookgate.callback")
     assert serializer.loads(callback.query["hookgate_token"])["run_id"] == run_id
 
 

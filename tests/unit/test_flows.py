@@ -148,7 +148,7 @@ def test_flows_are_found_by_id_endpoint_name_or_uuid() -> None:
 
 def write_config(tmp_path: Path, flows: str) -> Path:
     path = tmp_path / "gateway.toml"
-    path.write_text(f'database_url = "sqlite:///x.db"\n{flows}')
+    path.write_text(f'database_url = "sqlite:///{tmp_path / "x.db"}"\n{flows}')
     return path
 
 

@@ -2,44 +2,160 @@
 
 from __future__ import annotations
 
-import socket
+import ipaddress
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import abc
 
 from gateway import errors, netguard
 from gateway.settings import load_settings
 
-BLOCKED = {
-    "127.0.0.1": "loopback",
-    "10.0.0.8": "private",
-    "172.16.5.4": "private",
-    "192.168.1.1": "private",
-    "169.254.1.1": "link-local",
-    "169.254.169.254": "metadata",
-    "100.64.0.1": "CGNAT",
-    "224.0.0.1": "multicast",
-    "0.0.0.0": "reserved",
-    "240.0.0.1": "reserved",
-    "::1": "loopback",
-    "fe80::1": "link-local",
-    "fc00::1": "private",
-    "::ffff:127.0.0.1": "loopback",
+# address -> (a word of the reason, refused even when private networks are allowed)
+REFUSED: dict[str, tuple[str, bool]] = {
+    "127.0.0.1": ("loopback", False),
+    "127.8.9.10": ("loopback", False),
+    "10.0.0.8": ("private", False),
+    "172.16.5.4": ("private", False),
+    "192.168.1.1": ("private", False),
+    "169.254.1.1": ("link-local", False),
+    "100.64.0.1": ("CGNAT", False),
+    "224.0.0.1": ("multicast", False),
+    "0.0.0.0": ("reserved", False),
+    "240.0.0.1": ("reserved", False),
+    "255.255.255.255": ("reserved", False),
+    "192.0.0.1": ("special-purpose", False),
+    "192.0.0.170": ("special-purpose", False),
+    "192.0.2.1": ("documentation", False),
+    "198.18.0.1": ("benchmarking", False),
+    "::1": ("loopback", False),
+    "::": ("reserved", False),
+    "fe80::1": ("link-local", False),
+    "fe80::1%eth0": ("link-local", False),
+    "fc00::1": ("private", False),
+    "fec0::1": ("site-local", False),
+    "ff02::1": ("multicast", False),
+    "2001:db8::1": ("documentation", False),
+    "::ffff:127.0.0.1": ("loopback", False),
+    "::ffff:10.1.2.3": ("private", False),
+    "64:ff9b:1::808:808": ("NAT64 local-use", False),
+    # cloud metadata, in every spelling
+    "169.254.169.254": ("metadata", True),
+    "169.254.170.2": ("metadata", True),
+    "192.0.0.192": ("metadata", True),
+    "100.100.100.200": ("metadata", True),
+    "fd00:ec2::254": ("metadata", True),
+    "::ffff:169.254.169.254": ("metadata", True),
+    "64:ff9b:1::a9fe:a9fe": ("metadata", True),
+    # transition forms that carry a non-public IPv4 address are never deliverable
+    "2002:7f00:1::": ("6to4 address embedding 127.0.0.1 (loopback", True),
+    "2002:a00:1::1": ("6to4 address embedding 10.0.0.1 (private", True),
+    "2002:a9fe:a9fe::": ("6to4 address embedding 169.254.169.254 (cloud metadata", True),
+    "64:ff9b::7f00:1": ("NAT64 address embedding 127.0.0.1 (loopback", True),
+    "64:ff9b::c0a8:101": ("NAT64 address embedding 192.168.1.1 (private", True),
+    "64:ff9b::a9fe:a9fe": ("NAT64 address embedding 169.254.169.254", True),
+    "::7f00:1": ("IPv4-compatible address embedding 127.0.0.1", True),
+    "::ffff:0:a00:1": ("IPv4-translated address embedding 10.0.0.1", True),
+    # Teredo: client 127.0.0.1 and 10.0.0.1, obfuscated as RFC 4380 writes them
+    "2001:0:4136:e378:8000:63bf:80ff:fffe": ("Teredo address embedding 127.0.0.1", True),
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe": ("Teredo address embedding 10.0.0.1", True),
 }
 
+PUBLIC = [
+    "93.184.216.34",
+    "1.1.1.1",
+    "2606:4700:4700::1111",
+    "::ffff:93.184.216.34",
+    "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+    "64:ff9b::5db8:d822",  # NAT64 (well-known prefix) of 93.184.216.34
+]
 
-@pytest.mark.parametrize(("address", "kind"), BLOCKED.items())
-def test_refuses_internal_addresses(address: str, kind: str) -> None:
-    reason = netguard.refusal_reason(address)
-    assert reason is not None
-    assert kind.lower() in reason.lower()
+
+@pytest.mark.parametrize(("address", "expected"), REFUSED.items())
+def test_classify_refuses_internal_addresses(address: str, expected: tuple[str, bool]) -> None:
+    word, always = expected
+    verdict = netguard.classify(address)
+    assert verdict is not None
+    assert word.lower() in verdict.reason.lower()
+    assert verdict.always is always
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"])
-def test_allows_public_addresses(address: str) -> None:
-    assert netguard.refusal_reason(address) is None
+@pytest.mark.parametrize("address", PUBLIC)
+def test_classify_allows_public_addresses(address: str) -> None:
+    assert netguard.classify(address) is None
+    assert netguard.classify(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(("address", "expected"), REFUSED.items())
+def test_the_policy_lets_local_mode_reach_private_but_never_metadata(
+    address: str, expected: tuple[str, bool]
+) -> None:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    strict, local = netguard.Policy(allow_private=False), netguard.Policy(allow_private=True)
+    assert strict.refusal("example.com", ip) is not None
+    assert (local.refusal("example.com", ip) is not None) is expected[1]
+
+
+# What the HTTP client reads as 127.0.0.1: yarl applies NFKC and IDNA before connecting.
+DISGUISED_LOOPBACK = [
+    "http://１２７.０.０.１:8080/hook",  # noqa: RUF001 (fullwidth digits)
+    "http://①②⑦.⓪.⓪.①:8080/hook",  # circled digits
+    "http://127。0。0。1:8080/hook",  # ideographic full stops
+    "http://127．0．0．1:8080/hook",  # noqa: RUF001 (fullwidth full stops)
+    "http://１２７。０。０。１:8080/hook",  # noqa: RUF001
+]
+
+
+@pytest.mark.parametrize("url", DISGUISED_LOOPBACK)
+def test_check_url_checks_the_host_the_client_will_connect_to(url: str) -> None:
+    with pytest.raises(errors.Unprocessable, match=r"blocked: 127\.0\.0\.1: loopback"):
+        netguard.check_url(url, allow_private=False)
+    assert netguard.check_url(url, allow_private=True) == "http://127.0.0.1:8080/hook"
+
+
+# Hosts the system resolver reads as an IP address, or parsers read differently: never valid.
+NEVER_VALID_HOSTS = [
+    "http://0/",
+    "http://0:8080/",
+    "http://2130706433/",
+    "http://127.1/",
+    "http://127.0.1/",
+    "http://0177.0.0.1/",
+    "http://0x7f.0.0.1/",
+    "http://0x7f000001/",
+    "http://017700000001/",
+    "http://127.0.0.0x1/",
+    "http://127.0.0.1./",
+    "http://１２７.１/",  # noqa: RUF001 (fullwidth, normalised to 127.1)
+    "http://a b.example.com/",
+    "http://example.com /x",
+    "http://exa\tmple.com/",
+    "http://example.com\r\n.evil/",
+    "http://exa\x00mple.com/",
+    "http://example.com\u3000/",
+    "http://ex%61mple.com/",
+    "http://127.0.0.1%2f@/",
+    "http://[fe80::1%25eth0]/",
+    "http://example.com\\@127.0.0.1/",
+    "http://127.0.0.1\\@example.com/",
+    "http://-bad.example.com/",
+    "http://a..b/",
+    "http://[2002:7f00:1::]/",
+    "http://[64:ff9b::7f00:1]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[::7f00:1]/",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+    "http://192.0.0.192/",
+    "http://[::ffff:169.254.169.254]/",
+]
+
+
+@pytest.mark.parametrize("url", NEVER_VALID_HOSTS)
+def test_check_url_refuses_hosts_that_are_never_delivered(url: str) -> None:
+    with pytest.raises(errors.Unprocessable):
+        netguard.check_url(url, allow_private=True)
+    everything = netguard.Allowlist.parse(["0.0.0.0/0", "::/0"])
+    with pytest.raises(errors.Unprocessable):
+        netguard.check_url(url, allow_private=False, allow=everything)
 
 
 @pytest.mark.parametrize(
@@ -51,16 +167,24 @@ def test_allows_public_addresses(address: str) -> None:
         "http://app.localhost/hook",
         "http://[::1]/hook",
         "http://127.0.0.1/hook",
+        "http://192.0.0.8/hook",
+        "http://[::ffff:10.1.2.3]/hook",
     ],
 )
 def test_check_url_refuses_private_targets_unless_allowed(url: str) -> None:
     with pytest.raises(errors.Unprocessable, match="blocked"):
         netguard.check_url(url, allow_private=False)
-    assert netguard.check_url(url, allow_private=True) == url
+    netguard.check_url(url, allow_private=True)
 
 
 @pytest.mark.parametrize(
-    "url", ["http://169.254.169.254/latest/meta-data", "http://metadata.google.internal/x"]
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://metadata.google.internal/x",
+        "http://METADATA.google.internal./x",
+        "http://[fd00:ec2::254]/x",
+    ],
 )
 def test_metadata_is_refused_even_when_private_networks_are_allowed(url: str) -> None:
     with pytest.raises(errors.Unprocessable, match="metadata"):
@@ -75,54 +199,28 @@ def test_check_url_refuses_malformed_urls(url: str) -> None:
         netguard.check_url(url, allow_private=True)
 
 
-def test_check_url_accepts_public_https() -> None:
-    url = "https://hooks.example.com/in?token=abc"
-    assert netguard.check_url(url, allow_private=False) == url
-
-
-class FixedResolver(abc.AbstractResolver):
-    """Answers every name with fixed addresses, as if DNS had returned them."""
-
-    def __init__(self, *addresses: str) -> None:
-        self.addresses = addresses
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[abc.ResolveResult]:
-        return [
-            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
-            for a in self.addresses
-        ]
-
-    async def close(self) -> None:
-        pass
-
-
-async def test_resolver_refuses_a_name_that_resolves_inside() -> None:
-    guarded = netguard.GuardedResolver(allow_private=False, inner=FixedResolver("127.0.0.1"))
-    with pytest.raises(OSError, match="loopback"):
-        await guarded.resolve("innocent.example.com", 80)
-
-
-async def test_resolver_keeps_only_public_addresses() -> None:
-    inner: Any = FixedResolver("10.0.0.1", "93.184.216.34")
-    guarded = netguard.GuardedResolver(allow_private=False, inner=inner)
-    [kept] = await guarded.resolve("mixed.example.com", 443)
-    assert kept["host"] == "93.184.216.34"
-
-
-async def test_resolver_allows_loopback_in_local_mode_but_never_metadata() -> None:
-    local = netguard.GuardedResolver(allow_private=True, inner=FixedResolver("127.0.0.1"))
-    assert len(await local.resolve("localhost", 80)) == 1
-    metadata = netguard.GuardedResolver(allow_private=True, inner=FixedResolver("169.254.169.254"))
-    with pytest.raises(OSError, match="metadata"):
-        await metadata.resolve("metadata.internal", 80)
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("https://hooks.example.com/in?token=abc", "https://hooks.example.com/in?token=abc"),
+        ("https://Hooks.Example.COM/in", "https://hooks.example.com/in"),
+        ("https://ｈｏｏｋｓ.example.com/in", "https://hooks.example.com/in"),  # noqa: RUF001
+        ("https://bücher.example/in", "https://xn--bcher-kva.example/in"),
+        ("https://hooks.example.com:443/in", "https://hooks.example.com/in"),
+        ("http://93.184.216.34:8080/in", "http://93.184.216.34:8080/in"),
+        ("http://[2606:4700:4700::1111]/in", "http://[2606:4700:4700::1111]/in"),
+        ("http://my_service.internal.example/in", "http://my_service.internal.example/in"),
+    ],
+)
+def test_check_url_returns_the_url_as_it_will_be_sent(url: str, sent: str) -> None:
+    assert netguard.check_url(url, allow_private=False) == sent
 
 
 def test_allowlist_lets_trusted_hosts_and_networks_through() -> None:
-    allow = netguard.Allowlist.parse(["10.20.0.0/16", "hooks.internal", "fd00::/8"])
+    allow = netguard.Allowlist.parse(["10.20.0.0/16", "Hooks.Internal", "fd00::/8"])
     for url in ("http://10.20.3.4/x", "http://hooks.internal/x", "http://[fd00::5]/x"):
         assert netguard.check_url(url, allow_private=False, allow=allow) == url
+    assert netguard.check_url("http://[::ffff:10.20.3.4]/x", allow_private=False, allow=allow)
     with pytest.raises(errors.Unprocessable, match="private"):
         netguard.check_url("http://10.21.0.1/x", allow_private=False, allow=allow)
     wide = netguard.Allowlist.parse(["169.254.0.0/16"])
@@ -130,19 +228,37 @@ def test_allowlist_lets_trusted_hosts_and_networks_through() -> None:
         netguard.check_url("http://169.254.169.254/x", allow_private=False, allow=wide)
 
 
-async def test_resolver_honours_the_allowlist() -> None:
+def test_allowlisted_names_are_matched_after_normalisation() -> None:
+    allow = netguard.Allowlist.parse(["bücher.internal"])
+    url = "http://BÜCHER.internal/x"
+    assert netguard.check_url(url, allow_private=False, allow=allow)
+    address = ipaddress.ip_address("10.0.0.7")
+    assert netguard.Policy(False, allow).refusal("xn--bcher-kva.internal", address) is None
+
+
+def test_connect_time_refusal_honours_names_networks_and_metadata() -> None:
+    """What the connector asks for each address it is about to connect to."""
     allow = netguard.Allowlist.parse(["10.20.0.0/16", "hooks.internal"])
-    by_network = netguard.GuardedResolver(
-        allow_private=False, allow=allow, inner=FixedResolver("10.20.1.1", "10.99.1.1")
-    )
-    assert [r["host"] for r in await by_network.resolve("anything.example", 80)] == ["10.20.1.1"]
-    by_name = netguard.GuardedResolver(
-        allow_private=False, allow=allow, inner=FixedResolver("192.168.7.7")
-    )
-    assert len(await by_name.resolve("hooks.internal", 80)) == 1
+    policy = netguard.Policy(allow_private=False, allow=allow)
+    ip = ipaddress.ip_address
+    assert policy.refusal("anything.example", ip("10.20.1.1")) is None
+    assert policy.refusal("anything.example", ip("10.99.1.1")) == "private address"
+    assert policy.refusal("innocent.example.com", ip("127.0.0.1")) == "loopback address"
+    assert policy.refusal("hooks.internal", ip("192.168.7.7")) is None
+    assert policy.refusal("hooks.internal.", ip("127.0.0.1")) is None
+    assert policy.refusal("hooks.internal", ip("169.254.169.254")) == "cloud metadata address"
+    assert policy.refusal("anything.example", ip("93.184.216.34")) is None
+    local = netguard.Policy(allow_private=True)
+    assert local.refusal("localhost", ip("127.0.0.1")) is None
+    assert local.refusal("metadata.internal", ip("169.254.169.254")) is not None
+    assert local.refusal("metadata.google.internal", ip("93.184.216.34")) == "cloud metadata host"
 
 
 def test_allowed_targets_setting() -> None:
     config = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
     settings = load_settings(config, {"GATEWAY_ALLOWED_TARGETS": "10.0.0.0/8, hooks.internal"})
     assert settings.allowed_targets == ("10.0.0.0/8", "hooks.internal")
+    policy = netguard.Policy.for_settings(settings.replace(allow_private_networks=False))
+    assert policy.refusal("hooks.internal", ipaddress.ip_address("192.168.1.1")) is None
+    assert policy.refusal("x.example", ipaddress.ip_address("10.1.1.1")) is None
+    assert policy.refusal("x.example", ipaddress.ip_address("192.168.1.1")) is not None

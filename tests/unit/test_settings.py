@@ -31,6 +31,7 @@ def test_environment_overrides_the_file() -> None:
             "GATEWAY_API_KEY": "key-1",
             "GATEWAY_RETRY_SCHEDULE": "1,2,4",
             "GATEWAY_ALLOW_PRIVATE_NETWORKS": "false",
+            "GATEWAY_SIGNING_SECRET": "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY",
         },
     )
     assert (settings.host, settings.port) == ("0.0.0.0", 9999)

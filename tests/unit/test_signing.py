@@ -1,7 +1,10 @@
-"""Signing: the Standard Webhooks vector, third-party verification, and the query token."""
+"""Signing: the Standard Webhooks vector, third-party verification, per-origin callback secrets,
+and the query token bound to its delivery and body."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,18 +40,141 @@ def test_bad_secrets_are_refused(bad: str) -> None:
         signing.secret_key(bad)
 
 
-def test_callback_token_keeps_the_urls_own_query() -> None:
-    url = signing.with_callback_token(
-        "https://example.com/hook?token=abc&x=1", "s3cret", "d1", "r1"
+def tokens_of(url: str) -> list[str]:
+    return parse_qs(urlsplit(url).query).get("hookgate_token", [])
+
+
+def test_callback_tokens_keep_the_urls_own_query() -> None:
+    url = signing.with_callback_tokens(
+        "https://example.com/hook?token=abc&x=1", ("s3cret",), "d1", "r1", b"{}", time.time()
     )
     query = parse_qs(urlsplit(url).query)
     assert query["token"] == ["abc"]
     assert query["x"] == ["1"]
     [token] = query["hookgate_token"]
     claims = itsdangerous.URLSafeTimedSerializer("s3cret", salt="hookgate.callback").loads(token)
-    assert claims == {"delivery_id": "d1", "run_id": "r1"}
-    plain = signing.with_callback_token("https://example.com/hook", "s3cret", "d1", "r1")
+    assert claims == {
+        "delivery_id": "d1",
+        "run_id": "r1",
+        "body_sha256": hashlib.sha256(b"{}").hexdigest(),
+    }
+    plain = signing.with_callback_tokens(
+        "https://example.com/hook", ("s3cret",), "d1", "r1", b"{}", time.time()
+    )
     assert plain.startswith("https://example.com/hook?hookgate_token=")
+
+
+def readme_receiver_accepts(
+    url: str, secret: str, headers: dict[str, str], body: bytes, max_age: int = 300
+) -> bool:
+    """The README's receiver check, written against itsdangerous alone."""
+    serializer = itsdangerous.URLSafeTimedSerializer(secret, salt="hookgate.callback")
+    for token in tokens_of(url):
+        try:
+            claims = serializer.loads(token, max_age=max_age)
+        except itsdangerous.BadSignature:
+            continue
+        if (
+            claims["delivery_id"] == headers["webhook-id"]
+            and claims["body_sha256"] == hashlib.sha256(body).hexdigest()
+        ):
+            return True
+    return False
+
+
+def test_a_token_vouches_for_one_delivery_and_one_body_only() -> None:
+    secret = signing.new_secret()
+    now = int(time.time())
+    url = signing.with_callback_tokens("https://r.example/h", (secret,), "d1", "r1", b"{}", now)
+    tokens = tokens_of(url)
+    assert readme_receiver_accepts(url, secret, {"webhook-id": "d1"}, b"{}")
+    assert signing.check_callback_tokens(tokens, (secret,), "d1", b"{}", now)["run_id"] == "r1"
+    refusals = [
+        ((secret,), "d1", b'{"forged": true}', now, "the body was altered"),
+        ((secret,), "d2", b"{}", now, "webhook-id is d2"),
+        ((secret,), None, b"{}", now, "the webhook-id header is missing"),
+        ((signing.new_secret(),), "d1", b"{}", now, "bad signature"),
+        ((secret,), "d1", b"{}", now + 301, "signed 301 s before"),
+        ((secret,), "d1", b"{}", now - 301, "signed 301 s after"),
+    ]
+    for secrets, webhook_id, body, at, reason in refusals:
+        with pytest.raises(errors.Forbidden, match=reason):
+            signing.check_callback_tokens(tokens, secrets, webhook_id, body, at)
+    assert not readme_receiver_accepts(url, secret, {"webhook-id": "d1"}, b'{"forged": true}')
+    assert not readme_receiver_accepts(url, secret, {"webhook-id": "d2"}, b"{}")
+
+
+def test_an_unbound_token_is_refused() -> None:
+    """A token of the old shape (no body digest) proves nothing about the request."""
+    secret = signing.new_secret()
+    old = signing.dumps_token(secret, signing.CALLBACK_SALT, {"delivery_id": "d1", "run_id": "r"})
+    with pytest.raises(errors.Forbidden, match="names no delivery and body"):
+        signing.check_callback_tokens([old], (secret,), "d1", b"{}", time.time())
+
+
+def test_during_a_rotation_each_secret_has_its_own_token() -> None:
+    current, previous = signing.new_secret(), signing.new_secret()
+    now = time.time()
+    url = signing.with_callback_tokens(
+        "https://r.example/h?a=1", (current, previous), "d1", None, b"{}", now
+    )
+    assert len(tokens_of(url)) == 2
+    for secret in (current, previous):
+        assert readme_receiver_accepts(url, secret, {"webhook-id": "d1"}, b"{}")
+        signing.check_callback_tokens(tokens_of(url), (secret,), "d1", b"{}", now)
+    assert not readme_receiver_accepts(url, signing.new_secret(), {"webhook-id": "d1"}, b"{}")
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("HTTPS://Receiver.EXAMPLE/hook?x=1", "https://receiver.example:443"),
+        ("http://receiver.example:80/other/path", "http://receiver.example:80"),
+        ("http://receiver.example:8080/", "http://receiver.example:8080"),
+        ("https://bücher.example/", "https://xn--bcher-kva.example:443"),
+        ("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11:9/", "http://127.0.0.1:9"),
+        ("http://[0:0::1]:9/", "http://[::1]:9"),
+    ],
+)
+def test_the_origin_is_what_the_client_connects_to(url: str, origin: str) -> None:
+    assert signing.callback_origin(url) == origin
+
+
+@pytest.mark.parametrize("bad", ["ftp://x.example/", "/relative", "not a url", "http://h:99999/"])
+def test_an_origin_needs_an_http_url(bad: str) -> None:
+    with pytest.raises(ValueError, match="URL"):
+        signing.callback_origin(bad)
+
+
+def test_each_origin_has_its_own_callback_secret() -> None:
+    signing_secret = signing.new_secret()
+    victim = signing.callback_secret(signing_secret, "https://victim.example/hook")
+    assert victim == signing.callback_secret(signing_secret, "https://VICTIM.example:443/x?y")
+    assert victim != signing.callback_secret(signing_secret, "https://attacker.example/hook")
+    assert victim != signing.callback_secret(signing_secret, "http://victim.example/hook")
+    assert victim != signing.callback_secret(signing.new_secret(), "https://victim.example/hook")
+    assert victim.startswith("whsec_")
+    assert victim != signing_secret
+    signing.secret_key(victim)  # a valid Standard Webhooks secret
+    now = int(time.time())
+    headers = signing.webhook_headers((victim,), "d1", now, VECTOR_BODY)
+    standardwebhooks.Webhook(victim).verify(VECTOR_BODY, headers)
+    attacker = signing.callback_secret(signing_secret, "https://attacker.example/hook")
+    stolen = signing.webhook_headers((attacker,), "d1", now, VECTOR_BODY)
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(victim).verify(VECTOR_BODY, stolen)
+
+
+def test_the_callback_secret_derivation_is_the_documented_one() -> None:
+    """HMAC-SHA256 keyed with the signing secret's key over the context and the origin."""
+    import base64
+    import hmac
+
+    signing_secret = VECTOR_SECRET + "AAAAAAAA"
+    key = base64.b64decode(signing_secret.removeprefix("whsec_"))
+    message = b"hookgate.callback-origin:https://victim.example:443"
+    expected = "whsec_" + base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+    assert signing.callback_secret(signing_secret, "https://victim.example/hook") == expected
 
 
 def test_tokens_are_bound_to_their_purpose() -> None:

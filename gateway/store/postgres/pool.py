@@ -88,8 +88,12 @@ def translated(url: str) -> Iterator[None]:
 class Database:
     """A pool of connections to one database; the verbs of each aggregate build on it."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, secret_key: str = "", *, min_size: int = 1, max_size: int = 10
+    ) -> None:
+        """``secret_key``: ``GATEWAY_SECRET_KEY``, the keys sealing endpoint secrets at rest."""
         self.url = url
+        self.secret_key = secret_key
         self.min_size = min_size
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
