@@ -4,8 +4,8 @@ A schema (``hookgate_test_<random>``, named in the URL's ``search_path``) is as 
 database to the store, and dropping it is cheap, where every DROP DATABASE forces a checkpoint
 (most of a second on a small machine). They live in the database ``GATEWAY_TEST_POSTGRES``
 names (default: ``test`` on the project's local PostgreSQL 15 at 127.0.0.1:5432, trust auth,
-user ``postgres``). Outside CI an unreachable server skips the PostgreSQL tests, saying why;
-with ``CI=true`` it fails them, so nothing lands untested.
+user ``postgres``). An unreachable server is a missing part like any other (``tests/needs.py``):
+outside CI it skips the PostgreSQL tests, saying why; with ``CI=true`` it fails them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from gateway.store import without_password
+from tests import needs
+
 ADMIN_URL = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 PREFIX = "hookgate_test_"
 _drop_at_exit: list[str] = []
 
@@ -35,17 +37,14 @@ def url_of(database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true and PostgreSQL is unreachable: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL is unreachable ({reason}); set GATEWAY_TEST_POSTGRES")
-
-
 async def _admin() -> asyncpg.Connection:
     try:
         conn: asyncpg.Connection = await asyncpg.connect(ADMIN_URL, timeout=5)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        unavailable(f"{ADMIN_URL}: {exc}")
+        needs.missing(
+            f"PostgreSQL at {without_password(ADMIN_URL)} is unreachable ({exc}); start it, or"
+            " name another server in GATEWAY_TEST_POSTGRES"
+        )
         raise
     return conn
 
@@ -80,6 +79,50 @@ async def fresh_schema() -> AsyncIterator[str]:
         yield url
     finally:
         await drop_schema(url)
+
+
+class Role:
+    """A login role of one test's own, owning that test's schema: the test can cut it off (no
+    connections, read-only) as an outage would, and no other test notices."""
+
+    def __init__(self, url: str) -> None:
+        self.name = parse_qs(urlsplit(url).query)["search_path"][0]
+        parts = urlsplit(url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        self.url = urlunsplit(parts._replace(netloc=f"{self.name}@{host}"))
+
+    async def admin(self, *statements: str) -> None:
+        """Run ``statements`` (``{role}`` is the role's quoted name) as the administrator."""
+        conn = await _admin()
+        try:
+            for statement in statements:
+                await conn.execute(statement.format(role=f'"{self.name}"'))
+        finally:
+            await conn.close()
+
+    async def disconnect(self) -> None:
+        """End every session of the role, as a server restart or a failover does."""
+        conn = await _admin()
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                self.name,
+            )
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
+async def own_role(url: str) -> AsyncIterator[Role]:
+    """The schema of ``url``, owned by a new role of the same name, reached as that role."""
+    role = Role(url)
+    assert role.name.startswith(PREFIX), role.name
+    await role.admin("CREATE ROLE {role} LOGIN", f'ALTER SCHEMA "{role.name}" OWNER TO {{role}}')
+    try:
+        yield role
+    finally:
+        await role.disconnect()
+        await role.admin("DROP OWNED BY {role}", "DROP ROLE {role}")
 
 
 @pytest.fixture

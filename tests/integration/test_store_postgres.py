@@ -7,17 +7,30 @@ and races them; the single-writer rules must hold across them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import pytest
+import structlog.testing
+from aiohttp.test_utils import TestClient
 
 from gateway import errors, models
+from gateway.app import create_app
+from gateway.settings import Settings
 from gateway.store import base, store_from_url
 from gateway.store.changes import Changes
-from gateway.store.postgres import PostgresStore
+from gateway.store.postgres import PostgresStore, pool
 from tests import pg
-from tests.integration.store_contract.common import NOW, endpoint, new_delivery, new_run, trigger
+from tests.integration.store_contract.common import (
+    NOW,
+    SECRET_KEY,
+    endpoint,
+    new_delivery,
+    new_run,
+    raw,
+    trigger,
+)
 
 HEALTH = base.HealthPolicy(
     circuit_failure_threshold=100, circuit_cooldown_seconds=60, disable_after_seconds=3600
@@ -27,7 +40,7 @@ HEALTH = base.HealthPolicy(
 @pytest.fixture
 async def stores(postgres_url: str) -> AsyncIterator[list[PostgresStore]]:
     """Two stores on one database, opened together."""
-    opened = [PostgresStore(postgres_url, max_size=4) for _ in range(2)]
+    opened = [PostgresStore(postgres_url, SECRET_KEY, max_size=4) for _ in range(2)]
     await asyncio.gather(*(store.open() for store in opened))
     yield opened
     for store in opened:
@@ -35,7 +48,7 @@ async def stores(postgres_url: str) -> AsyncIterator[list[PostgresStore]]:
 
 
 async def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
-    many = [PostgresStore(postgres_url, min_size=1, max_size=1) for _ in range(4)]
+    many = [PostgresStore(postgres_url, SECRET_KEY, min_size=1, max_size=1) for _ in range(4)]
     try:
         await asyncio.gather(*(store.open() for store in many))
     finally:
@@ -46,8 +59,33 @@ async def test_processes_starting_together_migrate_once(postgres_url: str) -> No
         versions = await conn.fetch("SELECT version FROM schema_version")
     finally:
         await conn.close()
-    assert [row["version"] for row in versions] == [1]
+    expected = [int(script.name.split("_", 1)[0]) for script in pool.MIGRATIONS]
+    assert [row["version"] for row in versions] == expected
     assert await PostgresStore(postgres_url).migrate() == []
+
+
+async def test_processes_starting_together_seal_plaintext_secrets_once(postgres_url: str) -> None:
+    first = PostgresStore(postgres_url, SECRET_KEY, max_size=1)
+    await first.open()
+    created = [await first.create_endpoint(endpoint(secret=f"whsec_{n}")) for n in range(5)]
+    await first.close()
+    await raw(postgres_url, "UPDATE endpoints SET secret = 'whsec_' || endpoint_id")
+
+    many = [PostgresStore(postgres_url, SECRET_KEY, min_size=1, max_size=1) for _ in range(4)]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await asyncio.gather(*(store.open() for store in many))
+        read = [await store.get_endpoint(e.endpoint_id) for store in many for e in created]
+    finally:
+        for store in many:
+            await store.close()
+    assert [e.secret for e in read if e] == [f"whsec_{e.endpoint_id}" for e in created] * 4
+    assert [
+        entry["endpoints"] for entry in logs if entry["event"] == "endpoint_secrets_sealed"
+    ] == [5]
+    assert not any(
+        "whsec_" in secret for (secret,) in await raw(postgres_url, "SELECT secret FROM endpoints")
+    )
 
 
 async def test_one_dedup_key_ingested_at_once_starts_one_run(
@@ -225,7 +263,7 @@ async def test_a_lost_listener_listens_again_and_says_resync(stores: list[Postgr
 
 async def test_stores_in_other_schemas_hear_nothing(stores: list[PostgresStore]) -> None:
     async with pg.fresh_schema() as other_url:
-        other = PostgresStore(other_url, max_size=1)
+        other = PostgresStore(other_url, SECRET_KEY, max_size=1)
         await other.open()
         try:
             async with other.subscribe() as heard:
@@ -299,3 +337,106 @@ async def test_an_endpoint_cap_holds_while_two_dispatchers_work(
     assert max(leased_at_once) <= cap
     done = await stores[1].list_deliveries(base.DeliverySelection(), limit=100)
     assert [(d.status, d.attempts) for d in done] == [("succeeded", 1)] * total
+
+
+# A database that cannot take the work: every API answers 503 with Retry-After, /healthz says
+# so, and both recover by themselves once it can. Each outage is a real one, applied to a role
+# only this test uses: it may not connect at all, or only read (as a standby does); its open
+# sessions end, as they do when a server restarts or fails over.
+OUTAGES = {
+    "connections refused": (
+        "ALTER ROLE {role} CONNECTION LIMIT 0",
+        "ALTER ROLE {role} CONNECTION LIMIT -1",
+    ),
+    "read-only": (
+        "ALTER ROLE {role} SET default_transaction_read_only = on",
+        "ALTER ROLE {role} RESET default_transaction_read_only",
+    ),
+}
+
+
+WRITES = [
+    ("/api/v1/webhook/echo", {"n": 1}),
+    ("/threads", {"metadata": {"n": 1}}),
+    ("/runs", {"assistant_id": "echo", "input": {"n": 1}}),
+    ("/api/v1/endpoints", {"url": "http://127.0.0.1:9/y"}),
+]
+
+
+async def assert_unavailable(response: Any) -> None:
+    assert response.status == 503, await response.text()
+    assert int(response.headers["Retry-After"]) > 0
+    assert "retry later" in (await response.json())["detail"]
+
+
+async def eventually_healthy(client: TestClient[Any, Any], within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while (health := await client.get("/healthz")).status != 200:
+        assert asyncio.get_running_loop().time() < deadline, await health.text()
+        await asyncio.sleep(0.05)
+    assert await health.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
+async def test_an_unavailable_database_is_a_503_until_it_comes_back(
+    outage: str,
+    postgres_url: str,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    make_settings: Callable[..., Settings],
+) -> None:
+    start, end = OUTAGES[outage]
+    async with pg.own_role(postgres_url) as role:
+        settings = make_settings(database_url=role.url, secret_key=SECRET_KEY)
+        client = await aiohttp_client(create_app(settings))
+        created = await client.post("/api/v1/endpoints", json={"url": "http://127.0.0.1:9/x"})
+        assert created.status == 201, await created.text()
+
+        await role.admin(start)
+        await role.disconnect()
+        for path, body in WRITES:
+            await assert_unavailable(await client.post(path, json=body))
+        health = await client.get("/healthz")
+        await assert_unavailable(health)
+        assert (await health.json())["status"] == "unavailable"
+        listed = await client.get("/api/v1/endpoints")
+        if outage == "read-only":  # reads still answer
+            assert [e["url"] for e in await listed.json()] == ["http://127.0.0.1:9/x"]
+        else:
+            await assert_unavailable(listed)
+
+        await role.admin(end)
+        await role.disconnect()
+        await eventually_healthy(client)
+        accepted = await client.post("/api/v1/webhook/echo", json={"n": 2})
+        assert accepted.status == 202, await accepted.text()
+        await client.close()
+
+
+async def test_only_what_may_pass_counts_as_unavailable(postgres_url: str) -> None:
+    """Real errors of the server: a refused value or a bug is not an outage; a full disk
+    (PostgreSQL says "could not extend file", SQLSTATE 53100) or a shutdown is."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("CREATE TABLE t (x text PRIMARY KEY)")
+        await conn.execute("INSERT INTO t VALUES ('a')")
+        refused = []
+        for sql in ("INSERT INTO t VALUES ('a')", "INSERT INTO", "SELECT 1/0"):
+            with pytest.raises(asyncpg.PostgresError) as caught:
+                await conn.execute(sql)
+            refused.append(caught.value)
+        with pytest.raises(asyncpg.PostgresError) as caught:
+            async with conn.transaction(readonly=True):
+                await conn.execute("INSERT INTO t VALUES ('b')")
+        read_only = caught.value
+    finally:
+        await conn.close()
+    assert not any(pool.is_unavailable(exc) for exc in refused)
+    assert pool.is_unavailable(read_only)
+    for outage in (
+        asyncpg.DiskFullError('could not extend file "base/1/2": No space left on device'),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+    ):
+        assert pool.is_unavailable(outage)
+    with pytest.raises(errors.StoreUnavailable, match="retry later"), pool.translated(postgres_url):
+        raise asyncpg.DiskFullError("could not extend file")

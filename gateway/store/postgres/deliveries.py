@@ -48,9 +48,21 @@ chosen AS (
     ORDER BY d.next_attempt_at LIMIT $3
     FOR UPDATE OF d SKIP LOCKED
 )
-UPDATE deliveries SET lease_expires_at = $2, updated_at = $1
+UPDATE deliveries SET lease_expires_at = $2, updated_at = $1, attempts = deliveries.attempts + 1
 FROM chosen WHERE deliveries.delivery_id = chosen.delivery_id
 RETURNING deliveries.*
+"""
+
+# A try recorded as started whose outcome is not recorded yet (the index of migration 0008).
+_ATTEMPT_OPEN = "status_code IS NULL AND error IS NULL"
+
+# Tries left open on a delivery whose lease ran out: the process sending them stopped. Whatever
+# holds the delivery now (a paused endpoint, a later retry), that try's outcome is unknown.
+_SETTLE_ABANDONED_ATTEMPTS = """
+UPDATE attempts AS a SET error = $2
+FROM deliveries d
+WHERE a.status_code IS NULL AND a.error IS NULL
+  AND d.delivery_id = a.delivery_id AND COALESCE(d.lease_expires_at, 0) <= $1
 """
 
 
@@ -72,6 +84,8 @@ class DeliveryVerbs(Database):
     ) -> list[models.Delivery]:
         async with self._transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", DELIVERY_CLAIM_LOCK)
+            if run_id is None:  # a run's fresh deliveries have no earlier try to settle
+                await conn.execute(_SETTLE_ABANDONED_ATTEMPTS, now, base.ATTEMPT_OUTCOME_UNKNOWN)
             claimed = await conn.fetch(
                 _CLAIM_DELIVERIES,
                 now,
@@ -81,17 +95,39 @@ class DeliveryVerbs(Database):
                 policy.max_concurrency,
                 run_id,
             )
+            # Each try is on record before its request leaves, in the claim's own commit.
+            await conn.executemany(
+                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms,"
+                " response_headers, response_body) VALUES ($1, $2, $3, 0, '{}', '')",
+                [(row["delivery_id"], row["attempts"], now) for row in claimed],
+            )
             await self._changed(conn, delivery_claimed=[row["delivery_id"] for row in claimed])
         return sorted((rows.delivery(row) for row in claimed), key=lambda d: d.next_attempt_at or 0)
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
-        await self._write(
-            "UPDATE deliveries SET next_attempt_at = $1, lease_expires_at = NULL"
-            " WHERE delivery_id = $2 AND status = 'pending' RETURNING delivery_id",
-            until,
-            delivery_id,
-            announce="delivery_deferred",
-        )
+        async with self._transaction() as conn:
+            attempt = await conn.fetchval(
+                "SELECT attempts FROM deliveries WHERE delivery_id = $1 AND status = 'pending'"
+                " FOR UPDATE",
+                delivery_id,
+            )
+            if attempt is None:
+                return
+            # The try the claim started never left: it goes, and its count with it.
+            started = await conn.fetchval(
+                "WITH gone AS (DELETE FROM attempts WHERE delivery_id = $1 AND attempt = $2"
+                f" AND {_ATTEMPT_OPEN} RETURNING 1) SELECT COUNT(*) FROM gone",
+                delivery_id,
+                attempt,
+            )
+            await conn.execute(
+                "UPDATE deliveries SET next_attempt_at = $1, lease_expires_at = NULL,"
+                " attempts = attempts - $2 WHERE delivery_id = $3",
+                until,
+                started,
+                delivery_id,
+            )
+            await self._changed(conn, delivery_deferred=[delivery_id])
 
     async def record_attempt(
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
@@ -100,7 +136,7 @@ class DeliveryVerbs(Database):
         ended_at = result.started_at + result.duration_ms / 1000
         async with self._transaction() as conn:
             attempts = await conn.fetchval(
-                "UPDATE deliveries SET attempts = attempts + 1, status = $1, next_attempt_at = $2,"
+                "UPDATE deliveries SET status = $1, next_attempt_at = $2,"
                 " lease_expires_at = NULL, last_status_code = $3, last_error = $4, updated_at = $5"
                 " WHERE delivery_id = $6 RETURNING attempts",
                 outcome.status.value,
@@ -112,17 +148,22 @@ class DeliveryVerbs(Database):
             )
             if attempts is None:
                 return None
+            # The try the claim started; one already settled as unknown takes its real outcome,
+            # so a slow sender's late outcome lands on its own try, not on a later one.
             await conn.execute(
-                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code,"
-                " response_headers, response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                delivery.delivery_id,
-                attempts,
+                "UPDATE attempts SET started_at = $1, duration_ms = $2, status_code = $3,"
+                " response_headers = $4, response_body = $5, error = $6"
+                " WHERE delivery_id = $7 AND attempt = $8 AND status_code IS NULL"
+                " AND (error IS NULL OR error = $9)",
                 result.started_at,
                 result.duration_ms,
                 result.status_code,
                 rows.dumps(result.response_headers),
                 result.response_body,
                 result.error,
+                delivery.delivery_id,
+                delivery.attempts,
+                base.ATTEMPT_OUTCOME_UNKNOWN,
             )
             change = None
             if delivery.endpoint_id is not None and outcome.health is not None:

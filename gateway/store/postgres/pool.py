@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
@@ -27,7 +27,9 @@ import structlog
 import tenacity
 
 from gateway import errors
+from gateway.store import local_state_dir
 from gateway.store.changes import RESYNC, ChangeFeed, Changes, changes
+from gateway.store.secretbox import SecretBox
 
 log = structlog.get_logger(__name__)
 
@@ -51,8 +53,16 @@ RELISTEN_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 Record = asyncpg.Record
 Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
-# Connection-level failures: the database is down, unreachable or refused us.
-_UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+# Connection-level failures: the database is down, unreachable or refused us. The driver's
+# internal error comes from a connection the server ended while it was idle in the pool (its
+# protocol state is then unusable); the pool replaces that connection.
+_UNREACHABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
 
 
 def describe(url: str) -> str:
@@ -77,12 +87,35 @@ def translated(url: str) -> Iterator[None]:
         # A value PostgreSQL cannot hold (a NUL character in text, an out-of-range number).
         raise errors.Unprocessable(f"the database refused a value: {exc}") from None
     except asyncpg.PostgresError as exc:
+        if is_unavailable(exc):
+            raise unavailable(url, exc) from None
         raise errors.StoreError(f"PostgreSQL error {exc.sqlstate}: {exc}") from None
     except ValueError as exc:
         # The driver could not encode a value for its column (asyncpg's client-side DataError).
         raise errors.Unprocessable(f"the database refused a value: {exc}") from None
     except _UNREACHABLE as exc:
-        raise errors.StoreError(f"PostgreSQL at {describe(url)} unreachable: {exc}") from None
+        raise unavailable(url, exc) from None
+
+
+# SQLSTATEs of a server that cannot take the work now, and may later: its connection is lost
+# or refused (08), it is out of disk, memory or connections (53: disk full and "could not
+# extend file" are 53100), an operator shut it down (57P), it failed at the OS level (58), or
+# it only reads (25006: a standby, or default_transaction_read_only).
+_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
+_READ_ONLY = "25006"
+
+
+def is_unavailable(exc: asyncpg.PostgresError) -> bool:
+    state = exc.sqlstate or ""
+    return state == _READ_ONLY or state.startswith(_UNAVAILABLE_CLASSES)
+
+
+def unavailable(url: str, exc: BaseException) -> errors.StoreUnavailable:
+    """What callers get instead of the driver's error: 503 with ``Retry-After``."""
+    detail = str(exc) or type(exc).__name__
+    return errors.StoreUnavailable(
+        f"PostgreSQL at {describe(url)} cannot take this now: {detail}; retry later"
+    )
 
 
 class Database:
@@ -104,15 +137,24 @@ class Database:
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
         self.channel = CHANNEL_PREFIX
+        self._secrets: SecretBox | None = None
+        self.write_failure: str | None = None
+
+    @property
+    def secrets(self) -> SecretBox:
+        if self._secrets is None:
+            raise errors.StoreError("the store is not open")
+        return self._secrets
 
     # lifecycle
 
     async def open(self) -> None:
+        self._secrets = SecretBox.for_database(self.secret_key, local_state_dir(self.url))
         pool = await self._connect()
         try:
             with translated(self.url):
                 async with pool.acquire() as conn:
-                    await migrate(conn)
+                    await migrate(conn, then=self._on_open)
                     self.channel = channel_for(await conn.fetchval("SELECT current_schema()"))
             self._closing = False
             await self._listen()
@@ -149,6 +191,10 @@ class Database:
             self.url, min_size=self.min_size, max_size=self.max_size, timeout=5
         )
         return pool
+
+    async def _on_open(self, conn: Connection) -> None:
+        """Under the migration lock, after the migrations: bring stored values to the form this
+        version keeps them in (the endpoint verbs seal secrets), once for N processes."""
 
     async def migrate(self) -> list[int]:
         """Apply the migrations this database lacks; the versions applied."""
@@ -239,7 +285,32 @@ class Database:
         return self._writes
 
     async def ping(self) -> None:
-        await self._fetchval("SELECT 1")
+        """Reachable and taking writes: not a standby nor read-only by default, and after a
+        refused write, a probe write gets through (a load balancer sends nothing meanwhile, so
+        ``/healthz`` itself must notice the database coming back)."""
+        read_only = await self._fetchval(
+            "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+        )
+        if read_only:
+            raise errors.StoreUnavailable(
+                f"PostgreSQL at {describe(self.url)} only reads (a standby, or read-only by "
+                "default); retry later"
+            )
+        if self.write_failure is not None:
+            await self._write(
+                "UPDATE schema_version SET applied_at = applied_at"
+                " WHERE version = (SELECT MAX(version) FROM schema_version)"
+            )
+
+    def _refused(self, exc: errors.StoreUnavailable) -> None:
+        if self.write_failure is None:
+            log.error("store_unwritable", backend="postgres", error=exc.detail)
+        self.write_failure = exc.detail
+
+    def _wrote(self) -> None:
+        if self.write_failure is not None:
+            log.info("store_writable_again", backend="postgres", after=self.write_failure)
+            self.write_failure = None
 
     # statements
 
@@ -251,13 +322,19 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:
-        """One write verb: a pooled connection in a transaction, errors translated."""
+        """One write verb: a pooled connection in a transaction, errors translated; a write
+        the database cannot take now is remembered for ``ping`` until one gets through."""
         pool = self.pool
         self._writes += 1
         try:
             with translated(self.url):
                 async with pool.acquire() as conn, conn.transaction():
                     yield conn
+        except errors.StoreUnavailable as exc:
+            self._refused(exc)
+            raise
+        else:
+            self._wrote()
         finally:
             self._writes -= 1
 
@@ -283,9 +360,11 @@ class Database:
             return found
 
 
-async def migrate(conn: Connection) -> list[int]:
+async def migrate(
+    conn: Connection, then: Callable[[Connection], Awaitable[None]] | None = None
+) -> list[int]:
     """Apply the missing migrations, each in its own transaction, under an advisory lock so
-    that N processes starting together apply each one once."""
+    that N processes starting together apply each one once; ``then`` runs under the lock too."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
         await conn.execute(
@@ -302,6 +381,8 @@ async def migrate(conn: Connection) -> list[int]:
                     await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", number)
                 log.info("store_migrated", backend="postgres", version=number)
                 applied.append(number)
+        if then is not None:
+            await then(conn)
         return applied
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)

@@ -9,6 +9,7 @@ from typing import Any
 from gateway import models
 from gateway.store import base
 from gateway.store.postgres.pool import Record
+from gateway.store.secretbox import SecretBox
 
 
 def dumps(value: Any) -> str:
@@ -60,8 +61,12 @@ def event(row: Record) -> models.Event:
     )
 
 
-def endpoint(row: Record) -> models.Endpoint:
+def endpoint(row: Record, secrets: SecretBox) -> models.Endpoint:
+    """An endpoint with its secrets opened (they are stored sealed, see ``secretbox``)."""
     fields = dict(row)
+    fields["secret"] = secrets.open(fields["secret"])
+    if fields["previous_secret"] is not None:
+        fields["previous_secret"] = secrets.open(fields["previous_secret"])
     fields["flow_ids"] = tuple(loads(fields["flow_ids"]))
     fields["event_types"] = tuple(loads(fields["event_types"]))
     schedule = loads(fields["retry_schedule"])

@@ -293,11 +293,27 @@ class ThreadVerbs(Database):
 
 
 def _metadata_filters(metadata: Mapping[str, Any], params: list[Any]) -> list[str]:
+    """Every (key, value) of ``metadata`` is in the row's. The key is a parameter of ``->``, so
+    it means itself (quotes, backslashes, dots, brackets: never a path); ``jsonb`` equality
+    compares by JSON type (true is not 1, null only matches a null, 1 matches 1.0). A NUL
+    character, which no ``jsonb`` value can hold, matches nothing."""
+    if _holds_nul(dict(metadata)):
+        return ["FALSE"]
     clauses = []
     for key, value in metadata.items():
         params.extend([key, rows.dumps(value)])
         clauses.append(f"metadata -> ${len(params) - 1}::text = ${len(params)}::jsonb")
     return clauses
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _thread_filters(search: base.ThreadSearch) -> tuple[str, list[Any]]:

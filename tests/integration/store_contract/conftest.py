@@ -9,7 +9,7 @@ import pytest
 
 from gateway.store import store_from_url
 from tests import pg
-from tests.integration.store_contract.common import BACKENDS, FullStore, OpenStore
+from tests.integration.store_contract.common import BACKENDS, SECRET_KEY, FullStore, OpenStore
 
 
 @pytest.fixture(params=BACKENDS)
@@ -27,8 +27,8 @@ async def new_store(database_url: str) -> AsyncIterator[OpenStore]:
     """Opens stores on the test's database; closes them all at the end."""
     opened: list[FullStore] = []
 
-    def make() -> FullStore:
-        store: FullStore = store_from_url(database_url)  # type: ignore[assignment]
+    def make(secret_key: str = SECRET_KEY) -> FullStore:
+        store: FullStore = store_from_url(database_url, secret_key)  # type: ignore[assignment]
         opened.append(store)
         return store
 

@@ -44,8 +44,8 @@ async def test_a_scheduled_retry_hides_the_delivery_until_it_is_due(store: FullS
     assert await store.next_due_at() == NOW + 5
     assert await store.claim_deliveries(10, NOW + 4, 30, CLAIM) == []
     [due] = await store.claim_deliveries(10, NOW + 5, 30, CLAIM)
-    assert (due.attempts, due.last_status_code) == (1, 500)
-    [attempt] = await store.list_attempts(delivery_id)
+    assert (due.attempts, due.last_status_code) == (2, 500), "the claim counts the try it starts"
+    attempt, _ = await store.list_attempts(delivery_id)
     assert (attempt.attempt, attempt.result.response_body) == (1, b"no")
 
 
@@ -55,6 +55,60 @@ async def test_an_expired_delivery_lease_is_claimed_again(store: FullStore) -> N
     assert await store.next_due_at() == NOW + 30
     [again] = await store.claim_deliveries(10, NOW + 31, 30, CLAIM)
     assert again.delivery_id == delivery_id
+
+
+def outcome_of(attempt: models.Attempt) -> tuple[int, int | None, str | None]:
+    return attempt.attempt, attempt.result.status_code, attempt.result.error
+
+
+async def test_a_claim_records_its_try_as_started_before_anything_is_sent(
+    store: FullStore,
+) -> None:
+    _, delivery_id = await finished_with_delivery(store)
+    [claimed] = await store.claim_deliveries(10, NOW, 30, CLAIM)
+    assert claimed.attempts == 1
+    assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [(1, None, None)]
+    ok = models.AttemptResult(started_at=NOW + 1, duration_ms=2, status_code=204)
+    await store.record_attempt(claimed, base.AttemptOutcome(ok, models.DeliveryStatus.SUCCEEDED))
+    [attempt] = await store.list_attempts(delivery_id)
+    assert (outcome_of(attempt), attempt.result.started_at) == ((1, 204, None), NOW + 1)
+    delivery = await store.get_delivery(delivery_id)
+    assert delivery is not None
+    assert delivery.attempts == 1
+
+
+async def test_a_try_whose_lease_ran_out_has_an_unknown_outcome_and_counts(
+    store: FullStore,
+) -> None:
+    """The process sending it stopped: the next claim settles it as unknown and counts it."""
+    _, delivery_id = await finished_with_delivery(store)
+    [first] = await store.claim_deliveries(10, NOW, 30, CLAIM)
+    [again] = await store.claim_deliveries(10, NOW + 31, 30, CLAIM)
+    assert again.attempts == 2
+    assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [
+        (1, None, base.ATTEMPT_OUTCOME_UNKNOWN),
+        (2, None, None),
+    ]
+    # A sender that was only slow still records what really happened to its try.
+    late = models.AttemptResult(started_at=NOW, duration_ms=40_000, status_code=200)
+    await store.record_attempt(first, base.AttemptOutcome(late, models.DeliveryStatus.SUCCEEDED))
+    assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [
+        (1, 200, None),
+        (2, None, None),
+    ]
+
+
+async def test_an_abandoned_try_is_settled_even_when_its_endpoint_holds_it(
+    store: FullStore,
+) -> None:
+    target = await store.create_endpoint(endpoint())
+    delivery = new_delivery(target.endpoint_id)
+    await store.enqueue_deliveries(None, [delivery], NOW)
+    assert len(await store.claim_deliveries(10, NOW, 30, CLAIM)) == 1
+    await store.update_endpoint(target.endpoint_id, {"enabled": False}, NOW + 1)
+    assert await store.claim_deliveries(10, NOW + 31, 30, CLAIM) == []
+    [attempt] = await store.list_attempts(delivery.delivery_id)
+    assert outcome_of(attempt) == (1, None, base.ATTEMPT_OUTCOME_UNKNOWN)
 
 
 async def test_a_success_ends_the_delivery_and_keeps_the_attempt(store: FullStore) -> None:
@@ -134,13 +188,15 @@ async def test_a_410_disables_the_endpoint(store: FullStore) -> None:
     assert (resumed.state(NOW + 1), resumed.consecutive_failures) == ("active", 0)
 
 
-async def test_deferring_uses_up_no_attempt(store: FullStore) -> None:
+async def test_a_deferred_delivery_uses_up_no_attempt(store: FullStore) -> None:
     _, delivery_id = await finished_with_delivery(store)
     [claimed] = await store.claim_deliveries(10, NOW, 30, CLAIM)
     await store.defer_delivery(claimed.delivery_id, NOW + 7)
     assert await store.next_due_at() == NOW + 7
-    [again] = await store.claim_deliveries(10, NOW + 7, 30, CLAIM)
-    assert (again.delivery_id, again.attempts) == (delivery_id, 0)
+    assert await store.list_attempts(delivery_id) == []
+    [due] = await store.claim_deliveries(10, NOW + 7, 30, CLAIM)
+    assert (due.delivery_id, due.attempts) == (delivery_id, 1)
+    assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [(1, None, None)]
 
 
 async def test_retry_and_replay_make_deliveries_due_now(store: FullStore) -> None:

@@ -199,3 +199,56 @@ async def test_a_firing_happens_once(store: FullStore) -> None:
     assert ended is not None
     assert not ended.enabled
     assert await store.due_crons(NOW + 1000, 10) == []
+
+
+# Metadata filters: each wanted key means itself (never a path), each value matches by JSON type.
+KEYS = ['a"b', "back\\slash", "a.b", "k[0]", "$", "$.a", "", "it's", "a", "\\u0041"]
+
+
+async def test_metadata_filter_keys_match_literally(store: FullStore) -> None:
+    owners = {}
+    for n, key in enumerate(KEYS):
+        await store.create_thread(thread(f"t{n}", **{key: 7}), "raise")
+        made = await store.create_cron(cron(metadata={key: 7}, created_at=NOW + n))
+        owners[key] = (f"t{n}", made.cron_id)
+    await store.create_thread(thread("nested", a={"b": 7}, k=[7]), "raise")
+    await store.create_cron(cron(metadata={"a": {"b": 7}, "k": [7]}))
+    for key in KEYS:
+        threads = base.ThreadSearch(metadata={key: 7}, limit=100)
+        crons = base.CronSearch(metadata={key: 7}, limit=100)
+        found = (
+            [t.thread_id for t in await store.search_threads(threads)],
+            [c.cron_id for c in await store.search_crons(crons)],
+        )
+        assert found == ([owners[key][0]], [owners[key][1]]), key
+        assert (await store.count_threads(threads), await store.count_crons(crons)) == (1, 1)
+    nowhere = base.ThreadSearch(metadata={"nul\x00": 7, "a": 7})
+    assert await store.search_threads(nowhere) == []
+    assert await store.count_crons(base.CronSearch(metadata={"a\x00": 7})) == 0
+
+
+async def test_metadata_filter_values_match_by_json_type(store: FullStore) -> None:
+    values = {
+        "true": True,
+        "one": 1,
+        "text": "1",
+        "null": None,
+        "false": False,
+        "zero": 0,
+        "object": {"b": 1},
+        "list": [1],
+    }
+    for name, value in values.items():
+        await store.create_thread(thread(name, v=value), "raise")
+    await store.create_thread(thread("without"), "raise")
+
+    async def having(wanted: dict[str, object]) -> list[str]:
+        search = base.ThreadSearch(metadata=wanted, limit=100)
+        return sorted(t.thread_id for t in await store.search_threads(search))
+
+    for name, value in values.items():
+        assert await having({"v": value}) == [name], name
+    assert await having({"v": 1.0}) == ["one"], "a number is a number, however written"
+    assert await having({"w": None}) == [], "null matches a null, not a missing key"
+    assert await having({"v": 1, "w": 2}) == []
+    assert await having({}) == sorted([*values, "without"])
