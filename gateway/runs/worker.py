@@ -1,13 +1,15 @@
 """The run worker: claims pending runs with a lease, executes their flows, finishes them.
 
-A lease rather than a lock: if this process dies mid-run, the run's lease expires and any
-worker claims it again, so every acknowledged trigger ends in a finished run.
+A lease rather than a lock: the heartbeat (``gateway.heartbeat``) renews it while the run is
+alive here; if this process dies mid-run, the lease lapses and any worker claims the run again,
+so every acknowledged trigger ends in a finished run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from typing import Any
 
 import structlog
@@ -36,10 +38,7 @@ class RunWorker:
         self.clock = clock
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        longest = max((flow.timeout for flow in service.flows.values()), default=0.0)
-        # The lease must outlive the longest run plus the time to record its end: 10 s of
-        # grace, or the configured lease when that is shorter (fast recovery after a crash).
-        self.lease_seconds = max(lease_seconds, longest + min(10.0, lease_seconds))
+        self.lease_seconds = lease_seconds
         self._running: dict[str, asyncio.Task[None]] = {}
         self._in_flow: set[str] = set()
         self._cancelled: dict[str, str] = {}
@@ -79,6 +78,20 @@ class RunWorker:
         task = asyncio.create_task(self.execute(run), name=f"run-{run.run_id}")
         self._running[run.run_id] = task
         task.add_done_callback(self._done(run.run_id))
+
+    def held(self) -> Collection[str]:
+        """Runs leased to this worker (the heartbeat renews their leases)."""
+        return list(self._running)
+
+    def lost(self, ids: Collection[str]) -> None:
+        """Leases the heartbeat could not renew. A run still in its flow here was taken over by
+        another process after its lease lapsed (or ended or deleted elsewhere): stop it without
+        an ending of ours. The others are recording their ending already."""
+        for run_id in ids:
+            task = self._running.get(run_id)
+            if task is not None and run_id in self._in_flow:
+                log.warning("run_lease_lost", run_id=run_id)
+                task.cancel()
 
     def _done(self, run_id: str) -> Any:
         def callback(_: asyncio.Task[None]) -> None:

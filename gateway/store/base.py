@@ -9,6 +9,8 @@ sharing one PostgreSQL database, as they do with SQLite's single writer:
 - ``create_run`` with ``if_thread_idle``: no two such runs both find their thread idle;
 - ``claim_runs``: a run goes to one claimer per lease; a thread runs one run at a time,
   oldest first;
+- ``renew_run_leases``, ``renew_delivery_leases``: a lease is renewed only by its owner, and
+  never once another claimer took the work after it lapsed;
 - ``finish_run``: a run ends once and enqueues its deliveries once;
 - ``claim_deliveries``: a delivery goes to one claimer per lease; an endpoint's cap counts
   the leases of every claimer;
@@ -21,6 +23,9 @@ The contract suite (tests/integration/store_contract/) checks them on each backe
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -124,7 +129,18 @@ class DeliverySelection:
     until: float | None = None
 
 
+def new_owner() -> str:
+    """A name for the leases one store instance takes: ``host:pid:random``, unique across hosts
+    and restarts, and telling an operator which process holds what."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 class Store(Protocol):
+    @property
+    def owner(self) -> str:
+        """The name (``new_owner``) recorded on every lease this store instance takes, and on
+        the runs it ends; one per gateway process."""
+
     async def open(self) -> None:
         """Connect, create or migrate the schema, start background writers."""
 
@@ -159,13 +175,25 @@ class Store(Protocol):
     async def get_trigger(self, trigger_id: str) -> models.Trigger | None: ...
 
     async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
-        """Lease up to ``limit`` pending runs, or running runs whose lease expired, and mark them running."""
+        """Lease up to ``limit`` pending runs, or running runs whose lease expired, to this
+        owner, and mark them running."""
 
     async def finish_run(self, ending: RunEnding, now: float) -> models.Run | None:
         """Write the final status and enqueue the deliveries; None if the run had already ended."""
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
-        """Hand running runs back to the queue (graceful shutdown)."""
+        """Hand running runs this owner holds back to the queue (graceful shutdown)."""
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        """Extend to ``until`` the leases this owner still holds on these running runs (one
+        statement); the ids renewed. A missing one ended, or was taken over after its lease
+        lapsed."""
+
+    async def take_over(self, now: float) -> int:
+        """Start serving as ``owner``; how many leases were released. SQLite, one process per
+        file: lock the file for this process (a second gateway gets ``StoreError``) and release
+        every lease another owner holds, since that owner is a dead predecessor. PostgreSQL:
+        nothing, a dead process's leases lapse and others take its work."""
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int: ...
 
@@ -212,6 +240,10 @@ class Store(Protocol):
         In the same transaction each one's try is recorded as started and counted in
         ``attempts`` (so a crash mid-send leaves a record of it), and a try still without
         outcome on a delivery whose lease ran out gets ``ATTEMPT_OUTCOME_UNKNOWN``."""
+
+    async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
+        """Extend to ``until`` the leases this owner still holds on these pending deliveries
+        (one statement); the ids renewed."""
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         """Release a claimed delivery unsent, due again at ``until``; uses up no attempt (its

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,6 +44,60 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@dataclasses.dataclass
+class _ProcessLock:
+    fd: int
+    owners: set[str]
+
+
+# Files this process serves, each with the owners of its stores that serve it (tests run
+# several apps on one file in one process; another process is another gateway).
+_SERVED: dict[Path, _ProcessLock] = {}
+
+
+def serve_file(path: Path, owner: str) -> set[str]:
+    """Lock ``path`` for this process, as ``owner``; every owner in this process serving it.
+    A second gateway process on the same file gets a clear ``StoreError``."""
+    key = path.resolve()
+    served = _SERVED.get(key)
+    if served is None:
+        served = _SERVED[key] = _ProcessLock(lock_database(key), set())
+    served.owners.add(owner)
+    return set(served.owners)
+
+
+def stop_serving(path: Path, owner: str) -> None:
+    key = path.resolve()
+    served = _SERVED.get(key)
+    if served is None or owner not in served.owners:
+        return
+    served.owners.discard(owner)
+    if not served.owners:
+        os.close(served.fd)  # closing the descriptor releases the lock
+        del _SERVED[key]
+
+
+def lock_database(path: Path) -> int:
+    """Hold an exclusive lock on ``<path>.lock`` for as long as the returned descriptor stays
+    open (the process's life): a second gateway on the same file gets a clear ``StoreError``
+    instead of sharing it. Operator commands do not take it, so they work while a gateway runs."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise errors.StoreError(
+            f"another gateway (pid {holder}) is serving {path}: a SQLite database takes one "
+            "process; stop that one first, or use PostgreSQL (database_url = postgresql://…) "
+            "to run several"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def path_from_url(database_url: str) -> Path:
     """``sqlite:///relative.db`` or ``sqlite:////absolute.db``, as SQLAlchemy spells them."""
     if not database_url.startswith("sqlite:///"):
@@ -59,6 +115,7 @@ class SQLiteStore:
         self._writer_conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._writer: GroupCommitWriter | None = None
+        self.owner = base.new_owner()
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -184,6 +241,7 @@ class SQLiteStore:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer_conn = None
+        stop_serving(self.path, self.owner)
 
     def write_backlog(self) -> int:
         return 0 if self._writer is None else self._writer.backlog
@@ -235,7 +293,7 @@ class SQLiteStore:
                 if existing is not None:
                     return existing, False
             _insert_trigger(conn, trigger, run.run_id)
-            return _insert_run(conn, run, now, trigger.trigger_id), True
+            return _insert_run(conn, run, now, trigger.trigger_id, self.owner), True
 
         row, created = await self.writer.submit(job)
         return _run(row), created
@@ -248,7 +306,7 @@ class SQLiteStore:
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         def job(conn: sqlite3.Connection) -> sqlite3.Row:
-            return _insert_run(conn, run, now, None)
+            return _insert_run(conn, run, now, None, self.owner)
 
         return _run(await self.writer.submit(job))
 
@@ -270,7 +328,7 @@ class SQLiteStore:
                 closing(
                     conn.execute(
                         "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = ?,"
-                        " started_at = COALESCE(started_at, ?), updated_at = ?"
+                        " lease_owner = ?, started_at = COALESCE(started_at, ?), updated_at = ?"
                         " WHERE run_id IN (SELECT run_id FROM runs"
                         "   WHERE status IN ('pending', 'running')"  # the runs_open index
                         "   AND ((status = 'pending' AND created_at <= ? AND "
@@ -279,7 +337,7 @@ class SQLiteStore:
                         "   OR (status = 'running' AND lease_expires_at <= ?))"
                         "   ORDER BY created_at LIMIT ?)"
                         " RETURNING *",
-                        (now + lease_seconds, now, now, now, now, limit),
+                        (now + lease_seconds, self.owner, now, now, now, now, limit),
                     )
                 ) as cursor
             ):
@@ -293,14 +351,15 @@ class SQLiteStore:
             with closing(
                 conn.execute(
                     "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
-                    " lease_expires_at = NULL WHERE run_id = ? AND status IN ('pending', 'running')"
-                    " RETURNING *",
+                    " lease_expires_at = NULL, lease_owner = ? WHERE run_id = ?"
+                    " AND status IN ('pending', 'running') RETURNING *",
                     (
                         ending.status.value,
                         _dumps(ending.output),
                         None if ending.error is None else _dumps(ending.error),
                         now,
                         now,
+                        self.owner,
                         ending.run_id,
                     ),
                 )
@@ -326,12 +385,69 @@ class SQLiteStore:
 
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, updated_at = ?"
-                " WHERE run_id = ? AND status = 'running'",
-                [(now, run_id) for run_id in run_ids],
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+                " updated_at = ? WHERE run_id = ? AND status = 'running' AND lease_owner = ?",
+                [(now, run_id, self.owner) for run_id in run_ids],
             )
 
         await self.writer.submit(job)
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        return await self._renew("runs", "run_id", "status = 'running'", run_ids, until)
+
+    async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
+        # A lease released meanwhile (the try recorded, or deferred) stays released.
+        return await self._renew(
+            "deliveries",
+            "delivery_id",
+            "status = 'pending' AND lease_expires_at IS NOT NULL",
+            delivery_ids,
+            until,
+        )
+
+    async def _renew(
+        self, table: str, key: str, held: str, ids: Sequence[str], until: float
+    ) -> list[str]:
+        """One UPDATE: the leases this owner still holds on ``ids`` now last until ``until``."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            with closing(
+                conn.execute(
+                    f"UPDATE {table} SET lease_expires_at = ? WHERE {key} IN ({marks})"
+                    f" AND {held} AND lease_owner = ? RETURNING {key}",
+                    (until, *ids, self.owner),
+                )
+            ) as cursor:
+                return [row[0] for row in cursor.fetchall()]
+
+        return await self.writer.submit(job)
+
+    async def take_over(self, now: float) -> int:
+        alive = sorted(serve_file(self.path, self.owner))
+        marks = ", ".join("?" * len(alive))
+
+        def job(conn: sqlite3.Connection) -> int:
+            runs = conn.execute(
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+                " updated_at = ? WHERE status = 'running'"
+                f" AND (lease_owner IS NULL OR lease_owner NOT IN ({marks}))",
+                (now, *alive),
+            ).rowcount
+            deliveries = conn.execute(
+                "UPDATE deliveries SET lease_expires_at = NULL, lease_owner = NULL"
+                " WHERE status = 'pending' AND lease_expires_at IS NOT NULL"
+                f" AND (lease_owner IS NULL OR lease_owner NOT IN ({marks}))",
+                alive,
+            ).rowcount
+            return runs + deliveries
+
+        released = await self.writer.submit(job)
+        if released:
+            log.info("leases_taken_over", released=released, path=str(self.path))
+        return released
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
         def job(conn: sqlite3.Connection) -> int:
@@ -474,6 +590,7 @@ class SQLiteStore:
                         "threshold": policy.circuit_failure_threshold,
                         "default_cap": policy.max_concurrency,
                         "run_id": run_id,
+                        "owner": self.owner,
                     },
                 )
             ) as cursor:
@@ -1130,8 +1247,13 @@ def _insert_trigger(conn: sqlite3.Connection, trigger: models.Trigger, run_id: s
 
 
 def _insert_run(
-    conn: sqlite3.Connection, run: base.NewRun, now: float, trigger_id: str | None
+    conn: sqlite3.Connection,
+    run: base.NewRun,
+    now: float,
+    trigger_id: str | None,
+    owner: str | None = None,
 ) -> sqlite3.Row:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
     if run.if_thread_idle and run.thread_id is not None:
         with closing(
             conn.execute(
@@ -1144,8 +1266,8 @@ def _insert_run(
     with closing(
         conn.execute(
             "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
-            " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at,"
+            " lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 run.run_id,
                 run.thread_id,
@@ -1160,6 +1282,7 @@ def _insert_run(
                 0 if run.lease_until is None else 1,
                 None if run.lease_until is None else now,
                 run.lease_until,
+                None if run.lease_until is None else owner,
             ),
         )
     ) as cursor:
@@ -1337,7 +1460,8 @@ due AS (
       AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
            AND COALESCE(e.circuit_open_until, 0) <= :now))
 )
-UPDATE deliveries SET lease_expires_at = :lease, updated_at = :now, attempts = attempts + 1
+UPDATE deliveries SET lease_expires_at = :lease, lease_owner = :owner, updated_at = :now,
+    attempts = attempts + 1
 WHERE delivery_id IN (
     SELECT due.delivery_id FROM due LEFT JOIN inflight USING (destination)
     WHERE due.position <= due.cap - COALESCE(inflight.n, 0)

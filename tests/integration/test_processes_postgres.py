@@ -36,8 +36,9 @@ def settings(make_settings: Callable[..., Settings], postgres_url: str) -> Setti
 
 
 @pytest.fixture
-async def gateways(aiohttp_client: Callable[..., Any], settings: Settings) -> list[Client]:
-    """Two gateway processes' worth of app (two stores, two workers, two dispatchers)."""
+async def gateways(settings: Settings, aiohttp_client: Callable[..., Any]) -> list[Client]:
+    """Two gateway processes' worth of app (two stores, two workers, two dispatchers). Their
+    database is set up first, so it is dropped only after they stopped."""
     return [await aiohttp_client(create_app(settings)) for _ in range(2)]
 
 

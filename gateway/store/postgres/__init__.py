@@ -6,6 +6,9 @@ inspection); ``pool`` holds the connections, the migrations and the error transl
 
 from __future__ import annotations
 
+from typing import Any
+
+from gateway.store import base
 from gateway.store.postgres.deliveries import DeliveryVerbs
 from gateway.store.postgres.endpoints import EndpointVerbs
 from gateway.store.postgres.inspection import InspectVerbs
@@ -15,6 +18,10 @@ from gateway.store.postgres.threads import ThreadVerbs
 
 class PostgresStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs):
     """Every verb of ``Store``, ``ThreadStore`` and ``InspectStore``, one transaction each."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = base.new_owner()
 
 
 __all__ = ["PostgresStore"]

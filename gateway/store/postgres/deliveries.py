@@ -48,7 +48,8 @@ chosen AS (
     ORDER BY d.next_attempt_at LIMIT $3
     FOR UPDATE OF d SKIP LOCKED
 )
-UPDATE deliveries SET lease_expires_at = $2, updated_at = $1, attempts = deliveries.attempts + 1
+UPDATE deliveries SET lease_expires_at = $2, updated_at = $1, attempts = deliveries.attempts + 1,
+    lease_owner = $7
 FROM chosen WHERE deliveries.delivery_id = chosen.delivery_id
 RETURNING deliveries.*
 """
@@ -67,6 +68,8 @@ WHERE a.status_code IS NULL AND a.error IS NULL
 
 
 class DeliveryVerbs(Database):
+    owner: str  # this process's name on its leases (PostgresStore sets it)
+
     async def enqueue_deliveries(
         self, run_id: str | None, deliveries: Sequence[models.NewDelivery], now: float
     ) -> None:
@@ -94,6 +97,7 @@ class DeliveryVerbs(Database):
                 policy.circuit_failure_threshold,
                 policy.max_concurrency,
                 run_id,
+                self.owner,
             )
             # Each try is on record before its request leaves, in the claim's own commit.
             await conn.executemany(
@@ -103,6 +107,20 @@ class DeliveryVerbs(Database):
             )
             await self._changed(conn, delivery_claimed=[row["delivery_id"] for row in claimed])
         return sorted((rows.delivery(row) for row in claimed), key=lambda d: d.next_attempt_at or 0)
+
+    async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
+        # A lease released meanwhile (the try recorded, or deferred) stays released.
+        if not delivery_ids:
+            return []
+        renewed = await self._write(
+            "UPDATE deliveries SET lease_expires_at = $1 WHERE delivery_id = ANY($2::text[])"
+            " AND status = 'pending' AND lease_owner = $3 AND lease_expires_at IS NOT NULL"
+            " RETURNING delivery_id",
+            until,
+            list(delivery_ids),
+            self.owner,
+        )
+        return [row["delivery_id"] for row in renewed]
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         async with self._transaction() as conn:

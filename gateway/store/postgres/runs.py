@@ -32,7 +32,7 @@ WITH chosen AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = $2,
-    started_at = COALESCE(started_at, $1), updated_at = $1
+    lease_owner = $4, started_at = COALESCE(started_at, $1), updated_at = $1
 FROM chosen WHERE runs.run_id = chosen.run_id
 RETURNING runs.*
 """
@@ -45,6 +45,8 @@ _DEDUP = (
 
 
 class RunVerbs(Database):
+    owner: str  # this process's name on its leases (PostgresStore sets it)
+
     async def create_trigger_and_run(
         self, trigger: models.Trigger, run: base.NewRun, now: float
     ) -> tuple[models.Run, bool]:
@@ -66,7 +68,7 @@ class RunVerbs(Database):
                 if existing is not None:
                     return rows.run(existing), False
             await insert_trigger(conn, trigger, run.run_id)
-            stored = rows.run(await insert_run(conn, run, now, trigger.trigger_id))
+            stored = rows.run(await insert_run(conn, run, now, trigger.trigger_id, self.owner))
             await self._changed(
                 conn, trigger_created=[trigger.trigger_id], **created_kinds(stored, now)
             )
@@ -79,7 +81,7 @@ class RunVerbs(Database):
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         async with self._transaction() as conn:
-            stored = rows.run(await insert_run(conn, run, now, None))
+            stored = rows.run(await insert_run(conn, run, now, None, self.owner))
             await self._changed(conn, **created_kinds(stored, now))
             return stored
 
@@ -93,7 +95,7 @@ class RunVerbs(Database):
 
     async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
         claimed = await self._write(
-            _CLAIM_RUNS, now, now + lease_seconds, limit, announce="run_claimed"
+            _CLAIM_RUNS, now, now + lease_seconds, limit, self.owner, announce="run_claimed"
         )
         return sorted((rows.run(row) for row in claimed), key=lambda run: run.created_at)
 
@@ -103,13 +105,14 @@ class RunVerbs(Database):
             # one set of deliveries.
             row = await conn.fetchrow(
                 "UPDATE runs SET status = $1, output = $2, error = $3, ended_at = $4,"
-                " updated_at = $4, lease_expires_at = NULL"
+                " updated_at = $4, lease_expires_at = NULL, lease_owner = $6"
                 " WHERE run_id = $5 AND status IN ('pending', 'running') RETURNING *",
                 ending.status.value,
                 rows.dumps(ending.output),
                 rows.dumps_or_none(ending.error),
                 now,
                 ending.run_id,
+                self.owner,
             )
             if row is None:
                 return None
@@ -131,12 +134,30 @@ class RunVerbs(Database):
         if not run_ids:
             return
         await self._write(
-            "UPDATE runs SET status = 'pending', lease_expires_at = NULL, updated_at = $1"
-            " WHERE run_id = ANY($2::text[]) AND status = 'running' RETURNING run_id",
+            "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+            " updated_at = $1 WHERE run_id = ANY($2::text[]) AND status = 'running'"
+            " AND lease_owner = $3 RETURNING run_id",
             now,
             list(run_ids),
+            self.owner,
             announce="run_queued",
         )
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        if not run_ids:
+            return []
+        renewed = await self._write(
+            "UPDATE runs SET lease_expires_at = $1 WHERE run_id = ANY($2::text[])"
+            " AND status = 'running' AND lease_owner = $3 RETURNING run_id",
+            until,
+            list(run_ids),
+            self.owner,
+        )
+        return [row["run_id"] for row in renewed]
+
+    async def take_over(self, now: float) -> int:
+        """Nothing to take: processes share the database, and a dead one's leases lapse."""
+        return 0
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
         async with self._transaction() as conn:
@@ -179,8 +200,13 @@ async def insert_trigger(conn: Connection, trigger: models.Trigger, run_id: str 
 
 
 async def insert_run(
-    conn: Connection, run: base.NewRun, now: float, trigger_id: str | None
+    conn: Connection,
+    run: base.NewRun,
+    now: float,
+    trigger_id: str | None,
+    owner: str | None = None,
 ) -> Record:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
     if run.if_thread_idle and run.thread_id is not None:
         # Runs that need the thread idle queue here, so no two of them both find it idle.
         await conn.execute(
@@ -196,8 +222,8 @@ async def insert_run(
     claimed = run.lease_until is not None
     row = await conn.fetchrow(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
-        " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *",
+        " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at, lease_owner)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
         run.run_id,
         run.thread_id,
         run.flow_id,
@@ -211,6 +237,7 @@ async def insert_run(
         1 if claimed else 0,
         now if claimed else None,
         run.lease_until,
+        owner if claimed else None,
     )
     assert row is not None
     return row
