@@ -22,13 +22,13 @@ from gateway.store import base, store_from_url
 from gateway.store.changes import Changes
 from gateway.store.postgres import PostgresStore, pool
 from tests import pg
+from tests.database import raw
 from tests.integration.store_contract.common import (
     NOW,
     SECRET_KEY,
     endpoint,
     new_delivery,
     new_run,
-    raw,
     trigger,
 )
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import sqlite3
-from contextlib import closing
 from typing import Any, Protocol
 
-import asyncpg
 from cryptography.fernet import Fernet
 
 from gateway import models
-from gateway.store import Store, backend_of, base
-from gateway.store.sqlite import path_from_url
+from gateway.store import Store, base
 
 NOW = 1_800_000_000.0
 CLAIM = base.ClaimPolicy(max_concurrency=10, circuit_failure_threshold=5)
@@ -27,21 +22,6 @@ class FullStore(Store, base.ThreadStore, base.InspectStore, Protocol):
 class OpenStore(Protocol):
     def __call__(self, secret_key: str = SECRET_KEY) -> FullStore:
         """A new, unopened store on the test's database, closed when the test ends."""
-
-
-async def raw(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Run ``sql`` (``?`` placeholders) beside the store, on the database itself: what the
-    rows hold, whatever the store makes of them."""
-    if backend_of(database_url) == "sqlite":
-        with closing(sqlite3.connect(path_from_url(database_url))) as db, db:
-            return [tuple(row) for row in db.execute(sql, params)]
-    numbered = iter(range(1, len(params) + 1))
-    conn = await asyncpg.connect(database_url)
-    try:
-        found = await conn.fetch(re.sub(r"\?", lambda _: f"${next(numbered)}", sql), *params)
-    finally:
-        await conn.close()
-    return [tuple(row) for row in found]
 
 
 def new_run(flow_id: str = "echo", thread_id: str | None = None, **fields: Any) -> base.NewRun:

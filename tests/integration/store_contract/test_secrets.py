@@ -10,13 +10,13 @@ from cryptography.fernet import Fernet
 
 from gateway import errors
 from gateway.store.secretbox import PREFIX
+from tests.database import raw
 from tests.integration.store_contract.common import (
     NOW,
     SECRET_KEY,
     FullStore,
     OpenStore,
     endpoint,
-    raw,
 )
 
 SECRET = "whsec_" + "c2VjcmV0LW9mLXRoZS1maXJzdC1lbmRwb2ludA=="
