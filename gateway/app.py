@@ -150,7 +150,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         _background(heartbeat.run_forever, "heartbeat"),
     ]
     if isinstance(store, ChangeSource):  # PostgreSQL: other processes' commits wake this one
-        tasks.append(_background(functools.partial(relay_changes, store, service), "relay"))
+        tasks.append(_background(functools.partial(relay_changes, store, service, worker), "relay"))
         if bins.notifier_key in app:  # and reach its /inspect pages
             notifier = app[bins.notifier_key]
             tasks.append(_background(functools.partial(republish, store, notifier), "inspect"))

@@ -184,6 +184,11 @@ class Store(Protocol):
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         """Hand running runs this owner holds back to the queue (graceful shutdown)."""
 
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        """Record that the run is to end ``interrupted`` with ``reason`` (its
+        ``cancel_reason``), announced as ``run.cancel_requested`` to every process; the run as
+        it now is, or None if it is unknown or already over."""
+
     async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
         """Extend to ``until`` the leases this owner still holds on these running runs (one
         statement); the ids renewed. A missing one ended, or was taken over after its lease

@@ -392,6 +392,21 @@ class SQLiteStore:
 
         await self.writer.submit(job)
 
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    "UPDATE runs SET cancel_reason = ?, updated_at = ?"
+                    " WHERE run_id = ? AND status IN ('pending', 'running') RETURNING *",
+                    (reason, now, run_id),
+                )
+            ) as cursor:
+                row: sqlite3.Row | None = cursor.fetchone()
+                return row
+
+        row = await self.writer.submit(job)
+        return _run(row) if row else None
+
     async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
         return await self._renew("runs", "run_id", "status = 'running'", run_ids, until)
 
@@ -1308,6 +1323,7 @@ def _run(row: sqlite3.Row) -> models.Run:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         trigger_id=row["trigger_id"],
+        cancel_reason=row["cancel_reason"],
     )
 
 

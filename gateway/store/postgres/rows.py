@@ -48,6 +48,7 @@ def run(row: Record) -> models.Run:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         trigger_id=row["trigger_id"],
+        cancel_reason=row["cancel_reason"],
     )
 
 

@@ -143,6 +143,17 @@ class RunVerbs(Database):
             announce="run_queued",
         )
 
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        found = await self._write(
+            "UPDATE runs SET cancel_reason = $1, updated_at = $2"
+            " WHERE run_id = $3 AND status IN ('pending', 'running') RETURNING *",
+            reason,
+            now,
+            run_id,
+            announce="run_cancel_requested",
+        )
+        return rows.run(found[0]) if found else None
+
     async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
         if not run_ids:
             return []
