@@ -119,6 +119,9 @@ class Run:
     started_at: float | None = None
     ended_at: float | None = None
     trigger_id: str | None = None
+    cancel_reason: str | None = None
+    """Set when a cancel was requested (``interrupted``, ``rolled back``, …): whichever process
+    runs the run, now or after claiming it, ends it ``interrupted`` with this reason."""
 
     @property
     def assistant_id(self) -> str:

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway import clock, errors, keys, log, models, netguard, signing
 from gateway.api import inputs
 from gateway.flows import Flow
-from gateway.outbox.delivery import timeout_limit
+from gateway.outbox.delivery import check_timeout
 from gateway.store import base
 
 
@@ -114,20 +114,19 @@ async def _endpoint_fields(request: web.Request, data: dict[str, Any]) -> dict[s
             if value is not None and value < minimum:
                 raise errors.Unprocessable(f"{name}: must be at least {minimum}")
             fields[name] = value
-    _check_timeout(fields.get("timeout"), settings.delivery_lease_seconds)
+    _check_timeout(fields.get("timeout"))
     if "retry_schedule" in data:
         fields["retry_schedule"] = inputs.delays(data, "retry_schedule")
     return fields
 
 
-def _check_timeout(timeout: float | None, lease_seconds: float) -> None:
-    """A request must end before its delivery's lease does, or a second one would go out."""
-    limit = timeout_limit(lease_seconds)
-    if timeout is not None and not timeout < limit:
-        raise errors.Unprocessable(
-            f"timeout: must be below {limit:g} seconds, the delivery lease ({lease_seconds:g} s) "
-            "less a margin, so that no delivery is sent again while its first request is in flight"
-        )
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is None:
+        return
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise errors.Unprocessable(f"timeout: {exc}") from None
 
 
 async def create_endpoint(request: web.Request) -> web.Response:

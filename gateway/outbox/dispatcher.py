@@ -1,6 +1,7 @@
 """The dispatcher: claim due deliveries (lease) → send → record the attempt → retry, done or dead.
 
-The only place hookgate performs outbound HTTP. Backoff between tries is the row's
+The only place hookgate performs outbound HTTP. The heartbeat renews a delivery's lease while
+its request is in flight, so a slow receiver is not sent it twice meanwhile. Backoff between tries is the row's
 ``next_attempt_at``, so it survives restarts and moves between processes. Claiming is fair
 per endpoint, and an endpoint's failure streak (circuit breaker, disabling) is recorded with
 each attempt; what is held back by a limit or an open circuit uses up no attempt.
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+from collections.abc import Collection
 
 import structlog
 
@@ -50,7 +52,6 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.sender = sender
-        sender.limit_to_lease(limits.lease_seconds)
         self.policy = policy
         self.clock = clock
         self.signing_secret = signing_secret
@@ -59,6 +60,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rates = RateLimiter()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._held: set[str] = set()  # deliveries leased here and not yet recorded
         self._stopping = False
 
     async def run_forever(self) -> None:
@@ -87,12 +89,29 @@ class Dispatcher:
             room, self.clock.now(), self.limits.lease_seconds, self.limits.claim, run_id
         )
         for delivery in deliveries:
+            self._held.add(delivery.delivery_id)
             task = asyncio.create_task(
-                self.deliver(delivery), name=f"delivery-{delivery.delivery_id}"
+                self._deliver_held(delivery), name=f"delivery-{delivery.delivery_id}"
             )
             self._in_flight.add(task)
             task.add_done_callback(self._done)
         return len(deliveries)
+
+    async def _deliver_held(self, delivery: models.Delivery) -> None:
+        try:
+            await self.deliver(delivery)
+        finally:
+            self._held.discard(delivery.delivery_id)
+
+    def held(self) -> Collection[str]:
+        """Deliveries leased here whose try is not recorded yet (the heartbeat renews them)."""
+        return list(self._held)
+
+    def lost(self, ids: Collection[str]) -> None:
+        """Leases the heartbeat could not renew while their request is in flight: another
+        process took the delivery over after the lease lapsed, and may send it too."""
+        for delivery_id in self._held.intersection(ids):
+            log.warning("delivery_lease_lost", delivery_id=delivery_id)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -164,6 +183,7 @@ class Dispatcher:
                 wait = self.rates.wait_time(endpoint.endpoint_id, endpoint.rate_limit, now)
                 if wait > 0:
                     await self.store.defer_delivery(delivery.delivery_id, now + wait)
+                    self._held.discard(delivery.delivery_id)
                     return
         secrets = (
             endpoint.signing_secrets(now)
@@ -210,7 +230,9 @@ class Dispatcher:
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
     ) -> base.HealthChange | None:
         # Shielded: a shutdown must not lose the record of a request already sent.
-        return await asyncio.shield(self.store.record_attempt(delivery, outcome))
+        change = await asyncio.shield(self.store.record_attempt(delivery, outcome))
+        self._held.discard(delivery.delivery_id)  # the record released the lease
+        return change
 
     async def announce(self, endpoint: models.Endpoint, change: base.HealthChange) -> None:
         """Log an endpoint's change of state and deliver it to endpoints subscribed to ``endpoint.*``."""

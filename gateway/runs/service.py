@@ -97,6 +97,7 @@ class RunService:
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
         after_seconds: float = 0.0,
+        if_thread_idle: bool = False,
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
         after, or ``after_seconds`` later."""
@@ -111,6 +112,7 @@ class RunService:
             thread_id=thread_id,
             after_seconds=after_seconds,
             lease_until=self._lease_until() if handed else None,
+            if_thread_idle=if_thread_idle,
         )
         try:
             run = await self.store.create_run(new_run, self.clock.now())
@@ -156,6 +158,7 @@ class RunService:
         thread_id: str | None = None,
         after_seconds: float = 0.0,
         lease_until: float | None = None,
+        if_thread_idle: bool = False,
     ) -> base.NewRun:
         """The record of a run to store: its id, flow, input, options and LangGraph metadata."""
         merged: dict[str, Any] = {
@@ -174,6 +177,7 @@ class RunService:
             thread_id=thread_id,
             after_seconds=after_seconds,
             lease_until=lease_until,
+            if_thread_idle=if_thread_idle,
         )
 
     async def finish(

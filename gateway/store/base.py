@@ -1,11 +1,31 @@
 """The ``Store`` protocol: every durable fact hookgate keeps, in domain verbs.
 
 Each backend owns its SQL; handlers, workers and the dispatcher only see these verbs.
+
+Every write verb is atomic (one transaction). These rules hold with N writers, processes
+sharing one PostgreSQL database, as they do with SQLite's single writer:
+
+- ``create_trigger_and_run``: one run per (flow, idempotency key) within the window;
+- ``create_run`` with ``if_thread_idle``: no two such runs both find their thread idle;
+- ``claim_runs``: a run goes to one claimer per lease; a thread runs one run at a time,
+  oldest first;
+- ``renew_run_leases``, ``renew_delivery_leases``: a lease is renewed only by its owner, and
+  never once another claimer took the work after it lapsed;
+- ``finish_run``: a run ends once and enqueues its deliveries once;
+- ``claim_deliveries``: a delivery goes to one claimer per lease; an endpoint's cap counts
+  the leases of every claimer;
+- ``record_attempt``: an endpoint's failure streak counts every writer's attempts;
+- ``fire_cron``: a due date fires once, whichever scheduler gets there first.
+
+The contract suite (tests/integration/store_contract/) checks them on each backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,6 +46,9 @@ class NewRun:
     lease_until: float | None = None
     """Set when the creating process runs it itself: stored already claimed (running, attempt 1)
     with this lease, saving a claim on the way from trigger to callback."""
+    if_thread_idle: bool = False
+    """Store it only if its thread has no pending or running run, else raise ``Conflict``
+    (LangGraph's multitask "reject"); checked and inserted as one step for N writers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,11 +129,26 @@ class DeliverySelection:
     until: float | None = None
 
 
+def new_owner() -> str:
+    """A name for the leases one store instance takes: ``host:pid:random``, unique across hosts
+    and restarts, and telling an operator which process holds what."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 class Store(Protocol):
+    @property
+    def owner(self) -> str:
+        """The name (``new_owner``) recorded on every lease this store instance takes, and on
+        the runs it ends; one per gateway process."""
+
     async def open(self) -> None:
         """Connect, create or migrate the schema, start background writers."""
 
     async def close(self) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Bring the schema up to date, and nothing else (``open`` does it too); the versions
+        applied. On PostgreSQL it is safe while other processes start or run."""
 
     async def ping(self) -> None:
         """Raise ``StoreError`` if the store cannot be reached, ``StoreUnavailable`` while it
@@ -137,13 +175,30 @@ class Store(Protocol):
     async def get_trigger(self, trigger_id: str) -> models.Trigger | None: ...
 
     async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
-        """Lease up to ``limit`` pending runs, or running runs whose lease expired, and mark them running."""
+        """Lease up to ``limit`` pending runs, or running runs whose lease expired, to this
+        owner, and mark them running."""
 
     async def finish_run(self, ending: RunEnding, now: float) -> models.Run | None:
         """Write the final status and enqueue the deliveries; None if the run had already ended."""
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
-        """Hand running runs back to the queue (graceful shutdown)."""
+        """Hand running runs this owner holds back to the queue (graceful shutdown)."""
+
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        """Record that the run is to end ``interrupted`` with ``reason`` (its
+        ``cancel_reason``), announced as ``run.cancel_requested`` to every process; the run as
+        it now is, or None if it is unknown or already over."""
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        """Extend to ``until`` the leases this owner still holds on these running runs (one
+        statement); the ids renewed. A missing one ended, or was taken over after its lease
+        lapsed."""
+
+    async def take_over(self, now: float) -> int:
+        """Start serving as ``owner``; how many leases were released. SQLite, one process per
+        file: lock the file for this process (a second gateway gets ``StoreError``) and release
+        every lease another owner holds, since that owner is a dead predecessor. PostgreSQL:
+        nothing, a dead process's leases lapse and others take its work."""
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int: ...
 
@@ -190,6 +245,10 @@ class Store(Protocol):
         In the same transaction each one's try is recorded as started and counted in
         ``attempts`` (so a crash mid-send leaves a record of it), and a try still without
         outcome on a delivery whose lease ran out gets ``ATTEMPT_OUTCOME_UNKNOWN``."""
+
+    async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
+        """Extend to ``until`` the leases this owner still holds on these pending deliveries
+        (one statement); the ids renewed."""
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         """Release a claimed delivery unsent, due again at ``until``; uses up no attempt (its

@@ -5,9 +5,7 @@ fields, and thread states that are not objects. Each class is driven over severa
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +13,9 @@ import pytest
 
 from gateway import strictjson
 from gateway.settings import Settings
-from gateway.store.sqlite import path_from_url
+from gateway.store import backend_of
 from gateway.testing import Receiver
+from tests.database import raw_now
 from tests.integration.helpers import finished_run
 
 DOMAIN_TABLES = (
@@ -35,20 +34,16 @@ JSON = {"Content-Type": "application/json"}
 
 
 def stored(settings: Settings) -> dict[str, list[str]]:
-    """Every row of the domain tables, as committed in the gateway's SQLite file."""
-    path = path_from_url(settings.database_url)
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        return {
-            table: sorted(repr(tuple(row)) for row in conn.execute(f"SELECT * FROM {table}"))
-            for table in DOMAIN_TABLES
-        }
+    """Every row of the domain tables, as committed in the gateway's database."""
+    return {
+        table: sorted(repr(row) for row in raw_now(settings.database_url, f"SELECT * FROM {table}"))
+        for table in DOMAIN_TABLES
+    }
 
 
 def write_directly(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
     """A row as an older version may have left it (the API refuses to write it now)."""
-    path = path_from_url(settings.database_url)
-    with closing(sqlite3.connect(path, timeout=10)) as conn, conn:
-        conn.execute(sql, params)
+    raw_now(settings.database_url, sql, *params)
 
 
 async def call(gateway: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -298,11 +293,22 @@ KEYS = ['a"b', "back\\slash", "nul", "nul\x00key", "a.b", "k[0]", "$", "", "it's
 
 
 @pytest.mark.parametrize("key", KEYS)
-async def test_metadata_filter_keys_match_literally(gateway: Any, key: str) -> None:
-    """Every key means itself: ``a.b`` is not ``a`` then ``b``, a NUL does not end a key."""
+async def test_metadata_filter_keys_match_literally(
+    gateway: Any, settings: Settings, key: str
+) -> None:
+    """Every key means itself: ``a.b`` is not ``a`` then ``b``, a NUL does not end a key.
+    PostgreSQL cannot hold a NUL in ``jsonb``: there it is refused with 422 and found nowhere."""
+    no_nul = backend_of(settings.database_url) == "postgres"
     owners: dict[str, dict[str, str]] = {}
     for each in KEYS:
         status, thread = await call(gateway, "POST", "/threads", {"metadata": {each: 7}})
+        if no_nul and "\x00" in each:
+            status_of_cron, cron = await call(
+                gateway, "POST", "/runs/crons", cron_body(metadata={each: 7})
+            )
+            assert (status, status_of_cron) == (422, 422), (thread, cron)
+            owners[each] = {"thread": "", "cron": ""}
+            continue
         assert status == 200, thread
         status, cron = await call(gateway, "POST", "/runs/crons", cron_body(metadata={each: 7}))
         assert status == 200, cron
@@ -311,14 +317,16 @@ async def test_metadata_filter_keys_match_literally(gateway: Any, key: str) -> N
     await call(gateway, "POST", "/runs/crons", cron_body(metadata={"a": {"b": 7}, "k": [7]}))
 
     wanted = {"metadata": {key: 7}, "limit": 100}
+    expected = {kind: [owner] if owner else [] for kind, owner in owners[key].items()}
     status, threads = await call(gateway, "POST", "/threads/search", wanted)
     assert status == 200, threads
-    assert [t["thread_id"] for t in threads] == [owners[key]["thread"]]
-    assert (await call(gateway, "POST", "/threads/count", wanted)) == (200, 1)
+    assert [t["thread_id"] for t in threads] == expected["thread"]
+    count = len(expected["thread"])
+    assert (await call(gateway, "POST", "/threads/count", wanted)) == (200, count)
     status, found = await call(gateway, "POST", "/runs/crons/search", wanted)
     assert status == 200, found
-    assert [c["cron_id"] for c in found] == [owners[key]["cron"]]
-    assert (await call(gateway, "POST", "/runs/crons/count", wanted)) == (200, 1)
+    assert [c["cron_id"] for c in found] == expected["cron"]
+    assert (await call(gateway, "POST", "/runs/crons/count", wanted)) == (200, count)
 
 
 async def test_metadata_filter_values_match_by_type(gateway: Any) -> None:
