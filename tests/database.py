@@ -1,5 +1,7 @@
 """A store's database read or written beside the store, as an older version, an operator or a
-broken disk would: on either backend, with ``?`` placeholders in the SQL.
+broken disk would: on either backend, with ``?`` placeholders in the SQL. It is a coroutine on
+purpose: a test that blocked its event loop on it could wait for a lock held by a transaction
+of the app under test, which that loop can then never finish.
 
 Tests use it to check what is really stored (a secret sealed, a header masked, nothing written
 by a refused request) and to leave rows the current code would refuse to write.
@@ -7,10 +9,9 @@ by a refused request) and to leave rows the current code would refuse to write.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import re
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from typing import Any
 
@@ -33,12 +34,18 @@ async def raw(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]
     return [tuple(row) for row in found]
 
 
-def raw_now(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """``raw`` from synchronous code, a running event loop's included."""
+async def tables(database_url: str, names: Sequence[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of each named table, read in one connection."""
     if backend_of(database_url) == "sqlite":
-        return _sqlite(database_url, sql, params)
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, raw(database_url, sql, *params)).result()
+        return {name: _sqlite(database_url, f"SELECT * FROM {name}", ()) for name in names}
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {
+            name: [tuple(row) for row in await conn.fetch(f"SELECT * FROM {name}")]
+            for name in names
+        }
+    finally:
+        await conn.close()
 
 
 def _sqlite(database_url: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -1,10 +1,10 @@
 """The dispatcher: claim due deliveries (lease) → send → record the attempt → retry, done or dead.
 
 The only place hookgate performs outbound HTTP. The heartbeat renews a delivery's lease while
-its request is in flight, so a slow receiver is not sent it twice meanwhile. Backoff between tries is the row's
-``next_attempt_at``, so it survives restarts and moves between processes. Claiming is fair
-per endpoint, and an endpoint's failure streak (circuit breaker, disabling) is recorded with
-each attempt; what is held back by a limit or an open circuit uses up no attempt.
+its request is in flight, so a slow receiver is not sent it twice meanwhile. Backoff between
+tries is the row's ``next_attempt_at``, so it survives restarts and moves between processes.
+Claiming is fair per endpoint, and an endpoint's failure streak (circuit breaker, disabling) is
+recorded with each attempt; what is held back by a limit or an open circuit uses up no attempt.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from gateway import strictjson
 from gateway.settings import Settings
 from gateway.store import backend_of
 from gateway.testing import Receiver
-from tests.database import raw_now
+from tests.database import raw, tables
 from tests.integration.helpers import finished_run
 
 DOMAIN_TABLES = (
@@ -33,17 +33,15 @@ FAR_SCHEDULE = "0 0 1 1 *"
 JSON = {"Content-Type": "application/json"}
 
 
-def stored(settings: Settings) -> dict[str, list[str]]:
+async def stored(settings: Settings) -> dict[str, list[str]]:
     """Every row of the domain tables, as committed in the gateway's database."""
-    return {
-        table: sorted(repr(row) for row in raw_now(settings.database_url, f"SELECT * FROM {table}"))
-        for table in DOMAIN_TABLES
-    }
+    found = await tables(settings.database_url, DOMAIN_TABLES)
+    return {table: sorted(repr(row) for row in rows) for table, rows in found.items()}
 
 
-def write_directly(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
+async def write_directly(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
     """A row as an older version may have left it (the API refuses to write it now)."""
-    raw_now(settings.database_url, sql, *params)
+    await raw(settings.database_url, sql, *params)
 
 
 async def call(gateway: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -98,12 +96,12 @@ async def refused(
     gateway: Any, settings: Settings, method: str, path: str, body: Any, status: int
 ) -> str:
     """Assert the request is refused with ``status`` and a detail, storing nothing; the detail."""
-    before = stored(settings)
+    before = await stored(settings)
     got, answer = await call(gateway, method, path, body)
     assert got == status, answer
     assert isinstance(answer, dict), answer
     assert isinstance(answer.get("detail"), str), answer
-    assert stored(settings) == before
+    assert await stored(settings) == before
     detail: str = answer["detail"]
     return detail
 
@@ -194,17 +192,17 @@ async def test_moments_out_of_range_already_stored_still_show(
         gateway, "POST", f"/threads/{world['thread']}/runs", run_body(after_seconds=3600)
     )
     assert status_ == 200, pending
-    write_directly(
+    await write_directly(
         settings,
         "UPDATE runs SET created_at = ? WHERE run_id = ?",
         (time.time() + 3e11, pending["run_id"]),
     )
-    write_directly(
+    await write_directly(
         settings,
         "UPDATE runs SET created_at = ?, started_at = ?, ended_at = ? WHERE run_id = ?",
         (1e300, -1e13, 1e20, world["run"]),
     )
-    write_directly(
+    await write_directly(
         settings, "UPDATE threads SET updated_at = ? WHERE thread_id = ?", (1e20, world["thread"])
     )
     response = await gateway.request(method, path.format(**world))

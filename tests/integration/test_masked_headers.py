@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import inspect, log
 from gateway.settings import Settings
-from tests.database import raw_now
+from tests.database import raw
 from tests.integration.helpers import finished_run
 
 Client = TestClient[web.Request, web.Application]
@@ -34,8 +34,8 @@ async def trigger_page(gateway: Client, run_id: str) -> tuple[str, str]:
     return trigger_id, await response.text()
 
 
-def stored_trigger_headers(settings: Settings, trigger_id: str) -> str:
-    [(headers, query)] = raw_now(
+async def stored_trigger_headers(settings: Settings, trigger_id: str) -> str:
+    [(headers, query)] = await raw(
         settings.database_url,
         "SELECT headers, query FROM triggers WHERE trigger_id = ?",
         trigger_id,
@@ -55,7 +55,7 @@ async def test_secret_headers_are_masked_on_the_trigger_page_in_curl_and_at_rest
     trigger_id, html = await trigger_page(gateway, (await response.json())["run_id"])
     curl = html.split('id="curl">', 1)[1].split("</pre>", 1)[0]
     assert "curl -X POST" in curl
-    at_rest = stored_trigger_headers(settings, trigger_id)
+    at_rest = await stored_trigger_headers(settings, trigger_id)
     for shown in (html, curl, at_rest):
         for name, value in SECRET_HEADERS.items():
             assert value not in shown, name
@@ -72,7 +72,7 @@ async def test_a_trigger_stored_before_pattern_masking_is_masked_when_shown(
     response = await gateway.post("/api/v1/webhook/echo", json={"old": True})
     run_id = (await response.json())["run_id"]
     trigger_id, _ = await trigger_page(gateway, run_id)
-    raw_now(
+    await raw(
         settings.database_url,
         "UPDATE triggers SET headers = ? WHERE trigger_id = ?",
         json.dumps({"X-Gitlab-Token": "legacy-clear-token-value"}),
@@ -93,7 +93,7 @@ async def test_a_bin_stores_secret_headers_masked_but_keeps_the_signature_it_che
         headers={"X-Gitlab-Token": "s3cr3t-bin-token-value", "webhook-signature": "v1,abc="},
     )
     assert sent.status < 500
-    rows = raw_now(settings.database_url, "SELECT headers FROM bin_requests")
+    rows = await raw(settings.database_url, "SELECT headers FROM bin_requests")
     stored = " ".join(str(headers) for (headers,) in rows)
     assert "s3cr3t-bin-token-value" not in stored
     assert "v1,abc=" in stored
