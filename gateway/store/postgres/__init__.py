@@ -9,12 +9,14 @@ from __future__ import annotations
 from gateway.store.postgres.deliveries import DeliveryVerbs
 from gateway.store.postgres.endpoints import EndpointVerbs
 from gateway.store.postgres.inspection import InspectVerbs
+from gateway.store.postgres.relay import RelayVerbs
 from gateway.store.postgres.runs import RunVerbs
 from gateway.store.postgres.threads import ThreadVerbs
 
 
-class PostgresStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs):
-    """Every verb of ``Store``, ``ThreadStore`` and ``InspectStore``, one transaction each."""
+class PostgresStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs):
+    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore`` and ``RelayStore``, one
+    transaction each."""
 
 
 __all__ = ["PostgresStore"]
