@@ -32,6 +32,7 @@ from gateway import (
     errors,
     inspect,
     keys,
+    listen,
     localsecrets,
     log,
     models,
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     migrate.add_argument("--database", help="database URL, e.g. postgresql://user@host:5432/db")
     _secret_command(commands)
+    listen.add_command(commands)
     args = parser.parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
         return operate(args)
@@ -104,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_token(args.config, args.flow_id, args.expires, args.base_url)
     if args.command == "secret":
         return print_callback_secret(args.config, args.url)
+    if args.command == "listen":
+        return listen.main(args)
 
     try:
         settings = load_settings(args.config)

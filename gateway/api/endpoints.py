@@ -20,7 +20,7 @@ def endpoint_view(
 ) -> dict[str, Any]:
     return {
         "endpoint_id": endpoint.endpoint_id,
-        "url": endpoint.url,
+        "url": endpoint.url or None,  # a pull endpoint has none
         "secret": endpoint.secret if reveal_secret else log.mask(endpoint.secret),
         "flow_ids": list(endpoint.flow_ids),
         "event_types": list(endpoint.event_types),
