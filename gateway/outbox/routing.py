@@ -249,9 +249,17 @@ def unmatched(expression: str, document: Mapping[str, Any]) -> str | None:
         result = _compiled(expression).search(document)
     except (jmespath.exceptions.JMESPathError, RecursionError) as exc:
         return f"the filter failed: {exc}"
-    if result in (None, False, "", [], {}):  # JMESPath's false values; 0 is true
+    if not _true(result):
         return f"the filter {expression} did not match"
     return None
+
+
+def _true(value: Any) -> bool:
+    """JMESPath's truth: null, false and empty strings, arrays and objects are false; every
+    number, 0 included, is true."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, str | list | dict) and not value)
 
 
 def shaped(endpoint: models.Endpoint, source: Source) -> tuple[bytes, dict[str, str]]:
