@@ -771,7 +771,7 @@ async def list_endpoints(store: Store, settings: Settings, args: argparse.Namesp
     rows = (
         (
             e.endpoint_id,
-            console.clip(e.url, 60),
+            console.clip(e.url or "(pull: hookgate listen)", 60),
             _state(e, now),
             _filters(e),
             str(e.consecutive_failures),
@@ -796,4 +796,6 @@ def _filters(endpoint: models.Endpoint) -> str:
         parts.append("flows=" + ",".join(endpoint.flow_ids))
     if endpoint.event_types:
         parts.append("events=" + ",".join(endpoint.event_types))
+    if endpoint.filter:
+        parts.append("filter=" + console.clip(endpoint.filter, 40))
     return " ".join(parts) or "all"

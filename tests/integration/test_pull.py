@@ -180,3 +180,17 @@ async def test_a_pushed_delivery_cannot_be_acknowledged(gateway: Any, receiver: 
         f"/api/v1/deliveries/{delivery['delivery_id']}/ack", json={"attempt": 1, "status_code": 200}
     )
     assert response.status == 409
+
+
+async def test_inspect_shows_a_pull_endpoint_and_its_acknowledged_tries(gateway: Any) -> None:
+    endpoint = await pull_endpoint(gateway, description="laptop", filter="body.n == `6`")
+    await trigger(gateway, {"n": 6})
+    [item] = await pull(gateway, endpoint["endpoint_id"])
+    await ack(gateway, item, status_code=200, duration_ms=2)
+    page = await gateway.get(f"/inspect/endpoints/{endpoint['endpoint_id']}")
+    assert page.status == 200
+    text = await page.text()
+    assert f"hookgate listen {endpoint['endpoint_id']}" in text
+    assert "body.n == `6`" in text
+    delivery_page = await (await gateway.get(f"/inspect/deliveries/{item['delivery_id']}")).text()
+    assert "succeeded" in delivery_page

@@ -45,10 +45,14 @@ def github_headers(secret: str, body: bytes, event: str, delivery: str) -> dict[
     }
 
 
-async def send_github(gateway: Any, settings: Settings, body: bytes, event: str, delivery: str) -> str:
+async def send_github(
+    gateway: Any, settings: Settings, body: bytes, event: str, delivery: str
+) -> str:
     secret = settings.flows["github_push"].secret
     response = await gateway.post(
-        "/api/v1/webhook/github_push", data=body, headers=github_headers(secret, body, event, delivery)
+        "/api/v1/webhook/github_push",
+        data=body,
+        headers=github_headers(secret, body, event, delivery),
     )
     assert response.status == 202, await response.text()
     run_id: str = (await response.json())["run_id"]
@@ -166,7 +170,7 @@ async def test_a_jinja_template_reshapes_the_payload_with_the_senders_headers(
 ) -> None:
     template = (
         '{"text": {{ ("[" ~ payload.repository.full_name ~ "] " ~ headers["x-github-event"]'
-        " ~ \": \" ~ payload.head_commit.message) | tojson }}}"
+        ' ~ ": " ~ payload.head_commit.message) | tojson }}}'
     )
     endpoint = await register(
         gateway, url=receiver.url, payload="raw", transform={"jinja": template}
@@ -219,7 +223,7 @@ async def test_a_transform_that_fails_fails_its_delivery_with_the_error(
 @pytest.mark.parametrize(
     ("fields", "detail"),
     [
-        ({"filter": "headers.\"x-github-event\" == "}, "filter: Invalid jmespath expression"),
+        ({"filter": 'headers."x-github-event" == '}, "filter: Invalid jmespath expression"),
         ({"filter": "(" * 3000}, "filter: longer than"),
         ({"transform": {"jinja": "{% for x in y %}"}}, "transform: line 1: Unexpected end"),
         ({"transform": {"jmespath": "a.["}}, "transform: "),
