@@ -32,6 +32,7 @@ MODES = ("push", "pull")
 LANGUAGES = ("jmespath", "jinja")
 MAX_EXPRESSION = 2048
 MAX_HEADERS = 50
+MAX_ERROR = 500
 
 DEFAULT_FORWARD_HEADERS = (
     # GitHub
@@ -88,7 +89,11 @@ class FieldError(ValueError):
 
 
 class TransformFailed(Exception):
-    """A transform could not produce a payload; the message becomes the attempt's error."""
+    """A transform could not produce a payload; the message becomes the attempt's error (cut
+    to ``MAX_ERROR`` characters: a parser may quote the payload it failed on)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message if len(message) <= MAX_ERROR else message[:MAX_ERROR] + "…")
 
 
 # --- validation at registration -------------------------------------------------------------
