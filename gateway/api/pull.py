@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -38,7 +38,7 @@ async def pull_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[keys.dispatcher_key]
     service = app[keys.runs_key]
     app[pull_key] = pulls.PullService(
-        app[keys.store_key],  # type: ignore[arg-type]
+        cast(pulls.PullStore, app[keys.store_key]),  # both backends implement RelayStore
         app[keys.clock_key],
         dispatcher.policy,
         limits=pulls.Limits(
