@@ -75,7 +75,11 @@ async def pull(request: web.Request) -> web.Response:
     wait = _query_seconds(query, "wait", 0.0, 0.0, pulls.MAX_WAIT)
     lease = _query_seconds(query, "lease", DEFAULT_LEASE, pulls.MIN_LEASE, pulls.MAX_LEASE)
     pulled = await request.app[pull_key].pull(
-        endpoint_id, limit=limit, wait=wait, lease_seconds=lease
+        endpoint_id,
+        limit=limit,
+        wait=wait,
+        lease_seconds=lease,
+        gone=lambda: request.transport is None or request.transport.is_closing(),
     )
     return web.json_response({"deliveries": [pulled_view(item) for item in pulled]})
 

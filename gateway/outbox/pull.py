@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -123,14 +124,23 @@ class PullService:
         return found
 
     async def pull(
-        self, endpoint_id: str, *, limit: int, wait: float, lease_seconds: float
+        self,
+        endpoint_id: str,
+        *,
+        limit: int,
+        wait: float,
+        lease_seconds: float,
+        gone: Callable[[], bool] = lambda: False,
     ) -> list[Pulled]:
         """Up to ``limit`` due deliveries, oldest first, leased for ``lease_seconds``; waits up
-        to ``wait`` seconds for the first one."""
+        to ``wait`` seconds for the first one. A consumer that is ``gone`` (hung up while
+        waiting) is not given any: they would stay leased to nobody until the lease lapsed."""
         endpoint = await self.endpoint(endpoint_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
+            if gone():
+                return []
             armed = self.wakeup.arm()
             now = self.clock.now()
             claimed = await self.store.claim_pulled(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import standardwebhooks
 
+from gateway.api.pull import pull_key
 from gateway.settings import Settings
 from gateway.testing import eventually
 from tests.integration.helpers import count_rows, finished_run, query_rows
@@ -194,3 +195,22 @@ async def test_inspect_shows_a_pull_endpoint_and_its_acknowledged_tries(gateway:
     assert "body.n == `6`" in text
     delivery_page = await (await gateway.get(f"/inspect/deliveries/{item['delivery_id']}")).text()
     assert "succeeded" in delivery_page
+
+
+async def test_a_consumer_that_hangs_up_while_waiting_takes_nothing(gateway: Any) -> None:
+    """``hookgate serve`` does not cancel a handler whose client hung up (aiohttp's default):
+    the long-poll itself must notice, or the deliveries it takes stay leased to nobody."""
+    endpoint = await pull_endpoint(gateway)
+    hung_up = asyncio.Event()
+    service = gateway.app[pull_key]
+    waiting = asyncio.create_task(
+        service.pull(
+            endpoint["endpoint_id"], limit=10, wait=20, lease_seconds=60, gone=hung_up.is_set
+        )
+    )
+    await asyncio.sleep(0.2)
+    hung_up.set()
+    await trigger(gateway, {"n": 7})
+    assert await asyncio.wait_for(waiting, 10) == []
+    [item] = await pull(gateway, endpoint["endpoint_id"])
+    assert item["attempt"] == 1, "no try was started for the consumer that left"
