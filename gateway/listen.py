@@ -159,8 +159,12 @@ class Listener:
                 f"Ready. Forwarding endpoint {self.options.endpoint_id} from {self.options.url}"
                 f" to {self.options.forward_to} (Ctrl-C to stop)"
             )
+            state = "active"
             while True:
-                batch, taken_at = await self._reconnecting(self._pull, gateway)
+                batch, taken_at, now_state = await self._reconnecting(self._pull, gateway)
+                if now_state != state:
+                    _say(_state_line(now_state))
+                    state = now_state
                 # A delivery handed on after this could not be acknowledged within its lease:
                 # the rest of the batch is left to come back, unchanged.
                 last_start = taken_at + self.options.lease - self.options.timeout - LEASE_MARGIN
@@ -185,7 +189,9 @@ class Listener:
                 return await call(*args)
         raise AssertionError("unreachable: tenacity retries for ever")
 
-    async def _pull(self, gateway: aiohttp.ClientSession) -> tuple[list[dict[str, Any]], float]:
+    async def _pull(
+        self, gateway: aiohttp.ClientSession
+    ) -> tuple[list[dict[str, Any]], float, str]:
         url = f"{self.options.url}/api/v1/endpoints/{self.options.endpoint_id}/pull"
         params = {
             "wait": f"{self.options.wait:g}",
@@ -195,7 +201,8 @@ class Listener:
         async with gateway.post(url, params=params) as response:
             taken_at = time.monotonic()
             data = await _answer(response)
-        return list(data.get("deliveries") or []), taken_at
+        state = str(data.get("endpoint_state") or "active")
+        return list(data.get("deliveries") or []), taken_at, state
 
     async def _deliver(
         self, gateway: aiohttp.ClientSession, local: aiohttp.ClientSession, item: dict[str, Any]
@@ -307,6 +314,15 @@ def _line(item: Mapping[str, Any], result: Result) -> str:
     return console.printable(
         f"{moment}  {event}  {outcome}  {result.duration_ms:.0f} ms  "
         f"{item.get('delivery_id', '')}{retry}"
+    )
+
+
+def _state_line(state: str) -> str:
+    """What a change of the endpoint's state means for the deliveries."""
+    if state == "active":
+        return "The endpoint is active again."
+    return console.printable(
+        f"The endpoint is {state.replace('_', ' ')}: its deliveries wait (see /inspect/endpoints)."
     )
 
 

@@ -2,7 +2,8 @@
 
 - ``POST /api/v1/endpoints/{endpoint_id}/pull?wait=25&limit=10&lease=60``: long-poll for up to
   ``limit`` due deliveries, each leased for ``lease`` seconds, waiting up to ``wait`` for the
-  first; each comes with the body and the headers (signature included) to POST to a receiver.
+  first; each comes with the body and the headers (signature included) to POST to a receiver,
+  beside the endpoint's state (a paused, disabled or open-circuit endpoint hands out nothing).
 - ``POST /api/v1/deliveries/{delivery_id}/ack``: the receiver's answer to try ``attempt``.
 
 POST, not GET: a pull claims work, which no prefetch or cache may do. Authenticated by the API
@@ -74,14 +75,16 @@ async def pull(request: web.Request) -> web.Response:
     )
     wait = _query_seconds(query, "wait", 0.0, 0.0, pulls.MAX_WAIT)
     lease = _query_seconds(query, "lease", DEFAULT_LEASE, pulls.MIN_LEASE, pulls.MAX_LEASE)
-    pulled = await request.app[pull_key].pull(
+    state, pulled = await request.app[pull_key].pull(
         endpoint_id,
         limit=limit,
         wait=wait,
         lease_seconds=lease,
         gone=lambda: request.transport is None or request.transport.is_closing(),
     )
-    return web.json_response({"deliveries": [pulled_view(item) for item in pulled]})
+    return web.json_response(
+        {"endpoint_state": state, "deliveries": [pulled_view(item) for item in pulled]}
+    )
 
 
 def pulled_view(item: pulls.Pulled) -> dict[str, Any]:

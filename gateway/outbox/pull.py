@@ -131,16 +131,18 @@ class PullService:
         wait: float,
         lease_seconds: float,
         gone: Callable[[], bool] = lambda: False,
-    ) -> list[Pulled]:
-        """Up to ``limit`` due deliveries, oldest first, leased for ``lease_seconds``; waits up
-        to ``wait`` seconds for the first one. A consumer that is ``gone`` (hung up while
-        waiting) is not given any: they would stay leased to nobody until the lease lapsed."""
+    ) -> tuple[str, list[Pulled]]:
+        """The endpoint's state (``Endpoint.state``: a paused, disabled or open-circuit one
+        hands out nothing) and up to ``limit`` due deliveries, oldest first, leased for
+        ``lease_seconds``; waits up to ``wait`` seconds for the first one. A consumer that is
+        ``gone`` (hung up while waiting) is given none: they would stay leased to nobody until
+        the lease lapsed."""
         endpoint = await self.endpoint(endpoint_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
             if gone():
-                return []
+                return endpoint.state(self.clock.now()), []
             armed = self.wakeup.arm()
             now = self.clock.now()
             claimed = await self.store.claim_pulled(
@@ -155,7 +157,9 @@ class PullService:
             ready = await self._prepared(endpoint, delivery, now + lease_seconds)
             if ready is not None:
                 pulled.append(ready)
-        return pulled
+        if not pulled:  # it may have been paused, resumed or disabled meanwhile
+            endpoint = await self.endpoint(endpoint_id)
+        return endpoint.state(self.clock.now()), pulled
 
     async def _prepared(
         self, endpoint: models.Endpoint, delivery: models.Delivery, lease_until: float
