@@ -32,6 +32,7 @@ from gateway import (
     errors,
     inspect,
     keys,
+    listen,
     localsecrets,
     log,
     models,
@@ -104,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     migrate.add_argument("--database", help="database URL, e.g. postgresql://user@host:5432/db")
     _secret_command(commands)
+    listen.add_command(commands)
     args = parser.parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
         return operate(args)
@@ -113,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_token(args.config, args.flow_id, args.expires, args.base_url)
     if args.command == "secret":
         return print_callback_secret(args.config, args.url)
+    if args.command == "listen":
+        return listen.main(args)
 
     try:
         settings = load_settings(args.config)
@@ -822,7 +826,7 @@ async def list_endpoints(store: Store, settings: Settings, args: argparse.Namesp
     rows = (
         (
             e.endpoint_id,
-            console.clip(e.url, 60),
+            console.clip(e.url or "(pull: hookgate listen)", 60),
             _state(e, now),
             _filters(e),
             str(e.consecutive_failures),
@@ -847,4 +851,6 @@ def _filters(endpoint: models.Endpoint) -> str:
         parts.append("flows=" + ",".join(endpoint.flow_ids))
     if endpoint.event_types:
         parts.append("events=" + ",".join(endpoint.event_types))
+    if endpoint.filter:
+        parts.append("filter=" + console.clip(endpoint.filter, 40))
     return " ".join(parts) or "all"

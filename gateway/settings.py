@@ -39,7 +39,8 @@ class FlowSettings:
     """A flow named in config: where its code lives, how long one run may take, and how its
     triggers prove where they come from.
 
-    ``kind`` is ``"python"`` (``target = "module:attribute"``) or ``"relay"``: an upstream HTTP
+    ``kind`` is ``"python"`` (``target = "module:attribute"``), ``"forward"`` (no code: the
+    run's output is the inbound request, see ``gateway.flows.forward``) or ``"relay"``: an upstream HTTP
     service at ``url`` called with ``headers`` and the API key read from the variable named by
     ``api_key_env`` (sent as ``api_key_header``); ``body`` is an optional JSON template in which
     the string ``"$input"`` stands for the run's input (default: the input itself);
@@ -284,7 +285,7 @@ def _parse_flows(raw: Any, env: Mapping[str, str]) -> dict[str, FlowSettings]:
     return flows
 
 
-FLOW_KINDS = ("python", "relay")
+FLOW_KINDS = ("python", "relay", "forward")
 
 
 def _flow_kind(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> FlowSettings:
@@ -294,6 +295,10 @@ def _flow_kind(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> Flow
     if flow.kind == "python":
         if not flow.target:
             raise errors.ConfigError(f"flows.{flow_id}: needs target = 'module:attribute'")
+        return flow
+    if flow.kind == "forward":  # gateway/flows/forward.py: the run's output is the request
+        if flow.target or flow.url:
+            raise errors.ConfigError(f"flows.{flow_id}: a forward flow takes no target nor url")
         return flow
     if not flow.url.startswith(("http://", "https://")):
         raise errors.ConfigError(f"flows.{flow_id}.url: a relay needs an http(s) URL")

@@ -57,6 +57,7 @@ class Sender:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            **delivery.headers,  # a raw relay's Content-Type and the sender's headers
             **signing.webhook_headers(secrets, delivery.delivery_id, now, body),
         }
         url = signing.with_callback_tokens(

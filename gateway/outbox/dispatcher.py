@@ -20,6 +20,7 @@ import structlog
 from gateway import clock as clocks
 from gateway import models, signing
 from gateway.metrics import Metrics
+from gateway.outbox import routing
 from gateway.outbox.delivery import Sender
 from gateway.outbox.limits import RateLimiter
 from gateway.outbox.retry import RetryPolicy
@@ -185,12 +186,17 @@ class Dispatcher:
                     await self.store.defer_delivery(delivery.delivery_id, now + wait)
                     self._held.discard(delivery.delivery_id)
                     return
+        try:
+            outgoing = await routing.outgoing(delivery, endpoint)
+        except routing.TransformFailed as exc:
+            await self.transform_failed(delivery, str(exc))
+            return
         secrets = (
             endpoint.signing_secrets(now)
             if endpoint
             else (signing.callback_secret(self.signing_secret, delivery.url),)
         )
-        result = await self.sender.send(delivery, secrets, endpoint.timeout if endpoint else None)
+        result = await self.sender.send(outgoing, secrets, endpoint.timeout if endpoint else None)
         attempt = delivery.attempts  # the claim recorded this try as started, and counted it
         decision = self.policy.decide(
             attempt, result, self.clock.now(), endpoint.retry_schedule if endpoint else None
@@ -225,6 +231,19 @@ class Dispatcher:
             )
         if change is not None and endpoint is not None:
             await self.announce(endpoint, change)
+
+    async def transform_failed(self, delivery: models.Delivery, error: str) -> None:
+        """A transform that fails will fail again: the delivery is dead at once, with the error
+        as its try's outcome, and the receiver's health is untouched. Once the transform is
+        corrected, a retry or replay sends it."""
+        result = models.AttemptResult(started_at=self.clock.now(), duration_ms=0.0, error=error)
+        await self._record(delivery, base.AttemptOutcome(result, models.DeliveryStatus.FAILED))
+        log.warning(
+            "delivery_transform_failed",
+            delivery_id=delivery.delivery_id,
+            endpoint_id=delivery.endpoint_id,
+            error=error,
+        )
 
     async def _record(
         self, delivery: models.Delivery, outcome: base.AttemptOutcome

@@ -17,6 +17,8 @@ RUNS_READY = ("run.queued", "thread.freed")
 # Deliveries made due elsewhere (a retry or replay from another gateway or the CLI), or an
 # endpoint resumed. New deliveries are left to the process that wrote them, which sends them.
 DELIVERIES_READY = ("delivery.due", "endpoint.changed")
+# Consumers of pull endpoints waiting here, whichever process wrote what they may now claim.
+PULLS_READY = ("delivery.enqueued", "delivery.due", "endpoint.changed")
 # Readers following a run that executes in another process.
 EVENTS = ("event.appended", "run.ended")
 # A cancel, interrupt or rollback requested through another process, for a run that may run here.
@@ -36,6 +38,8 @@ async def relay_changes(source: ChangeSource, service: RunService, worker: RunWo
                 service.runs_ready.set()
             if change.touches(*DELIVERIES_READY):
                 service.deliveries_ready.set()
+            if change.touches(*PULLS_READY):
+                service.pulls_ready.set()
             for kind in EVENTS:
                 for run_id in change.ids(kind) or ():
                     service.events.nudge(run_id)

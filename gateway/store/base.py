@@ -63,6 +63,8 @@ class RunEnding:
     final_event: tuple[str, Any] | None = None
     """Appended to the run's event log in the same transaction, so a reader who sees the run
     ended also finds its last event."""
+    filtered: Sequence[models.FilteredRoute] = ()
+    """Endpoints whose filter turned the event away, recorded with the ending."""
 
 
 # Columns an operator may change through the API (None clears an override).
@@ -77,6 +79,11 @@ ENDPOINT_SETTABLE = (
     "timeout",
     "max_concurrency",
     "rate_limit",
+    "payload",
+    "forward_headers",
+    "filter",
+    "transform",
+    "transform_language",
 )
 EndpointChanges = Mapping[str, Any]
 
@@ -543,3 +550,50 @@ class CapturedRequest:
     content_type: str
     source: str
     capture_id: int = 0
+
+
+# --- relaying: pull endpoints and filters (gateway/outbox/routing.py, gateway/outbox/pull.py) --
+
+
+class RelayStore(Protocol):
+    """The verbs of pull endpoints' consumers and of filtered routes, on top of ``Store``.
+
+    A pull endpoint's deliveries are never claimed by ``claim_deliveries`` (nor counted by
+    ``next_due_at``): consumers claim them here, over the API, and acknowledge each try.
+    """
+
+    async def claim_pulled(
+        self,
+        endpoint_id: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        policy: ClaimPolicy,
+    ) -> list[models.Delivery]:
+        """Lease up to ``limit`` due deliveries of one pull endpoint, oldest first, recording
+        and counting each one's try as started (as ``claim_deliveries`` does). Consumers
+        claiming at once get different deliveries. None while the endpoint is paused, disabled
+        or its circuit is open; at most one leased at a time once its failure streak reaches
+        ``policy.circuit_failure_threshold``."""
+
+    async def ack_pulled(
+        self, delivery_id: str, attempt: int, outcome: AttemptOutcome
+    ) -> tuple[models.Delivery, HealthChange | None] | None:
+        """Record a consumer's outcome of try ``attempt`` as ``record_attempt`` does, if that
+        try is still the delivery's latest and it is pending; the delivery as it is then. A
+        repeated acknowledgement of a try already recorded changes nothing; one whose try is
+        no longer current raises ``Conflict`` (``stale_ack``). None if the delivery is unknown."""
+
+    async def list_filtered(self, run_id: str) -> list[models.FilteredRoute]:
+        """The endpoints whose filter turned the run's event away, as recorded at its end."""
+
+
+def stale_ack(delivery: models.Delivery, attempt: int) -> str:
+    """Why a consumer's acknowledgement of try ``attempt`` no longer counts."""
+    if delivery.attempts != attempt:
+        return (
+            f"try {attempt} of delivery {delivery.delivery_id} is no longer current: its lease "
+            f"lapsed and it was claimed again (try {delivery.attempts}), which carries the same "
+            "webhook-id"
+        )
+    return f"delivery {delivery.delivery_id} is {delivery.status.value}: nothing to acknowledge"

@@ -22,6 +22,7 @@ from gateway import errors, models
 from gateway.outbox import health
 from gateway.store import base
 from gateway.store.secretbox import SecretBox
+from gateway.store.sqlite_relay import PUSHED, RelayVerbs, insert_filtered
 from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_unavailable
 
 log = structlog.get_logger(__name__)
@@ -105,7 +106,7 @@ def path_from_url(database_url: str) -> Path:
     return Path(database_url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore:
+class SQLiteStore(RelayVerbs):
     def __init__(self, path: Path | str, secret_key: str = "") -> None:
         """``secret_key``: ``GATEWAY_SECRET_KEY``, the keys sealing endpoint secrets (newest
         first); empty means the install's generated key beside the database."""
@@ -368,6 +369,7 @@ class SQLiteStore:
             if row is None:
                 return None
             _insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            insert_filtered(conn, ending.filtered)
             if ending.final_event is not None:
                 name, data = ending.final_event
                 conn.execute(
@@ -640,47 +642,7 @@ class SQLiteStore:
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
     ) -> base.HealthChange | None:
         def job(conn: sqlite3.Connection) -> base.HealthChange | None:
-            result = outcome.result
-            ended_at = result.started_at + result.duration_ms / 1000
-            with closing(
-                conn.execute(
-                    "UPDATE deliveries SET status = ?, next_attempt_at = ?,"
-                    " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
-                    " WHERE delivery_id = ? RETURNING attempts",
-                    (
-                        outcome.status.value,
-                        outcome.next_attempt_at,
-                        result.status_code,
-                        result.error,
-                        ended_at,
-                        delivery.delivery_id,
-                    ),
-                )
-            ) as cursor:
-                row: sqlite3.Row | None = cursor.fetchone()
-            if row is None:
-                return None
-            # The try the claim started; one already settled as unknown takes its real outcome.
-            conn.execute(
-                "UPDATE attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
-                " response_headers = ?, response_body = ?, error = ?"
-                " WHERE delivery_id = ? AND attempt = ? AND status_code IS NULL"
-                " AND (error IS NULL OR error = ?)",
-                (
-                    result.started_at,
-                    result.duration_ms,
-                    result.status_code,
-                    _dumps(result.response_headers),
-                    result.response_body,
-                    result.error,
-                    delivery.delivery_id,
-                    delivery.attempts,
-                    base.ATTEMPT_OUTCOME_UNKNOWN,
-                ),
-            )
-            if delivery.endpoint_id is None or outcome.health is None:
-                return None
-            return _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+            return record_outcome(conn, delivery, outcome)
 
         return await self.writer.submit(job)
 
@@ -761,7 +723,7 @@ class SQLiteStore:
     async def next_due_at(self) -> float | None:
         row = await self._fetchone(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_expires_at, 0))) FROM deliveries"
-            " WHERE status = 'pending'"
+            " WHERE status = 'pending' AND " + PUSHED
         )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -1336,6 +1298,8 @@ def _endpoint(row: sqlite3.Row, secrets: SecretBox) -> models.Endpoint:
         fields["previous_secret"] = secrets.open(fields["previous_secret"])
     fields["flow_ids"] = tuple(_loads(fields["flow_ids"]))
     fields["event_types"] = tuple(_loads(fields["event_types"]))
+    forward = _loads(fields["forward_headers"])
+    fields["forward_headers"] = None if forward is None else tuple(forward)
     schedule = _loads(fields["retry_schedule"])
     fields["retry_schedule"] = None if schedule is None else tuple(schedule)
     fields["enabled"] = bool(fields["enabled"])
@@ -1386,8 +1350,8 @@ def _insert_deliveries(
 ) -> None:
     conn.executemany(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
-        " status, attempts, next_attempt_at, created_at, updated_at, origin_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
+        " status, attempts, next_attempt_at, created_at, updated_at, origin_at, headers)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
         [
             (
                 d.delivery_id,
@@ -1400,10 +1364,59 @@ def _insert_deliveries(
                 now,
                 now,
                 d.origin_at,
+                _dumps(d.headers) if d.headers else None,
             )
             for d in deliveries
         ],
     )
+
+
+def record_outcome(
+    conn: sqlite3.Connection, delivery: models.Delivery, outcome: base.AttemptOutcome
+) -> base.HealthChange | None:
+    """Store the outcome of try ``delivery.attempts``, the delivery's new state and its
+    endpoint's health, releasing the lease (``record_attempt``, and a pull consumer's ack)."""
+    result = outcome.result
+    ended_at = result.started_at + result.duration_ms / 1000
+    with closing(
+        conn.execute(
+            "UPDATE deliveries SET status = ?, next_attempt_at = ?,"
+            " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
+            " WHERE delivery_id = ? RETURNING attempts",
+            (
+                outcome.status.value,
+                outcome.next_attempt_at,
+                result.status_code,
+                result.error,
+                ended_at,
+                delivery.delivery_id,
+            ),
+        )
+    ) as cursor:
+        row: sqlite3.Row | None = cursor.fetchone()
+    if row is None:
+        return None
+    # The try the claim started; one already settled as unknown takes its real outcome.
+    conn.execute(
+        "UPDATE attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
+        " response_headers = ?, response_body = ?, error = ?"
+        " WHERE delivery_id = ? AND attempt = ? AND status_code IS NULL"
+        " AND (error IS NULL OR error = ?)",
+        (
+            result.started_at,
+            result.duration_ms,
+            result.status_code,
+            _dumps(result.response_headers),
+            result.response_body,
+            result.error,
+            delivery.delivery_id,
+            delivery.attempts,
+            base.ATTEMPT_OUTCOME_UNKNOWN,
+        ),
+    )
+    if delivery.endpoint_id is None or outcome.health is None:
+        return None
+    return _update_health(conn, delivery.endpoint_id, outcome, ended_at)
 
 
 def _update_health(
@@ -1476,7 +1489,7 @@ due AS (
       AND (:run_id IS NULL OR d.run_id = :run_id)
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)
       AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
-           AND COALESCE(e.circuit_open_until, 0) <= :now))
+           AND COALESCE(e.circuit_open_until, 0) <= :now AND e.mode = 'push'))
 )
 UPDATE deliveries SET lease_expires_at = :lease, lease_owner = :owner, updated_at = :now,
     attempts = attempts + 1
@@ -1516,6 +1529,7 @@ def _delivery(row: sqlite3.Row) -> models.Delivery:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         origin_at=row["origin_at"],
+        headers=_loads(row["headers"]) or {},
     )
 
 

@@ -12,12 +12,14 @@ from gateway.store import base
 from gateway.store.postgres.deliveries import DeliveryVerbs
 from gateway.store.postgres.endpoints import EndpointVerbs
 from gateway.store.postgres.inspection import InspectVerbs
+from gateway.store.postgres.relay import RelayVerbs
 from gateway.store.postgres.runs import RunVerbs
 from gateway.store.postgres.threads import ThreadVerbs
 
 
-class PostgresStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs):
-    """Every verb of ``Store``, ``ThreadStore`` and ``InspectStore``, one transaction each."""
+class PostgresStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs):
+    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore`` and ``RelayStore``, one
+    transaction each."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway import models
@@ -36,7 +36,7 @@ due AS (
       AND ($6::text IS NULL OR d.run_id = $6::text)
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1)
       AND (e.endpoint_id IS NULL OR (e.enabled AND e.disabled_reason IS NULL
-           AND COALESCE(e.circuit_open_until, 0) <= $1))
+           AND COALESCE(e.circuit_open_until, 0) <= $1 AND e.mode = 'push'))
 ),
 chosen AS (
     SELECT d.delivery_id FROM deliveries d
@@ -53,6 +53,13 @@ UPDATE deliveries SET lease_expires_at = $2, updated_at = $1, attempts = deliver
 FROM chosen WHERE deliveries.delivery_id = chosen.delivery_id
 RETURNING deliveries.*
 """
+
+# Deliveries the dispatcher sends: none of a pull endpoint's, which wait for a consumer
+# (gateway/store/postgres/relay.py).
+PUSHED = (
+    "(endpoint_id IS NULL OR endpoint_id NOT IN"
+    " (SELECT endpoint_id FROM endpoints WHERE mode = 'pull'))"
+)
 
 # A try recorded as started whose outcome is not recorded yet (the index of migration 0008).
 _ATTEMPT_OPEN = "status_code IS NULL AND error IS NULL"
@@ -150,48 +157,8 @@ class DeliveryVerbs(Database):
     async def record_attempt(
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
     ) -> base.HealthChange | None:
-        result = outcome.result
-        ended_at = result.started_at + result.duration_ms / 1000
         async with self._transaction() as conn:
-            attempts = await conn.fetchval(
-                "UPDATE deliveries SET status = $1, next_attempt_at = $2,"
-                " lease_expires_at = NULL, last_status_code = $3, last_error = $4, updated_at = $5"
-                " WHERE delivery_id = $6 RETURNING attempts",
-                outcome.status.value,
-                outcome.next_attempt_at,
-                result.status_code,
-                result.error,
-                ended_at,
-                delivery.delivery_id,
-            )
-            if attempts is None:
-                return None
-            # The try the claim started; one already settled as unknown takes its real outcome,
-            # so a slow sender's late outcome lands on its own try, not on a later one.
-            await conn.execute(
-                "UPDATE attempts SET started_at = $1, duration_ms = $2, status_code = $3,"
-                " response_headers = $4, response_body = $5, error = $6"
-                " WHERE delivery_id = $7 AND attempt = $8 AND status_code IS NULL"
-                " AND (error IS NULL OR error = $9)",
-                result.started_at,
-                result.duration_ms,
-                result.status_code,
-                rows.dumps(result.response_headers),
-                result.response_body,
-                result.error,
-                delivery.delivery_id,
-                delivery.attempts,
-                base.ATTEMPT_OUTCOME_UNKNOWN,
-            )
-            change = None
-            if delivery.endpoint_id is not None and outcome.health is not None:
-                change = await _update_health(conn, delivery.endpoint_id, outcome, ended_at)
-            await self._changed(
-                conn,
-                delivery_attempted=[delivery.delivery_id],
-                endpoint_changed=[delivery.endpoint_id] if change and delivery.endpoint_id else [],
-            )
-            return change
+            return await record_outcome(conn, delivery, outcome, self._changed)
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         found = await self._write(
@@ -252,7 +219,7 @@ class DeliveryVerbs(Database):
     async def next_due_at(self) -> float | None:
         value = await self._fetchval(
             "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_expires_at, 0)))"
-            " FROM deliveries WHERE status = 'pending'"
+            " FROM deliveries WHERE status = 'pending' AND " + PUSHED
         )
         return None if value is None else float(value)
 
@@ -267,13 +234,75 @@ async def insert_deliveries(
         return
     await conn.executemany(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
-        " status, attempts, next_attempt_at, created_at, updated_at, origin_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7, $8)",
+        " status, attempts, next_attempt_at, created_at, updated_at, origin_at, headers)"
+        " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7, $8, $9)",
         [
-            (d.delivery_id, run_id, d.endpoint_id, d.url, d.event_type, d.payload, now, d.origin_at)
+            (
+                d.delivery_id,
+                run_id,
+                d.endpoint_id,
+                d.url,
+                d.event_type,
+                d.payload,
+                now,
+                d.origin_at,
+                rows.dumps(d.headers) if d.headers else None,
+            )
             for d in deliveries
         ],
     )
+
+
+async def record_outcome(
+    conn: Connection,
+    delivery: models.Delivery,
+    outcome: base.AttemptOutcome,
+    changed: Callable[..., Awaitable[None]],
+) -> base.HealthChange | None:
+    """Store the outcome of try ``delivery.attempts``, the delivery's new state and its
+    endpoint's health, releasing the lease, and announce it with ``changed`` (the store's
+    ``_changed``): ``record_attempt``, and a pull consumer's ack."""
+    result = outcome.result
+    ended_at = result.started_at + result.duration_ms / 1000
+    attempts = await conn.fetchval(
+        "UPDATE deliveries SET status = $1, next_attempt_at = $2,"
+        " lease_expires_at = NULL, last_status_code = $3, last_error = $4, updated_at = $5"
+        " WHERE delivery_id = $6 RETURNING attempts",
+        outcome.status.value,
+        outcome.next_attempt_at,
+        result.status_code,
+        result.error,
+        ended_at,
+        delivery.delivery_id,
+    )
+    if attempts is None:
+        return None
+    # The try the claim started; one already settled as unknown takes its real outcome,
+    # so a slow sender's late outcome lands on its own try, not on a later one.
+    await conn.execute(
+        "UPDATE attempts SET started_at = $1, duration_ms = $2, status_code = $3,"
+        " response_headers = $4, response_body = $5, error = $6"
+        " WHERE delivery_id = $7 AND attempt = $8 AND status_code IS NULL"
+        " AND (error IS NULL OR error = $9)",
+        result.started_at,
+        result.duration_ms,
+        result.status_code,
+        rows.dumps(result.response_headers),
+        result.response_body,
+        result.error,
+        delivery.delivery_id,
+        delivery.attempts,
+        base.ATTEMPT_OUTCOME_UNKNOWN,
+    )
+    change = None
+    if delivery.endpoint_id is not None and outcome.health is not None:
+        change = await _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+    await changed(
+        conn,
+        delivery_attempted=[delivery.delivery_id],
+        endpoint_changed=[delivery.endpoint_id] if change and delivery.endpoint_id else [],
+    )
+    return change
 
 
 async def _update_health(

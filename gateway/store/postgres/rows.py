@@ -70,6 +70,8 @@ def endpoint(row: Record, secrets: SecretBox) -> models.Endpoint:
         fields["previous_secret"] = secrets.open(fields["previous_secret"])
     fields["flow_ids"] = tuple(loads(fields["flow_ids"]))
     fields["event_types"] = tuple(loads(fields["event_types"]))
+    forward = loads(fields["forward_headers"])
+    fields["forward_headers"] = None if forward is None else tuple(forward)
     schedule = loads(fields["retry_schedule"])
     fields["retry_schedule"] = None if schedule is None else tuple(schedule)
     return models.Endpoint(**fields)
@@ -77,7 +79,7 @@ def endpoint(row: Record, secrets: SecretBox) -> models.Endpoint:
 
 def endpoint_value(name: str, value: Any) -> Any:
     """An endpoint field as its column holds it: lists and tuples are JSON."""
-    if name in ("flow_ids", "event_types", "retry_schedule"):
+    if name in ("flow_ids", "event_types", "retry_schedule", "forward_headers"):
         return None if value is None else dumps(list(value))
     return value
 
@@ -105,6 +107,7 @@ def delivery(row: Record) -> models.Delivery:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         origin_at=row["origin_at"],
+        headers=loads(row["headers"]) or {},
     )
 
 

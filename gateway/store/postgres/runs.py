@@ -10,6 +10,7 @@ from gateway.store import base
 from gateway.store.postgres import rows
 from gateway.store.postgres.deliveries import insert_deliveries
 from gateway.store.postgres.pool import Connection, Database, Record
+from gateway.store.postgres.relay import insert_filtered
 
 # A pending run on a thread waits for the thread's running run and for every earlier pending
 # one (LangGraph's multitask "enqueue": one run at a time per thread, first come first served).
@@ -117,6 +118,7 @@ class RunVerbs(Database):
             if row is None:
                 return None
             await insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            await insert_filtered(conn, ending.filtered)
             if ending.final_event is not None:
                 name, data = ending.final_event
                 await insert_event(conn, ending.run_id, name, data, now)

@@ -15,7 +15,7 @@ BACKENDS = ["sqlite", "postgres"]
 SECRET_KEY = Fernet.generate_key().decode()  # GATEWAY_SECRET_KEY of the stores tests open
 
 
-class FullStore(Store, base.ThreadStore, base.InspectStore, Protocol):
+class FullStore(Store, base.ThreadStore, base.InspectStore, base.RelayStore, Protocol):
     """Every verb a backend implements."""
 
 
