@@ -52,11 +52,15 @@ _CHECKER = environment()
 
 
 def check(source: str) -> None:
-    """``TemplateProblem`` with the line and the parser's message unless ``source`` compiles."""
+    """``TemplateProblem`` with the line and the parser's message unless ``source`` parses.
+
+    Only parsed, never compiled, here: Jinja's code generator evaluates constant expressions
+    while compiling, so ``"x"|center(10**9)`` would run in this process, outside the worker's
+    limits. What only compiling finds (an unknown filter) fails the render, in the worker."""
     if len(source) > MAX_TEMPLATE:
         raise TemplateProblem(f"longer than {MAX_TEMPLATE} characters")
     try:
-        _CHECKER.compile(source)
+        _CHECKER.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
     except (jinja2.TemplateError, RecursionError, ValueError) as exc:

@@ -42,6 +42,13 @@ class ClaimWhileReading(SQLiteStore):
 
 
 @pytest.fixture
+def gateway_database_url(tmp_path: Path) -> str:
+    """SQLite on every run: the race is staged inside a SQLite store (across processes on
+    PostgreSQL, cancelling is tested in test_cancel_across_processes.py)."""
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     shipped = make_settings(poll_interval=IDLE_POLL)
     slow = FlowSettings(target="tests.integration.flows_for_tests:slow")
