@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -15,15 +16,20 @@ from aiohttp import web
 
 from gateway import api, errors, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
+from gateway.heartbeat import Heartbeat
+from gateway.inspect import bins
+from gateway.inspect.remote import republish
 from gateway.metrics import Metrics
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
 from gateway.runs.events import EventHub
+from gateway.runs.relay import relay_changes
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
 from gateway.settings import Settings
 from gateway.store import Store, base, store_from_url
+from gateway.store.changes import ChangeSource
 
 logger = structlog.get_logger(__name__)
 
@@ -49,6 +55,11 @@ def create_app(
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[keys.store_key]
     await store.open()
+    try:
+        await store.take_over(app[keys.clock_key].now())
+    except BaseException:
+        await store.close()
+        raise
     yield
     await store.close()
 
@@ -89,7 +100,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         store,
         clock,
         concurrency=settings.run_concurrency,
-        lease_seconds=settings.run_lease_seconds,
+        lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
     )
     service.handoff = worker
@@ -108,7 +119,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.metrics_key],
         limits=DispatchLimits(
             concurrency=settings.delivery_concurrency,
-            lease_seconds=settings.delivery_lease_seconds,
+            lease_seconds=settings.lease_seconds,
             poll_interval=settings.poll_interval,
             claim=base.ClaimPolicy(
                 max_concurrency=settings.endpoint_max_concurrency,
@@ -125,10 +136,24 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.runs_key] = service
     app[keys.worker_key] = worker
     app[keys.dispatcher_key] = dispatcher
+    heartbeat = Heartbeat(
+        store,
+        clock,
+        lease_seconds=settings.lease_seconds,
+        interval=settings.heartbeat_seconds,
+        runs=worker,
+        deliveries=dispatcher,
+    )
     tasks = [
         _background(worker.run_forever, "run-worker"),
         _background(dispatcher.run_forever, "dispatcher"),
+        _background(heartbeat.run_forever, "heartbeat"),
     ]
+    if isinstance(store, ChangeSource):  # PostgreSQL: other processes' commits wake this one
+        tasks.append(_background(functools.partial(relay_changes, store, service, worker), "relay"))
+        if bins.notifier_key in app:  # and reach its /inspect pages
+            notifier = app[bins.notifier_key]
+            tasks.append(_background(functools.partial(republish, store, notifier), "inspect"))
     yield
     await worker.stop()
     await dispatcher.stop()

@@ -32,10 +32,12 @@ from gateway import (
     errors,
     inspect,
     keys,
+    listen,
     localsecrets,
     log,
     models,
     signing,
+    supervise,
     verify,
 )
 from gateway.api.endpoints import attempt_view, delivery_view, endpoint_view
@@ -43,7 +45,7 @@ from gateway.app import create_app
 from gateway.flows import Flow
 from gateway.log import configure_logging
 from gateway.settings import Settings, load_settings
-from gateway.store import Store, base, store_from_url
+from gateway.store import Store, backend_of, base, store_from_url
 from gateway.store.sqlite import path_from_url
 
 
@@ -63,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--port", type=int, help="port to bind, 0 for any free port (overrides GATEWAY_PORT)"
     )
     serve.add_argument("--database", help="database URL, e.g. sqlite:///var/gateway.db")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="gateway processes sharing the port, to use several cores (PostgreSQL only; "
+        "default: 1)",
+    )
+    serve.add_argument("--worker-of", type=int, help=argparse.SUPPRESS)  # the supervisor's pid
     token = commands.add_parser(
         "token",
         help="print a signed trigger URL for a flow",
@@ -84,26 +94,95 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="public base URL to print instead of http://<host>:<port>, e.g. https://hooks.example.com",
     )
     _operator_commands(commands)
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the database schema, then exit",
+        description="Apply the schema migrations the database lacks, and nothing else "
+        "(hookgate serve applies them too). Safe while gateways run on a PostgreSQL database.",
+    )
+    migrate.add_argument(
+        "--config", help="TOML file (default: $GATEWAY_CONFIG or config/gateway.toml)"
+    )
+    migrate.add_argument("--database", help="database URL, e.g. postgresql://user@host:5432/db")
     _secret_command(commands)
+    listen.add_command(commands)
     args = parser.parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
         return operate(args)
+    if args.command == "migrate":
+        return run_migrations(args.config, args.database)
     if args.command == "token":
         return print_token(args.config, args.flow_id, args.expires, args.base_url)
     if args.command == "secret":
         return print_callback_secret(args.config, args.url)
+    if args.command == "listen":
+        return listen.main(args)
 
     try:
         settings = load_settings(args.config)
         overrides = {"host": args.host, "port": args.port, "database_url": args.database}
         settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+        if args.workers > 1 and backend_of(settings.database_url) == "sqlite":
+            raise errors.ConfigError(
+                f"--workers {args.workers} needs PostgreSQL: a SQLite database takes one process."
+                " Set GATEWAY_DATABASE_URL=postgresql://user@host:5432/db (or --database) to run"
+                " several"
+            )
         configure_logging(settings.log_format, settings.log_level)
         localsecrets.check_development_secrets(settings)
         app = create_app(settings)
+        if args.workers > 1:
+            return serve_workers(args, settings, app)
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2
-    return serve_app(app, settings.host, settings.port)
+    return serve_app(app, settings.host, settings.port, worker_of=args.worker_of)
+
+
+def serve_workers(args: argparse.Namespace, settings: Settings, app: web.Application) -> int:
+    """``--workers N`` on PostgreSQL: migrate once, then run N ``hookgate serve`` children on
+    one port."""
+    asyncio.run(store_from_url(settings.database_url, settings.secret_key).migrate())
+    try:
+        reserved = supervise.reserve_port(settings.host, settings.port)
+    except OSError as exc:
+        print(
+            f"hookgate: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    command = [sys.executable, "-m", "gateway", "serve", "--worker-of", str(os.getpid())]
+    command += ["--host", settings.host, "--port", str(reserved.getsockname()[1])]
+    for option, value in (("--config", args.config), ("--database", args.database)):
+        if value is not None:  # given here already; from the environment, children inherit it
+            command += [option, value]
+
+    def announce(base: str, pids: list[int]) -> str:
+        reserved.close()  # every child listens: the port is theirs
+        listed = ", ".join(map(str, pids))
+        return banner(app, base) + f"\n  processes:        {len(pids)} (pids {listed})"
+
+    try:
+        return asyncio.run(supervise.Supervisor(command, args.workers).run(announce))
+    finally:
+        reserved.close()
+
+
+def run_migrations(config: str | None, database: str | None) -> int:
+    try:
+        settings = load_settings(config)
+        if database is not None:
+            settings = settings.replace(database_url=database)
+        configure_logging(settings.log_format, "warning")
+        applied = asyncio.run(store_from_url(settings.database_url, settings.secret_key).migrate())
+    except errors.GatewayError as exc:
+        print(f"hookgate: {exc.detail}", file=sys.stderr)
+        return 2 if isinstance(exc, errors.ConfigError) else 1
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}")
+    else:
+        print("the schema is up to date")
+    return 0
 
 
 def print_token(config: str | None, flow_id: str, lifetime: float, base_url: str | None) -> int:
@@ -177,9 +256,9 @@ def _duration(text: str) -> float:
     return seconds
 
 
-def serve_app(app: web.Application, host: str, port: int) -> int:
+def serve_app(app: web.Application, host: str, port: int, *, worker_of: int | None = None) -> int:
     try:
-        asyncio.run(_serve(app, host, port))
+        asyncio.run(_serve(app, host, port, worker_of))
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2
@@ -189,14 +268,20 @@ def serve_app(app: web.Application, host: str, port: int) -> int:
     return 0
 
 
-async def _serve(app: web.Application, host: str, port: int) -> None:
+async def _serve(app: web.Application, host: str, port: int, worker_of: int | None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down in order: stop listening, let the runs and
     deliveries in flight be recorded, close the store. (aiohttp's own signal handling cancels
-    every task at once, the store's writer among them, and loses those records.)"""
+    every task at once, the store's writer among them, and loses those records.)
+
+    ``worker_of``: the pid of the ``--workers`` supervisor this process is a child of; it then
+    shares the port with its siblings, and stops when the supervisor is gone."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    watch = None
+    if worker_of is not None:
+        watch = asyncio.create_task(supervise.watch_parent(worker_of, stop))
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -208,12 +293,15 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=worker_of is not None)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
-        print(banner(app, f"http://{bound_host}:{bound_port}"), flush=True)
+        base = f"http://{bound_host}:{bound_port}"
+        print(supervise.ready_line(base) if worker_of else banner(app, base), flush=True)
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         await runner.cleanup()
 
 
@@ -394,8 +482,9 @@ def operate(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         if args.database is not None:
             settings = settings.replace(database_url=args.database)
-        path = path_from_url(settings.database_url)
         store = store_from_url(settings.database_url, settings.secret_key)
+        sqlite = backend_of(settings.database_url) == "sqlite"
+        path = path_from_url(settings.database_url) if sqlite else None
     except errors.GatewayError as exc:
         print(f"hookgate: {exc.detail}", file=sys.stderr)
         return 2
@@ -404,10 +493,10 @@ def operate(args: argparse.Namespace) -> int:
             stream.reconfigure(errors="backslashreplace")
     # Only problems on stderr: the store's info lines would drown the output.
     configure_logging(settings.log_format, "warning")
-    if not path.is_file():
+    if path is not None and not path.is_file():
         print(f"hookgate: no database at {path} (see --database)", file=sys.stderr)
         return 1
-    if not _looks_like_sqlite(path):
+    if path is not None and not _looks_like_sqlite(path):
         print(f"hookgate: {path} is not a SQLite database (see --database)", file=sys.stderr)
         return 1
     try:
@@ -737,7 +826,7 @@ async def list_endpoints(store: Store, settings: Settings, args: argparse.Namesp
     rows = (
         (
             e.endpoint_id,
-            console.clip(e.url, 60),
+            console.clip(e.url or "(pull: hookgate listen)", 60),
             _state(e, now),
             _filters(e),
             str(e.consecutive_failures),
@@ -762,4 +851,6 @@ def _filters(endpoint: models.Endpoint) -> str:
         parts.append("flows=" + ",".join(endpoint.flow_ids))
     if endpoint.event_types:
         parts.append("events=" + ",".join(endpoint.event_types))
+    if endpoint.filter:
+        parts.append("filter=" + console.clip(endpoint.filter, 40))
     return " ".join(parts) or "all"

@@ -119,6 +119,9 @@ class Run:
     started_at: float | None = None
     ended_at: float | None = None
     trigger_id: str | None = None
+    cancel_reason: str | None = None
+    """Set when a cancel was requested (``interrupted``, ``rolled back``, …): whichever process
+    runs the run, now or after claiming it, ends it ``interrupted`` with this reason."""
 
     @property
     def assistant_id(self) -> str:
@@ -146,6 +149,13 @@ class Endpoint:
     ``enabled`` is the operator's switch (pause/resume); ``disabled_reason`` is set when the
     gateway itself stopped sending (410 Gone, failing for too long). Either way its
     deliveries are kept and go out once it is resumed.
+
+    Relaying (``gateway/outbox/routing.py``): ``payload`` is ``"run"`` (the run object) or
+    ``"raw"`` (the trigger's body and ``Content-Type``, with the sender's headers named in
+    ``forward_headers``, None meaning the default event headers); ``filter`` is a JMESPath
+    expression choosing the triggers it receives; ``transform`` reshapes the JSON before
+    signing, in ``transform_language`` (``"jmespath"`` or ``"jinja"``). ``mode`` ``"pull"``
+    keeps deliveries for consumers (``hookgate listen``) instead of POSTing them to ``url``.
     """
 
     endpoint_id: str
@@ -167,6 +177,18 @@ class Endpoint:
     consecutive_failures: int = 0
     failing_since: float | None = None
     circuit_open_until: float | None = None
+    mode: str = "push"
+    payload: str = "run"
+    forward_headers: tuple[str, ...] | None = None
+    filter: str | None = None
+    transform: str | None = None
+    transform_language: str = "jmespath"
+
+    @property
+    def pulled(self) -> bool:
+        """A pull endpoint keeps its deliveries for consumers (``hookgate listen``); the
+        dispatcher never POSTs them."""
+        return self.mode == "pull"
 
     def wants(self, flow_id: str | None, event_type: str) -> bool:
         """Does this endpoint subscribe to this event? (Paused ones still collect theirs.)"""
@@ -200,6 +222,8 @@ class NewDelivery:
     payload: bytes
     endpoint_id: str | None = None
     origin_at: float | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Sent with the payload: a raw relay's ``Content-Type`` and the sender's forwarded headers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +244,19 @@ class Delivery:
     last_status_code: int | None = None
     last_error: str | None = None
     origin_at: float | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class FilteredRoute:
+    """An endpoint that wanted a run's event but whose ``filter`` did not match: no delivery,
+    kept so that ``/inspect`` can show the trigger as filtered there, and why."""
+
+    run_id: str
+    endpoint_id: str
+    event_type: str
+    reason: str
+    created_at: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,17 +17,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import crosssite, errors, localsecrets, log, signing
+from gateway import crosssite, errors, localsecrets, log, signing, store
 from gateway import verify as verification
-from gateway.outbox.delivery import timeout_limit
+from gateway.outbox.delivery import check_timeout
 from gateway.store import secretbox
-from gateway.store.sqlite import path_from_url
 
 DEFAULT_CONFIG = Path("config/gateway.toml")
 SVIX_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 _SECRET_FIELDS = ("api_key", "signing_secret", "secret_key")
 _ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _HOST_LISTS = {"allowed_targets": "hosts or CIDRs", "allowed_hosts": "host names"}
+_REPLACED = {
+    name: "replaced by lease_seconds and heartbeat_seconds (leases are renewed while work is "
+    "alive, so they no longer need to outlast it)"
+    for name in ("run_lease_seconds", "delivery_lease_seconds")
+}
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -35,7 +39,8 @@ class FlowSettings:
     """A flow named in config: where its code lives, how long one run may take, and how its
     triggers prove where they come from.
 
-    ``kind`` is ``"python"`` (``target = "module:attribute"``) or ``"relay"``: an upstream HTTP
+    ``kind`` is ``"python"`` (``target = "module:attribute"``), ``"forward"`` (no code: the
+    run's output is the inbound request, see ``gateway.flows.forward``) or ``"relay"``: an upstream HTTP
     service at ``url`` called with ``headers`` and the API key read from the variable named by
     ``api_key_env`` (sent as ``api_key_header``); ``body`` is an optional JSON template in which
     the string ``"$input"`` stands for the run's input (default: the input itself);
@@ -94,7 +99,6 @@ class Settings:
     delivery_connect_timeout: float = 5.0
     delivery_timeout: float = 15.0
     delivery_concurrency: int = 64
-    delivery_lease_seconds: float = 60.0
     endpoint_max_concurrency: int = 10
     throttle_min_delay: float = 60.0
     circuit_failure_threshold: int = 10
@@ -106,7 +110,10 @@ class Settings:
     max_write_backlog: int = 10_000
     run_timeout: float = 60.0
     run_concurrency: int = 16
-    run_lease_seconds: float = 120.0
+    # Runs and deliveries are claimed for lease_seconds; the process renews its leases every
+    # heartbeat_seconds while the work is alive, so a dead process's work is taken over soon.
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0
     poll_interval: float = 1.0
     log_format: str = "auto"
     log_level: str = "info"
@@ -120,6 +127,8 @@ class Settings:
             value = getattr(self, field.name)
             if field.name in _SECRET_FIELDS and value:
                 value = "***"
+            elif field.name == "database_url":
+                value = store.without_password(value)
             shown.append(f"{field.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -159,6 +168,8 @@ def load_settings(
             values["flows"] = _parse_flows(value, env)
         elif name in types:
             values[name] = _coerce(name, value)
+        elif name in _REPLACED:
+            raise errors.ConfigError(f"{name} in {config_path}: {_REPLACED[name]}")
         else:
             raise errors.ConfigError(f"unknown setting {name!r} in {config_path}")
     for name in types:
@@ -175,7 +186,7 @@ def load_settings(
 
 def _local_signing_secret(settings: Settings) -> str:
     """None configured: this install's own, generated on first need beside the database."""
-    directory = path_from_url(settings.database_url).parent
+    directory = store.local_state_dir(settings.database_url)
     return localsecrets.read_or_create(directory, "signing_secret", signing.new_secret)
 
 
@@ -195,8 +206,7 @@ def validate(settings: Settings) -> None:
         raise errors.ConfigError("retry_schedule delays must not be negative")
     if not 0 <= settings.retry_jitter < 1:
         raise errors.ConfigError("retry_jitter must be in [0, 1)")
-    if not settings.database_url.startswith("sqlite:///"):
-        raise errors.ConfigError("database_url must look like sqlite:///path.db")
+    store.backend_of(settings.database_url)
     for name in ("header_read_timeout", "body_read_timeout"):
         if not 0 < getattr(settings, name) < math.inf:
             raise errors.ConfigError(f"{name} must be a positive number of seconds")
@@ -205,12 +215,21 @@ def validate(settings: Settings) -> None:
         raise errors.ConfigError(
             f"allowed_hosts: {', '.join(bad_hosts)}: expected host names without scheme or port"
         )
-    limit = timeout_limit(settings.delivery_lease_seconds)
-    if not settings.delivery_timeout < limit:
+    try:
+        check_timeout(settings.delivery_timeout)
+    except ValueError as exc:
+        raise errors.ConfigError(f"delivery_timeout: {exc}") from None
+    _check_leases(settings.lease_seconds, settings.heartbeat_seconds)
+
+
+def _check_leases(lease: float, heartbeat: float) -> None:
+    """A lease outlives a missed heartbeat: renewed at least twice before it would lapse."""
+    if not 0 < lease < math.inf:
+        raise errors.ConfigError("lease_seconds must be a positive number of seconds")
+    if not 0 < heartbeat < lease / 2:
         raise errors.ConfigError(
-            f"delivery_timeout ({settings.delivery_timeout:g} s) must be below {limit:g} s: "
-            f"delivery_lease_seconds ({settings.delivery_lease_seconds:g}) less a margin, so a "
-            "delivery is never sent again while its first request is in flight"
+            f"heartbeat_seconds ({heartbeat:g}) must be above 0 and below half of lease_seconds"
+            f" ({lease:g}), so that a lease survives a missed heartbeat"
         )
 
 
@@ -266,7 +285,7 @@ def _parse_flows(raw: Any, env: Mapping[str, str]) -> dict[str, FlowSettings]:
     return flows
 
 
-FLOW_KINDS = ("python", "relay")
+FLOW_KINDS = ("python", "relay", "forward")
 
 
 def _flow_kind(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> FlowSettings:
@@ -276,6 +295,10 @@ def _flow_kind(flow_id: str, flow: FlowSettings, env: Mapping[str, str]) -> Flow
     if flow.kind == "python":
         if not flow.target:
             raise errors.ConfigError(f"flows.{flow_id}: needs target = 'module:attribute'")
+        return flow
+    if flow.kind == "forward":  # gateway/flows/forward.py: the run's output is the request
+        if flow.target or flow.url:
+            raise errors.ConfigError(f"flows.{flow_id}: a forward flow takes no target nor url")
         return flow
     if not flow.url.startswith(("http://", "https://")):
         raise errors.ConfigError(f"flows.{flow_id}.url: a relay needs an http(s) URL")

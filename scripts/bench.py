@@ -1115,6 +1115,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="before each phase, wait up to this many seconds for the machine to be idle "
         "(default 60, quick 10; 0 to skip)",
     )
+    parser.add_argument(
+        "--database",
+        help="compare backends instead: SQLite, then this PostgreSQL database with one process "
+        "and with --workers (e.g. postgresql://postgres@127.0.0.1:5432/test)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes for the second PostgreSQL run (2)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     for name, full, short in (
@@ -1183,6 +1191,11 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    args.delivery_timeout = max(60.0, args.triggers / 20)
+    if args.database:
+        import bench_backends  # scripts/ is on sys.path when this runs as a script
+
+        return bench_backends.main(args)
     with tempfile.TemporaryDirectory(prefix="hookgate-bench-") as tmpdir:
         tmp = Path(tmpdir)
         budget = 600.0 + 4 * (args.duration + args.warmup) + args.triggers / 10

@@ -15,6 +15,8 @@ from gateway.app import create_app
 from gateway.settings import Settings, load_settings
 from gateway.testing import Receiver
 
+pytest_plugins = ["tests.pg"]  # postgres_url, gateway_database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "gateway.toml"
 
@@ -26,12 +28,12 @@ def _quiet_logs() -> None:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(gateway_database_url: str) -> Callable[..., Settings]:
     """Settings from the shipped config, on a fresh database, with a compressed retry schedule."""
 
     def make(**overrides: Any) -> Settings:
         environ = {
-            "GATEWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'gateway.db'}",
+            "GATEWAY_DATABASE_URL": gateway_database_url,
             "GATEWAY_RETRY_SCHEDULE": "0.05,0.1",
             "GATEWAY_RETRY_JITTER": "0",
             "GATEWAY_DELIVERY_TIMEOUT": "1",

@@ -14,6 +14,7 @@ from gateway.api import (
     langgraph_crons,
     langgraph_runs,
     middleware,
+    pull,
     runs,
 )
 
@@ -54,11 +55,14 @@ def setup_routes(app: web.Application) -> None:
     router.add_post("/api/v1/endpoints/{endpoint_id}/resume", endpoints.resume_endpoint)
     router.add_post("/api/v1/endpoints/{endpoint_id}/rotate-secret", endpoints.rotate_secret)
     router.add_post("/api/v1/endpoints/{endpoint_id}/recover", endpoints.recover_endpoint)
+    router.add_post("/api/v1/endpoints/{endpoint_id}/pull", pull.pull)
     router.add_get("/api/v1/webhook-secret", callback_secret.webhook_secret)
 
     router.add_get("/api/v1/deliveries", endpoints.list_deliveries)
     router.add_get("/api/v1/deliveries/{delivery_id}", endpoints.get_delivery)
     router.add_post("/api/v1/deliveries/{delivery_id}/retry", endpoints.retry_delivery)
+    router.add_post("/api/v1/deliveries/{delivery_id}/ack", pull.ack)
+    pull.setup(app)  # consumers of pull endpoints (hookgate listen)
 
     # LangGraph Agent Server: assistants, threads, runs, streams, crons
     router.add_get("/ok", langgraph.ok)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from gateway import clock, errors, keys, log, models, netguard, signing
-from gateway.api import inputs
+from gateway.api import inputs, relaying
 from gateway.flows import Flow
-from gateway.outbox.delivery import timeout_limit
+from gateway.outbox import routing
+from gateway.outbox.delivery import check_timeout
 from gateway.store import base
 
 
@@ -20,7 +20,7 @@ def endpoint_view(
 ) -> dict[str, Any]:
     return {
         "endpoint_id": endpoint.endpoint_id,
-        "url": endpoint.url,
+        "url": endpoint.url or None,  # a pull endpoint has none
         "secret": endpoint.secret if reveal_secret else log.mask(endpoint.secret),
         "flow_ids": list(endpoint.flow_ids),
         "event_types": list(endpoint.event_types),
@@ -42,6 +42,7 @@ def endpoint_view(
         else None,
         "created_at": clock.isoformat(endpoint.created_at),
         "updated_at": clock.isoformat(endpoint.updated_at),
+        **relaying.view(endpoint),
     }
 
 
@@ -77,10 +78,12 @@ def attempt_view(attempt: models.Attempt) -> dict[str, Any]:
     }
 
 
-async def _endpoint_fields(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
+async def _endpoint_fields(
+    request: web.Request, data: dict[str, Any], *, creating: bool = False
+) -> dict[str, Any]:
     """Validate the writable fields present in ``data``; absent ones are left out."""
     settings = request.app[keys.settings_key]
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = relaying.fields(data, creating=creating)
     url = inputs.optional(data, "url", str)
     if url is not None:
         fields["url"] = netguard.check_callback(url, settings)
@@ -114,27 +117,30 @@ async def _endpoint_fields(request: web.Request, data: dict[str, Any]) -> dict[s
             if value is not None and value < minimum:
                 raise errors.Unprocessable(f"{name}: must be at least {minimum}")
             fields[name] = value
-    _check_timeout(fields.get("timeout"), settings.delivery_lease_seconds)
+    _check_timeout(fields.get("timeout"))
     if "retry_schedule" in data:
         fields["retry_schedule"] = inputs.delays(data, "retry_schedule")
     return fields
 
 
-def _check_timeout(timeout: float | None, lease_seconds: float) -> None:
-    """A request must end before its delivery's lease does, or a second one would go out."""
-    limit = timeout_limit(lease_seconds)
-    if timeout is not None and not timeout < limit:
-        raise errors.Unprocessable(
-            f"timeout: must be below {limit:g} seconds, the delivery lease ({lease_seconds:g} s) "
-            "less a margin, so that no delivery is sent again while its first request is in flight"
-        )
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is None:
+        return
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise errors.Unprocessable(f"timeout: {exc}") from None
 
 
 async def create_endpoint(request: web.Request) -> web.Response:
     data = await inputs.json_object(request)
-    if not isinstance(data.get("url"), str):
+    pulled = data.get("mode") == "pull"
+    if pulled and data.get("url") is not None:
+        raise errors.Unprocessable("url: a pull endpoint has none: consumers fetch its deliveries")
+    if not pulled and not isinstance(data.get("url"), str):
         raise errors.Unprocessable("url: required, a http(s) URL")
-    fields = await _endpoint_fields(request, data)
+    fields = await _endpoint_fields(request, data, creating=True)
+    fields.setdefault("url", "")
     now = request.app[keys.clock_key].now()
     endpoint = models.Endpoint(
         endpoint_id=models.new_id(),
@@ -169,8 +175,13 @@ async def update_endpoint(request: web.Request) -> web.Response:
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
     data = await inputs.json_object(request)
     changes = await _endpoint_fields(request, data)
+    store = request.app[keys.store_key]
+    if "url" in changes:
+        current = await store.get_endpoint(endpoint_id)
+        if current is not None and current.pulled:
+            raise errors.Unprocessable("url: a pull endpoint has none: consumers fetch it")
     now = request.app[keys.clock_key].now()
-    endpoint = await request.app[keys.store_key].update_endpoint(endpoint_id, changes, now)
+    endpoint = await store.update_endpoint(endpoint_id, changes, now)
     if endpoint is None:
         raise errors.NotFound(f"Endpoint {endpoint_id} not found")
     request.app[keys.dispatcher_key].ready.set()
@@ -275,7 +286,8 @@ async def get_delivery(request: web.Request) -> web.Response:
     if delivery is None:
         raise errors.NotFound(f"Delivery {delivery_id} not found")
     view = delivery_view(delivery)
-    view["payload"] = json.loads(delivery.payload)
+    view["payload"] = routing.body_value(delivery.payload)  # a raw relay's may be text
+    view["headers"] = delivery.headers
     view["attempt_log"] = [attempt_view(a) for a in await store.list_attempts(delivery_id)]
     return web.json_response(view)
 

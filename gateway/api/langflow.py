@@ -31,6 +31,7 @@ from aiohttp import web
 from gateway import errors, flows, keys, log, models, netguard, strictjson, verify
 from gateway.api import inputs
 from gateway.api.langflow_events import Translator, frame
+from gateway.flows import forward
 
 logger = structlog.get_logger(__name__)
 IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery")
@@ -80,7 +81,12 @@ async def webhook(request: web.Request) -> web.Response:
     if callback is not None:
         callback = netguard.check_callback(callback, settings)
 
-    run, created = await service.start_from_trigger(trigger, flow_input(body), webhook=callback)
+    value = (
+        forward.request_value(trigger)
+        if flow_settings is not None and flow_settings.kind == "forward"
+        else flow_input(body)
+    )
+    run, created = await service.start_from_trigger(trigger, value, webhook=callback)
     request.app[keys.metrics_key].triggers.labels(
         flow_id, "accepted" if created else "duplicate"
     ).inc()

@@ -237,6 +237,10 @@ def load_flows(settings: Settings) -> Mapping[str, Flow]:
 
 
 def _target(flow_id: str, spec: FlowSettings, timeout: float) -> Any:
+    if spec.kind == "forward":
+        from gateway.flows.forward import forward
+
+        return forward
     if spec.kind == "relay":
         from gateway.flows.relay import Relay
 

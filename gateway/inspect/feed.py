@@ -137,6 +137,22 @@ class _ObservedStore:
         )
         return change
 
+    async def ack_pulled(
+        self, delivery_id: str, attempt: int, outcome: base.AttemptOutcome
+    ) -> tuple[models.Delivery, base.HealthChange | None] | None:
+        found = await cast(base.RelayStore, self._inner).ack_pulled(delivery_id, attempt, outcome)
+        if found is not None:
+            delivery = found[0]
+            self._notify(
+                "attempt",
+                delivery_id=delivery_id,
+                run_id=delivery.run_id,
+                endpoint_id=delivery.endpoint_id,
+                status=delivery.status.value,
+                status_code=outcome.result.status_code,
+            )
+        return found
+
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         delivery = await self._inner.retry_delivery(delivery_id, now)
         if delivery is not None:

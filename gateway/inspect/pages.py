@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway import errors, keys, models, netguard, signing
-from gateway.inspect import access, bins, present
+from gateway.inspect import access, bins, present, relaying
 from gateway.store import base
 
 PAGE_SIZE = 50
@@ -170,6 +171,7 @@ async def trigger(request: web.Request) -> web.Response:
         body=present.body_view(found.body, found.content_type),
         query=present.masked_query(found.query),
         curl=present.curl_command(found, base_url(request)),
+        routes=await relaying.trigger_routes(request.config_dict[keys.store_key], found),
     )
 
 
@@ -252,19 +254,6 @@ async def deliveries(request: web.Request) -> web.Response:
     )
 
 
-def sent_headers(delivery: models.Delivery, started_at: float) -> list[tuple[str, str]]:
-    """The headers every try carries (the body is stored byte for byte, so it is exact)."""
-    from gateway.outbox.delivery import USER_AGENT
-
-    return [
-        ("Content-Type", "application/json"),
-        ("User-Agent", USER_AGENT),
-        ("webhook-id", delivery.delivery_id),
-        ("webhook-timestamp", str(int(started_at))),
-        ("webhook-signature", "v1,… (HMAC-SHA256 of id.timestamp.body, one per active secret)"),
-    ]
-
-
 async def delivery(request: web.Request) -> web.Response:
     delivery_id = request.match_info["delivery_id"]
     store = request.config_dict[keys.store_key]
@@ -288,8 +277,8 @@ async def delivery(request: web.Request) -> web.Response:
         endpoint=endpoint,
         run=run_obj,
         siblings=len(siblings),
-        payload=present.body_view(found.payload, "application/json"),
-        sent_headers=sent_headers,
+        **await relaying.payload_views(found, endpoint),
+        sent_headers=functools.partial(relaying.sent_headers, endpoint=endpoint),
         body_view=present.body_view,
         sent_url=found.url + ("&" if "?" in found.url else "?") + "hookgate_token=…",
     )

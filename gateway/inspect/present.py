@@ -38,6 +38,7 @@ STATUS_TONES = {
     "timeout": ("⌛", "bad"),
     "interrupted": ("■", "warn"),
     "cancelled": ("■", "muted"),
+    "filtered": ("⊖", "muted"),
     "paused": ("⏸", "warn"),
     "circuit_open": ("⚡", "warn"),
     "none": ("—", "muted"),

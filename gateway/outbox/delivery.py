@@ -13,13 +13,20 @@ from gateway.clock import Clock
 
 MAX_RESPONSE_BYTES = 8192
 USER_AGENT = f"hookgate/{__version__}"
-LEASE_MARGIN = 5.0  # seconds kept between a request's timeout and its lease's end
+MAX_TIMEOUT = 300.0
+"""The longest one request may take. A delivery's lease is renewed while its request is in
+flight, so a slow receiver is never sent it a second time meanwhile; this bound keeps a hung
+receiver from holding the delivery, and a slot of its endpoint, for ever."""
 
 
-def timeout_limit(lease_seconds: float) -> float:
-    """Timeouts must stay below this: a request still in flight when its delivery's lease lapses
-    would be claimed and sent a second time. The margin covers claiming and recording."""
-    return lease_seconds - min(LEASE_MARGIN, lease_seconds / 4)
+def check_timeout(seconds: float) -> None:
+    """The rule for ``delivery_timeout`` and an endpoint's ``timeout``: ``ValueError`` unless
+    it is above 0 and at most ``MAX_TIMEOUT``."""
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ValueError(
+            f"must be above 0 and at most {MAX_TIMEOUT:g} seconds, so that a hung receiver "
+            "cannot hold a delivery for ever"
+        )
 
 
 class Sender:
@@ -35,11 +42,7 @@ class Sender:
         self.clock = clock
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self.max_timeout = float("inf")
-
-    def limit_to_lease(self, lease_seconds: float) -> None:
-        """Clamp every request below the delivery lease, whatever timeout it is given."""
-        self.max_timeout = timeout_limit(lease_seconds)
+        self.max_timeout = MAX_TIMEOUT  # whatever a row stored before this rule says
 
     async def send(
         self, delivery: models.Delivery, secrets: tuple[str, ...], timeout: float | None = None
@@ -54,6 +57,7 @@ class Sender:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            **delivery.headers,  # a raw relay's Content-Type and the sender's headers
             **signing.webhook_headers(secrets, delivery.delivery_id, now, body),
         }
         url = signing.with_callback_tokens(
@@ -73,7 +77,7 @@ class Sender:
         try:
             # A pooled keep-alive connection the receiver already closed fails at once with
             # ServerDisconnectedError; one immediate retry on a fresh connection is not a new try.
-            # Both share one deadline, so the attempt as a whole ends within the lease.
+            # Both share one deadline, so the attempt as a whole ends within its timeout.
             async with asyncio.timeout(total):
                 async for attempt in tenacity.AsyncRetrying(
                     retry=tenacity.retry_if_exception_type(aiohttp.ServerDisconnectedError),

@@ -1,9 +1,10 @@
 """The dispatcher: claim due deliveries (lease) → send → record the attempt → retry, done or dead.
 
-The only place hookgate performs outbound HTTP. Backoff between tries is the row's
-``next_attempt_at``, so it survives restarts and moves between processes. Claiming is fair
-per endpoint, and an endpoint's failure streak (circuit breaker, disabling) is recorded with
-each attempt; what is held back by a limit or an open circuit uses up no attempt.
+The only place hookgate performs outbound HTTP. The heartbeat renews a delivery's lease while
+its request is in flight, so a slow receiver is not sent it twice meanwhile. Backoff between
+tries is the row's ``next_attempt_at``, so it survives restarts and moves between processes.
+Claiming is fair per endpoint, and an endpoint's failure streak (circuit breaker, disabling) is
+recorded with each attempt; what is held back by a limit or an open circuit uses up no attempt.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+from collections.abc import Collection
 
 import structlog
 
 from gateway import clock as clocks
 from gateway import models, signing
 from gateway.metrics import Metrics
+from gateway.outbox import routing
 from gateway.outbox.delivery import Sender
 from gateway.outbox.limits import RateLimiter
 from gateway.outbox.retry import RetryPolicy
@@ -50,7 +53,6 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.sender = sender
-        sender.limit_to_lease(limits.lease_seconds)
         self.policy = policy
         self.clock = clock
         self.signing_secret = signing_secret
@@ -59,6 +61,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rates = RateLimiter()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._held: set[str] = set()  # deliveries leased here and not yet recorded
         self._stopping = False
 
     async def run_forever(self) -> None:
@@ -87,12 +90,29 @@ class Dispatcher:
             room, self.clock.now(), self.limits.lease_seconds, self.limits.claim, run_id
         )
         for delivery in deliveries:
+            self._held.add(delivery.delivery_id)
             task = asyncio.create_task(
-                self.deliver(delivery), name=f"delivery-{delivery.delivery_id}"
+                self._deliver_held(delivery), name=f"delivery-{delivery.delivery_id}"
             )
             self._in_flight.add(task)
             task.add_done_callback(self._done)
         return len(deliveries)
+
+    async def _deliver_held(self, delivery: models.Delivery) -> None:
+        try:
+            await self.deliver(delivery)
+        finally:
+            self._held.discard(delivery.delivery_id)
+
+    def held(self) -> Collection[str]:
+        """Deliveries leased here whose try is not recorded yet (the heartbeat renews them)."""
+        return list(self._held)
+
+    def lost(self, ids: Collection[str]) -> None:
+        """Leases the heartbeat could not renew while their request is in flight: another
+        process took the delivery over after the lease lapsed, and may send it too."""
+        for delivery_id in self._held.intersection(ids):
+            log.warning("delivery_lease_lost", delivery_id=delivery_id)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -164,13 +184,19 @@ class Dispatcher:
                 wait = self.rates.wait_time(endpoint.endpoint_id, endpoint.rate_limit, now)
                 if wait > 0:
                     await self.store.defer_delivery(delivery.delivery_id, now + wait)
+                    self._held.discard(delivery.delivery_id)
                     return
+        try:
+            outgoing = await routing.outgoing(delivery, endpoint)
+        except routing.TransformFailed as exc:
+            await self.transform_failed(delivery, str(exc))
+            return
         secrets = (
             endpoint.signing_secrets(now)
             if endpoint
             else (signing.callback_secret(self.signing_secret, delivery.url),)
         )
-        result = await self.sender.send(delivery, secrets, endpoint.timeout if endpoint else None)
+        result = await self.sender.send(outgoing, secrets, endpoint.timeout if endpoint else None)
         attempt = delivery.attempts  # the claim recorded this try as started, and counted it
         decision = self.policy.decide(
             attempt, result, self.clock.now(), endpoint.retry_schedule if endpoint else None
@@ -206,11 +232,26 @@ class Dispatcher:
         if change is not None and endpoint is not None:
             await self.announce(endpoint, change)
 
+    async def transform_failed(self, delivery: models.Delivery, error: str) -> None:
+        """A transform that fails will fail again: the delivery is dead at once, with the error
+        as its try's outcome, and the receiver's health is untouched. Once the transform is
+        corrected, a retry or replay sends it."""
+        result = models.AttemptResult(started_at=self.clock.now(), duration_ms=0.0, error=error)
+        await self._record(delivery, base.AttemptOutcome(result, models.DeliveryStatus.FAILED))
+        log.warning(
+            "delivery_transform_failed",
+            delivery_id=delivery.delivery_id,
+            endpoint_id=delivery.endpoint_id,
+            error=error,
+        )
+
     async def _record(
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
     ) -> base.HealthChange | None:
         # Shielded: a shutdown must not lose the record of a request already sent.
-        return await asyncio.shield(self.store.record_attempt(delivery, outcome))
+        change = await asyncio.shield(self.store.record_attempt(delivery, outcome))
+        self._held.discard(delivery.delivery_id)  # the record released the lease
+        return change
 
     async def announce(self, endpoint: models.Endpoint, change: base.HealthChange) -> None:
         """Log an endpoint's change of state and deliver it to endpoints subscribed to ``endpoint.*``."""

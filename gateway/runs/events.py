@@ -53,6 +53,19 @@ class EventHub:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
 
+    async def wait_ended(self, run_id: str, timeout: float) -> models.Run | None:
+        """The run once it ended (or as it is after ``timeout``); None if it is unknown. Woken
+        by its events and its end, here or, through the change feed, in another process."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        with self._subscribe(run_id) as queue:
+            while True:
+                run = await self.store.get_run(run_id)
+                left = deadline - asyncio.get_running_loop().time()
+                if run is None or run.status.is_final or left <= 0:
+                    return run
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.get(), min(left, self.idle_check))
+
     @contextlib.contextmanager
     def _subscribe(self, run_id: str) -> Iterator[asyncio.Queue[models.Event | None]]:
         queue: asyncio.Queue[models.Event | None] = asyncio.Queue(self.queue_size)

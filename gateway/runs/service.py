@@ -17,6 +17,8 @@ from gateway import clock as clocks
 from gateway import errors, models
 from gateway.flows import Flow
 from gateway.metrics import Metrics
+from gateway.outbox import routing
+from gateway.outbox.pull import Wakeup
 from gateway.runs import payload
 from gateway.runs.events import RUN_END, EventHub
 from gateway.store import Store, base
@@ -57,6 +59,8 @@ class RunService:
     dispatcher: DeliveryHandoff | None = None
     runs_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     deliveries_ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    pulls_ready: Wakeup = dataclasses.field(default_factory=Wakeup)
+    """Wakes every consumer waiting on a pull endpoint (``gateway/outbox/pull.py``)."""
 
     def get_flow(self, flow_id: str) -> Flow:
         flow = self.flows.get(flow_id)
@@ -97,6 +101,7 @@ class RunService:
         metadata: dict[str, Any] | None = None,
         thread_id: str | None = None,
         after_seconds: float = 0.0,
+        if_thread_idle: bool = False,
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
         after, or ``after_seconds`` later."""
@@ -111,6 +116,7 @@ class RunService:
             thread_id=thread_id,
             after_seconds=after_seconds,
             lease_until=self._lease_until() if handed else None,
+            if_thread_idle=if_thread_idle,
         )
         try:
             run = await self.store.create_run(new_run, self.clock.now())
@@ -156,6 +162,7 @@ class RunService:
         thread_id: str | None = None,
         after_seconds: float = 0.0,
         lease_until: float | None = None,
+        if_thread_idle: bool = False,
     ) -> base.NewRun:
         """The record of a run to store: its id, flow, input, options and LangGraph metadata."""
         merged: dict[str, Any] = {
@@ -174,6 +181,7 @@ class RunService:
             thread_id=thread_id,
             after_seconds=after_seconds,
             lease_until=lease_until,
+            if_thread_idle=if_thread_idle,
         )
 
     async def finish(
@@ -199,11 +207,8 @@ class RunService:
         deliveries = []
         if run.webhook:
             deliveries.append(_delivery(run.webhook, event_type, body, None, run.created_at))
-        for endpoint in await self.store.list_endpoints():
-            if endpoint.wants(run.flow_id, event_type):
-                deliveries.append(
-                    _delivery(endpoint.url, event_type, body, endpoint.endpoint_id, run.created_at)
-                )
+        routes = await self._route(run, event_type, body, now)
+        deliveries += routes.deliveries
         ending = base.RunEnding(
             run.run_id,
             status,
@@ -211,6 +216,7 @@ class RunService:
             error,
             deliveries,
             final_event=(RUN_END, {"status": status.value, "output": output, "error": error}),
+            filtered=routes.filtered,
         )
         if deliveries and self.dispatcher is not None:
             # Queued back to back, both land in one group commit: the run's deliveries are
@@ -234,7 +240,24 @@ class RunService:
         )
         if deliveries:
             self.deliveries_ready.set()
+            self.pulls_ready.set()
         return finished
+
+    async def _route(
+        self, run: models.Run, event_type: str, body: bytes, now: float
+    ) -> routing.Routes:
+        """The registered endpoints' deliveries of this ending, filtered and shaped per
+        endpoint (the trigger is read only when one of them needs it)."""
+        endpoints = [
+            e for e in await self.store.list_endpoints() if e.wants(run.flow_id, event_type)
+        ]
+        trigger = None
+        if run.trigger_id and routing.needs_trigger(endpoints):
+            trigger = await self.store.get_trigger(run.trigger_id)
+        source = routing.Source(
+            run.run_id, run.flow_id, event_type, body, run.input, run.created_at, trigger
+        )
+        return routing.route(endpoints, source, now)
 
 
 def _delivery(

@@ -96,7 +96,12 @@ class Threads:
                 self.clock.now(),
                 None,
             )
-            run = await self._start(request, thread_id, thread.metadata, temporary=False)
+            try:
+                run = await self._start(request, thread_id, thread.metadata, temporary=False)
+            except errors.Conflict:
+                if request.multitask_strategy == "reject":
+                    raise errors.Conflict(REJECTED) from None
+                raise
         if request.multitask_strategy in ("interrupt", "rollback"):
             # Queued runs first: while the running one still holds the thread, none of them
             # can be claimed and started only to be interrupted.
@@ -132,6 +137,7 @@ class Threads:
             metadata=metadata,
             thread_id=thread_id,
             after_seconds=request.after_seconds,
+            if_thread_idle=request.multitask_strategy == "reject",
         )
 
     def new_run(self, request: RunRequest, thread_id: str, *, temporary: bool) -> base.NewRun:

@@ -1,13 +1,15 @@
 """The run worker: claims pending runs with a lease, executes their flows, finishes them.
 
-A lease rather than a lock: if this process dies mid-run, the run's lease expires and any
-worker claims it again, so every acknowledged trigger ends in a finished run.
+A lease rather than a lock: the heartbeat (``gateway.heartbeat``) renews it while the run is
+alive here; if this process dies mid-run, the lease lapses and any worker claims the run again,
+so every acknowledged trigger ends in a finished run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from typing import Any
 
 import structlog
@@ -36,10 +38,10 @@ class RunWorker:
         self.clock = clock
         self.concurrency = concurrency
         self.poll_interval = poll_interval
-        longest = max((flow.timeout for flow in service.flows.values()), default=0.0)
-        # The lease must outlive the longest run plus the time to record its end: 10 s of
-        # grace, or the configured lease when that is shorter (fast recovery after a crash).
-        self.lease_seconds = max(lease_seconds, longest + min(10.0, lease_seconds))
+        self.lease_seconds = lease_seconds
+        # How long a cancel waits for a run in another process to end: long enough for the run
+        # of a process that died to be taken over (and, its cancel recorded, ended at once).
+        self.cancel_wait = lease_seconds + 2 * poll_interval + 5.0
         self._running: dict[str, asyncio.Task[None]] = {}
         self._in_flow: set[str] = set()
         self._cancelled: dict[str, str] = {}
@@ -80,9 +82,24 @@ class RunWorker:
         self._running[run.run_id] = task
         task.add_done_callback(self._done(run.run_id))
 
+    def held(self) -> Collection[str]:
+        """Runs leased to this worker (the heartbeat renews their leases)."""
+        return list(self._running)
+
+    def lost(self, ids: Collection[str]) -> None:
+        """Leases the heartbeat could not renew. A run still in its flow here was taken over by
+        another process after its lease lapsed (or ended or deleted elsewhere): stop it without
+        an ending of ours. The others are recording their ending already."""
+        for run_id in ids:
+            task = self._running.get(run_id)
+            if task is not None and run_id in self._in_flow:
+                log.warning("run_lease_lost", run_id=run_id)
+                task.cancel()
+
     def _done(self, run_id: str) -> Any:
         def callback(_: asyncio.Task[None]) -> None:
             self._running.pop(run_id, None)
+            self._cancelled.pop(run_id, None)
             self.service.runs_ready.set()
 
         return callback
@@ -105,30 +122,55 @@ class RunWorker:
         await self.store.release_runs(run_ids, self.clock.now())
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> models.Run | None:
-        """Interrupt a run: a pending one ends at once, a running one here is cancelled.
+        """Interrupt a run wherever it runs: it ends ``interrupted`` and is delivered like any
+        other ending. The run as it ended (as it is, if another process did not end it within
+        ``cancel_wait``); None if it is unknown or already over.
 
-        Either way it ends as ``interrupted`` and is delivered like any other ending. None if
-        the run is unknown or already over. Only a task inside its flow is cancelled: one
-        claimed a moment ago, or recording its ending, is left to see the request itself, so
-        its ending is always written (a task cancelled there would leave the run leased, and
-        its thread blocked, until the lease ran out). A run in another process is not reached.
+        The request is recorded on the run first: the process running it hears it through the
+        store's change feed, and one claiming it later ends it at once. A pending run ends
+        here, a run here is cancelled, a run elsewhere is waited for.
         """
-        run = await self.store.get_run(run_id)
-        if run is None or run.status.is_final:
-            return None
-        self._cancelled[run_id] = reason
-        if run_id not in self._running and run.status is models.RunStatus.PENDING:
-            error = {"error": "Interrupted", "message": reason}
-            await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error)
-        task = self._running.get(run_id)  # perhaps claimed meanwhile: it sees the request
-        if task is not None:
-            if run_id in self._in_flow:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([task])
-        if task is not None or run.status is models.RunStatus.PENDING:
+        self._cancelled[run_id] = reason  # a claim here from now on sees the request
+        try:
+            run = await self.store.request_cancel(run_id, reason, self.clock.now())
+            if run is None:
+                return None
+            if run_id not in self._running and run.status is models.RunStatus.PENDING:
+                error = {"error": "Interrupted", "message": reason}
+                await self.service.finish(run, models.RunStatus.INTERRUPTED, None, error)
+            task = self._interrupt(run_id, reason)  # perhaps claimed here meanwhile
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([task])
+            elif run.status is models.RunStatus.RUNNING:
+                await self.service.events.wait_ended(run_id, self.cancel_wait)
+        finally:
             self._cancelled.pop(run_id, None)
         return await self.store.get_run(run_id)
+
+    async def interrupt_requested(self, run_ids: Collection[str] | None) -> None:
+        """Cancels another process recorded (None: any may have been): interrupt the runs here
+        they name, with the reason recorded."""
+        for run_id in list(self._running) if run_ids is None else run_ids:
+            if run_id not in self._running:
+                continue
+            run = await self.store.get_run(run_id)
+            if run is not None and run.cancel_reason is not None:
+                self._interrupt(run_id, run.cancel_reason)
+
+    def _interrupt(self, run_id: str, reason: str) -> asyncio.Task[None] | None:
+        """Have the run's task here end it ``interrupted``; the task, if the run is here.
+
+        Only a task inside its flow is cancelled: one claimed a moment ago, or recording its
+        ending, sees the request itself, so its ending is always written (a task cancelled
+        there would leave the run leased, and its thread blocked, until the lease ran out).
+        """
+        task = self._running.get(run_id)
+        if task is not None:
+            self._cancelled[run_id] = reason
+            if run_id in self._in_flow:
+                task.cancel()
+        return task
 
     async def execute(self, run: models.Run) -> None:
         bound = log.bind(run_id=run.run_id, flow_id=run.flow_id)
@@ -140,7 +182,7 @@ class RunWorker:
             }
             await self.service.finish(run, models.RunStatus.ERROR, None, missing)
             return
-        reason = self._cancelled.pop(run.run_id, None)
+        reason = self._cancelled.pop(run.run_id, None) or run.cancel_reason
         if reason is not None:
             interrupted = {"error": "Interrupted", "message": reason}
             await asyncio.shield(

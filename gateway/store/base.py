@@ -1,11 +1,31 @@
 """The ``Store`` protocol: every durable fact hookgate keeps, in domain verbs.
 
 Each backend owns its SQL; handlers, workers and the dispatcher only see these verbs.
+
+Every write verb is atomic (one transaction). These rules hold with N writers, processes
+sharing one PostgreSQL database, as they do with SQLite's single writer:
+
+- ``create_trigger_and_run``: one run per (flow, idempotency key) within the window;
+- ``create_run`` with ``if_thread_idle``: no two such runs both find their thread idle;
+- ``claim_runs``: a run goes to one claimer per lease; a thread runs one run at a time,
+  oldest first;
+- ``renew_run_leases``, ``renew_delivery_leases``: a lease is renewed only by its owner, and
+  never once another claimer took the work after it lapsed;
+- ``finish_run``: a run ends once and enqueues its deliveries once;
+- ``claim_deliveries``: a delivery goes to one claimer per lease; an endpoint's cap counts
+  the leases of every claimer;
+- ``record_attempt``: an endpoint's failure streak counts every writer's attempts;
+- ``fire_cron``: a due date fires once, whichever scheduler gets there first.
+
+The contract suite (tests/integration/store_contract/) checks them on each backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,6 +46,9 @@ class NewRun:
     lease_until: float | None = None
     """Set when the creating process runs it itself: stored already claimed (running, attempt 1)
     with this lease, saving a claim on the way from trigger to callback."""
+    if_thread_idle: bool = False
+    """Store it only if its thread has no pending or running run, else raise ``Conflict``
+    (LangGraph's multitask "reject"); checked and inserted as one step for N writers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +63,8 @@ class RunEnding:
     final_event: tuple[str, Any] | None = None
     """Appended to the run's event log in the same transaction, so a reader who sees the run
     ended also finds its last event."""
+    filtered: Sequence[models.FilteredRoute] = ()
+    """Endpoints whose filter turned the event away, recorded with the ending."""
 
 
 # Columns an operator may change through the API (None clears an override).
@@ -54,6 +79,11 @@ ENDPOINT_SETTABLE = (
     "timeout",
     "max_concurrency",
     "rate_limit",
+    "payload",
+    "forward_headers",
+    "filter",
+    "transform",
+    "transform_language",
 )
 EndpointChanges = Mapping[str, Any]
 
@@ -106,11 +136,26 @@ class DeliverySelection:
     until: float | None = None
 
 
+def new_owner() -> str:
+    """A name for the leases one store instance takes: ``host:pid:random``, unique across hosts
+    and restarts, and telling an operator which process holds what."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 class Store(Protocol):
+    @property
+    def owner(self) -> str:
+        """The name (``new_owner``) recorded on every lease this store instance takes, and on
+        the runs it ends; one per gateway process."""
+
     async def open(self) -> None:
         """Connect, create or migrate the schema, start background writers."""
 
     async def close(self) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Bring the schema up to date, and nothing else (``open`` does it too); the versions
+        applied. On PostgreSQL it is safe while other processes start or run."""
 
     async def ping(self) -> None:
         """Raise ``StoreError`` if the store cannot be reached, ``StoreUnavailable`` while it
@@ -137,13 +182,30 @@ class Store(Protocol):
     async def get_trigger(self, trigger_id: str) -> models.Trigger | None: ...
 
     async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
-        """Lease up to ``limit`` pending runs, or running runs whose lease expired, and mark them running."""
+        """Lease up to ``limit`` pending runs, or running runs whose lease expired, to this
+        owner, and mark them running."""
 
     async def finish_run(self, ending: RunEnding, now: float) -> models.Run | None:
         """Write the final status and enqueue the deliveries; None if the run had already ended."""
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
-        """Hand running runs back to the queue (graceful shutdown)."""
+        """Hand running runs this owner holds back to the queue (graceful shutdown)."""
+
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        """Record that the run is to end ``interrupted`` with ``reason`` (its
+        ``cancel_reason``), announced as ``run.cancel_requested`` to every process; the run as
+        it now is, or None if it is unknown or already over."""
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        """Extend to ``until`` the leases this owner still holds on these running runs (one
+        statement); the ids renewed. A missing one ended, or was taken over after its lease
+        lapsed."""
+
+    async def take_over(self, now: float) -> int:
+        """Start serving as ``owner``; how many leases were released. SQLite, one process per
+        file: lock the file for this process (a second gateway gets ``StoreError``) and release
+        every lease another owner holds, since that owner is a dead predecessor. PostgreSQL:
+        nothing, a dead process's leases lapse and others take its work."""
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int: ...
 
@@ -190,6 +252,10 @@ class Store(Protocol):
         In the same transaction each one's try is recorded as started and counted in
         ``attempts`` (so a crash mid-send leaves a record of it), and a try still without
         outcome on a delivery whose lease ran out gets ``ATTEMPT_OUTCOME_UNKNOWN``."""
+
+    async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
+        """Extend to ``until`` the leases this owner still holds on these pending deliveries
+        (one statement); the ids renewed."""
 
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         """Release a claimed delivery unsent, due again at ``until``; uses up no attempt (its
@@ -484,3 +550,50 @@ class CapturedRequest:
     content_type: str
     source: str
     capture_id: int = 0
+
+
+# --- relaying: pull endpoints and filters (gateway/outbox/routing.py, gateway/outbox/pull.py) --
+
+
+class RelayStore(Protocol):
+    """The verbs of pull endpoints' consumers and of filtered routes, on top of ``Store``.
+
+    A pull endpoint's deliveries are never claimed by ``claim_deliveries`` (nor counted by
+    ``next_due_at``): consumers claim them here, over the API, and acknowledge each try.
+    """
+
+    async def claim_pulled(
+        self,
+        endpoint_id: str,
+        limit: int,
+        now: float,
+        lease_seconds: float,
+        policy: ClaimPolicy,
+    ) -> list[models.Delivery]:
+        """Lease up to ``limit`` due deliveries of one pull endpoint, oldest first, recording
+        and counting each one's try as started (as ``claim_deliveries`` does). Consumers
+        claiming at once get different deliveries. None while the endpoint is paused, disabled
+        or its circuit is open; at most one leased at a time once its failure streak reaches
+        ``policy.circuit_failure_threshold``."""
+
+    async def ack_pulled(
+        self, delivery_id: str, attempt: int, outcome: AttemptOutcome
+    ) -> tuple[models.Delivery, HealthChange | None] | None:
+        """Record a consumer's outcome of try ``attempt`` as ``record_attempt`` does, if that
+        try is still the delivery's latest and it is pending; the delivery as it is then. A
+        repeated acknowledgement of a try already recorded changes nothing; one whose try is
+        no longer current raises ``Conflict`` (``stale_ack``). None if the delivery is unknown."""
+
+    async def list_filtered(self, run_id: str) -> list[models.FilteredRoute]:
+        """The endpoints whose filter turned the run's event away, as recorded at its end."""
+
+
+def stale_ack(delivery: models.Delivery, attempt: int) -> str:
+    """Why a consumer's acknowledgement of try ``attempt`` no longer counts."""
+    if delivery.attempts != attempt:
+        return (
+            f"try {attempt} of delivery {delivery.delivery_id} is no longer current: its lease "
+            f"lapsed and it was claimed again (try {delivery.attempts}), which carries the same "
+            "webhook-id"
+        )
+    return f"delivery {delivery.delivery_id} is {delivery.status.value}: nothing to acknowledge"

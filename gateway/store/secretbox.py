@@ -86,8 +86,9 @@ class SecretBox:
         except InvalidToken:
             raise errors.StoreError(
                 f"endpoint secrets in the database cannot be decrypted with the configured "
-                f"keys: {KEY_SETTING} (or the generated key in {localsecrets.FILE_NAME} beside "
-                "the database) must include the key they were encrypted with"
+                f"keys: {KEY_SETTING} (or the generated key in {localsecrets.FILE_NAME}, beside "
+                "the SQLite file or in var/ for PostgreSQL) must include the key they were "
+                "encrypted with"
             ) from None
         log.remember_endpoint_secret(secret)
         return secret

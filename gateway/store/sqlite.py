@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
@@ -17,8 +19,10 @@ import structlog
 import tenacity
 
 from gateway import errors, models
+from gateway.outbox import health
 from gateway.store import base
 from gateway.store.secretbox import SecretBox
+from gateway.store.sqlite_relay import PUSHED, RelayVerbs, insert_filtered
 from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_unavailable
 
 log = structlog.get_logger(__name__)
@@ -41,6 +45,60 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@dataclasses.dataclass
+class _ProcessLock:
+    fd: int
+    owners: set[str]
+
+
+# Files this process serves, each with the owners of its stores that serve it (tests run
+# several apps on one file in one process; another process is another gateway).
+_SERVED: dict[Path, _ProcessLock] = {}
+
+
+def serve_file(path: Path, owner: str) -> set[str]:
+    """Lock ``path`` for this process, as ``owner``; every owner in this process serving it.
+    A second gateway process on the same file gets a clear ``StoreError``."""
+    key = path.resolve()
+    served = _SERVED.get(key)
+    if served is None:
+        served = _SERVED[key] = _ProcessLock(lock_database(key), set())
+    served.owners.add(owner)
+    return set(served.owners)
+
+
+def stop_serving(path: Path, owner: str) -> None:
+    key = path.resolve()
+    served = _SERVED.get(key)
+    if served is None or owner not in served.owners:
+        return
+    served.owners.discard(owner)
+    if not served.owners:
+        os.close(served.fd)  # closing the descriptor releases the lock
+        del _SERVED[key]
+
+
+def lock_database(path: Path) -> int:
+    """Hold an exclusive lock on ``<path>.lock`` for as long as the returned descriptor stays
+    open (the process's life): a second gateway on the same file gets a clear ``StoreError``
+    instead of sharing it. Operator commands do not take it, so they work while a gateway runs."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise errors.StoreError(
+            f"another gateway (pid {holder}) is serving {path}: a SQLite database takes one "
+            "process; stop that one first, or use PostgreSQL (database_url = postgresql://…) "
+            "to run several"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def path_from_url(database_url: str) -> Path:
     """``sqlite:///relative.db`` or ``sqlite:////absolute.db``, as SQLAlchemy spells them."""
     if not database_url.startswith("sqlite:///"):
@@ -48,7 +106,7 @@ def path_from_url(database_url: str) -> Path:
     return Path(database_url.removeprefix("sqlite:///"))
 
 
-class SQLiteStore:
+class SQLiteStore(RelayVerbs):
     def __init__(self, path: Path | str, secret_key: str = "") -> None:
         """``secret_key``: ``GATEWAY_SECRET_KEY``, the keys sealing endpoint secrets (newest
         first); empty means the install's generated key beside the database."""
@@ -58,6 +116,7 @@ class SQLiteStore:
         self._writer_conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._writer: GroupCommitWriter | None = None
+        self.owner = base.new_owner()
 
     @property
     def writer(self) -> GroupCommitWriter:
@@ -114,10 +173,11 @@ class SQLiteStore:
             raise
         return conn
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+    async def _migrate(self, conn: aiosqlite.Connection) -> list[int]:
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
+        applied = []
         for script in MIGRATIONS:
             number = int(script.name.split("_", 1)[0])  # 0003_….sql is version 3
             if number > version:
@@ -125,6 +185,21 @@ class SQLiteStore:
                     "BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;"
                 )
                 log.info("store_migrated", version=number)
+                applied.append(number)
+        return applied
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations the file lacks, and nothing else; the versions applied."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await self._connect()
+            try:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                return await self._migrate(conn)
+            finally:
+                await conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise errors.StoreError(f"cannot migrate the database {self.path}: {exc}") from None
 
     async def _seal_secrets(self, conn: aiosqlite.Connection, secrets: SecretBox) -> None:
         """Encrypt plaintext endpoint secrets, and re-encrypt those sealed with an older key;
@@ -167,6 +242,7 @@ class SQLiteStore:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer_conn = None
+        stop_serving(self.path, self.owner)
 
     def write_backlog(self) -> int:
         return 0 if self._writer is None else self._writer.backlog
@@ -218,7 +294,7 @@ class SQLiteStore:
                 if existing is not None:
                     return existing, False
             _insert_trigger(conn, trigger, run.run_id)
-            return _insert_run(conn, run, now, trigger.trigger_id), True
+            return _insert_run(conn, run, now, trigger.trigger_id, self.owner), True
 
         row, created = await self.writer.submit(job)
         return _run(row), created
@@ -231,7 +307,7 @@ class SQLiteStore:
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         def job(conn: sqlite3.Connection) -> sqlite3.Row:
-            return _insert_run(conn, run, now, None)
+            return _insert_run(conn, run, now, None, self.owner)
 
         return _run(await self.writer.submit(job))
 
@@ -253,7 +329,7 @@ class SQLiteStore:
                 closing(
                     conn.execute(
                         "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = ?,"
-                        " started_at = COALESCE(started_at, ?), updated_at = ?"
+                        " lease_owner = ?, started_at = COALESCE(started_at, ?), updated_at = ?"
                         " WHERE run_id IN (SELECT run_id FROM runs"
                         "   WHERE status IN ('pending', 'running')"  # the runs_open index
                         "   AND ((status = 'pending' AND created_at <= ? AND "
@@ -262,7 +338,7 @@ class SQLiteStore:
                         "   OR (status = 'running' AND lease_expires_at <= ?))"
                         "   ORDER BY created_at LIMIT ?)"
                         " RETURNING *",
-                        (now + lease_seconds, now, now, now, now, limit),
+                        (now + lease_seconds, self.owner, now, now, now, now, limit),
                     )
                 ) as cursor
             ):
@@ -276,14 +352,15 @@ class SQLiteStore:
             with closing(
                 conn.execute(
                     "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
-                    " lease_expires_at = NULL WHERE run_id = ? AND status IN ('pending', 'running')"
-                    " RETURNING *",
+                    " lease_expires_at = NULL, lease_owner = ? WHERE run_id = ?"
+                    " AND status IN ('pending', 'running') RETURNING *",
                     (
                         ending.status.value,
                         _dumps(ending.output),
                         None if ending.error is None else _dumps(ending.error),
                         now,
                         now,
+                        self.owner,
                         ending.run_id,
                     ),
                 )
@@ -292,6 +369,7 @@ class SQLiteStore:
             if row is None:
                 return None
             _insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            insert_filtered(conn, ending.filtered)
             if ending.final_event is not None:
                 name, data = ending.final_event
                 conn.execute(
@@ -309,12 +387,84 @@ class SQLiteStore:
 
         def job(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, updated_at = ?"
-                " WHERE run_id = ? AND status = 'running'",
-                [(now, run_id) for run_id in run_ids],
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+                " updated_at = ? WHERE run_id = ? AND status = 'running' AND lease_owner = ?",
+                [(now, run_id, self.owner) for run_id in run_ids],
             )
 
         await self.writer.submit(job)
+
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with closing(
+                conn.execute(
+                    "UPDATE runs SET cancel_reason = ?, updated_at = ?"
+                    " WHERE run_id = ? AND status IN ('pending', 'running') RETURNING *",
+                    (reason, now, run_id),
+                )
+            ) as cursor:
+                row: sqlite3.Row | None = cursor.fetchone()
+                return row
+
+        row = await self.writer.submit(job)
+        return _run(row) if row else None
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        return await self._renew("runs", "run_id", "status = 'running'", run_ids, until)
+
+    async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
+        # A lease released meanwhile (the try recorded, or deferred) stays released.
+        return await self._renew(
+            "deliveries",
+            "delivery_id",
+            "status = 'pending' AND lease_expires_at IS NOT NULL",
+            delivery_ids,
+            until,
+        )
+
+    async def _renew(
+        self, table: str, key: str, held: str, ids: Sequence[str], until: float
+    ) -> list[str]:
+        """One UPDATE: the leases this owner still holds on ``ids`` now last until ``until``."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+
+        def job(conn: sqlite3.Connection) -> list[str]:
+            with closing(
+                conn.execute(
+                    f"UPDATE {table} SET lease_expires_at = ? WHERE {key} IN ({marks})"
+                    f" AND {held} AND lease_owner = ? RETURNING {key}",
+                    (until, *ids, self.owner),
+                )
+            ) as cursor:
+                return [row[0] for row in cursor.fetchall()]
+
+        return await self.writer.submit(job)
+
+    async def take_over(self, now: float) -> int:
+        alive = sorted(serve_file(self.path, self.owner))
+        marks = ", ".join("?" * len(alive))
+
+        def job(conn: sqlite3.Connection) -> int:
+            runs = conn.execute(
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+                " updated_at = ? WHERE status = 'running'"
+                f" AND (lease_owner IS NULL OR lease_owner NOT IN ({marks}))",
+                (now, *alive),
+            ).rowcount
+            deliveries = conn.execute(
+                "UPDATE deliveries SET lease_expires_at = NULL, lease_owner = NULL"
+                " WHERE status = 'pending' AND lease_expires_at IS NOT NULL"
+                f" AND (lease_owner IS NULL OR lease_owner NOT IN ({marks}))",
+                alive,
+            ).rowcount
+            return runs + deliveries
+
+        released = await self.writer.submit(job)
+        if released:
+            log.info("leases_taken_over", released=released, path=str(self.path))
+        return released
 
     async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
         def job(conn: sqlite3.Connection) -> int:
@@ -457,6 +607,7 @@ class SQLiteStore:
                         "threshold": policy.circuit_failure_threshold,
                         "default_cap": policy.max_concurrency,
                         "run_id": run_id,
+                        "owner": self.owner,
                     },
                 )
             ) as cursor:
@@ -491,47 +642,7 @@ class SQLiteStore:
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
     ) -> base.HealthChange | None:
         def job(conn: sqlite3.Connection) -> base.HealthChange | None:
-            result = outcome.result
-            ended_at = result.started_at + result.duration_ms / 1000
-            with closing(
-                conn.execute(
-                    "UPDATE deliveries SET status = ?, next_attempt_at = ?,"
-                    " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
-                    " WHERE delivery_id = ? RETURNING attempts",
-                    (
-                        outcome.status.value,
-                        outcome.next_attempt_at,
-                        result.status_code,
-                        result.error,
-                        ended_at,
-                        delivery.delivery_id,
-                    ),
-                )
-            ) as cursor:
-                row: sqlite3.Row | None = cursor.fetchone()
-            if row is None:
-                return None
-            # The try the claim started; one already settled as unknown takes its real outcome.
-            conn.execute(
-                "UPDATE attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
-                " response_headers = ?, response_body = ?, error = ?"
-                " WHERE delivery_id = ? AND attempt = ? AND status_code IS NULL"
-                " AND (error IS NULL OR error = ?)",
-                (
-                    result.started_at,
-                    result.duration_ms,
-                    result.status_code,
-                    _dumps(result.response_headers),
-                    result.response_body,
-                    result.error,
-                    delivery.delivery_id,
-                    delivery.attempts,
-                    base.ATTEMPT_OUTCOME_UNKNOWN,
-                ),
-            )
-            if delivery.endpoint_id is None or outcome.health is None:
-                return None
-            return _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+            return record_outcome(conn, delivery, outcome)
 
         return await self.writer.submit(job)
 
@@ -612,7 +723,7 @@ class SQLiteStore:
     async def next_due_at(self) -> float | None:
         row = await self._fetchone(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_expires_at, 0))) FROM deliveries"
-            " WHERE status = 'pending'"
+            " WHERE status = 'pending' AND " + PUSHED
         )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -1054,9 +1165,10 @@ class SQLiteStore:
                 ),
             )
             capture_id = int(cursor.lastrowid or 0)
-            conn.execute(
-                "DELETE FROM bin_requests WHERE bin_id = ? AND capture_id <= ?",
-                (capture.bin_id, capture_id - keep),
+            conn.execute(  # ids are shared by all bins: count this bin's own
+                "DELETE FROM bin_requests WHERE bin_id = ? AND capture_id < (SELECT capture_id"
+                " FROM bin_requests WHERE bin_id = ? ORDER BY capture_id DESC LIMIT 1 OFFSET ?)",
+                (capture.bin_id, capture.bin_id, max(keep - 1, 0)),
             )
             return capture_id
 
@@ -1114,13 +1226,27 @@ def _insert_trigger(conn: sqlite3.Connection, trigger: models.Trigger, run_id: s
 
 
 def _insert_run(
-    conn: sqlite3.Connection, run: base.NewRun, now: float, trigger_id: str | None
+    conn: sqlite3.Connection,
+    run: base.NewRun,
+    now: float,
+    trigger_id: str | None,
+    owner: str | None = None,
 ) -> sqlite3.Row:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
+    if run.if_thread_idle and run.thread_id is not None:
+        with closing(
+            conn.execute(
+                "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
+                (run.thread_id,),
+            )
+        ) as cursor:
+            if cursor.fetchone() is not None:
+                raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
     with closing(
         conn.execute(
             "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
-            " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at,"
+            " lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 run.run_id,
                 run.thread_id,
@@ -1135,6 +1261,7 @@ def _insert_run(
                 0 if run.lease_until is None else 1,
                 None if run.lease_until is None else now,
                 run.lease_until,
+                None if run.lease_until is None else owner,
             ),
         )
     ) as cursor:
@@ -1160,6 +1287,7 @@ def _run(row: sqlite3.Row) -> models.Run:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
         trigger_id=row["trigger_id"],
+        cancel_reason=row["cancel_reason"],
     )
 
 
@@ -1170,6 +1298,8 @@ def _endpoint(row: sqlite3.Row, secrets: SecretBox) -> models.Endpoint:
         fields["previous_secret"] = secrets.open(fields["previous_secret"])
     fields["flow_ids"] = tuple(_loads(fields["flow_ids"]))
     fields["event_types"] = tuple(_loads(fields["event_types"]))
+    forward = _loads(fields["forward_headers"])
+    fields["forward_headers"] = None if forward is None else tuple(forward)
     schedule = _loads(fields["retry_schedule"])
     fields["retry_schedule"] = None if schedule is None else tuple(schedule)
     fields["enabled"] = bool(fields["enabled"])
@@ -1220,8 +1350,8 @@ def _insert_deliveries(
 ) -> None:
     conn.executemany(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
-        " status, attempts, next_attempt_at, created_at, updated_at, origin_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)",
+        " status, attempts, next_attempt_at, created_at, updated_at, origin_at, headers)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
         [
             (
                 d.delivery_id,
@@ -1234,62 +1364,88 @@ def _insert_deliveries(
                 now,
                 now,
                 d.origin_at,
+                _dumps(d.headers) if d.headers else None,
             )
             for d in deliveries
         ],
     )
 
 
+def record_outcome(
+    conn: sqlite3.Connection, delivery: models.Delivery, outcome: base.AttemptOutcome
+) -> base.HealthChange | None:
+    """Store the outcome of try ``delivery.attempts``, the delivery's new state and its
+    endpoint's health, releasing the lease (``record_attempt``, and a pull consumer's ack)."""
+    result = outcome.result
+    ended_at = result.started_at + result.duration_ms / 1000
+    with closing(
+        conn.execute(
+            "UPDATE deliveries SET status = ?, next_attempt_at = ?,"
+            " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
+            " WHERE delivery_id = ? RETURNING attempts",
+            (
+                outcome.status.value,
+                outcome.next_attempt_at,
+                result.status_code,
+                result.error,
+                ended_at,
+                delivery.delivery_id,
+            ),
+        )
+    ) as cursor:
+        row: sqlite3.Row | None = cursor.fetchone()
+    if row is None:
+        return None
+    # The try the claim started; one already settled as unknown takes its real outcome.
+    conn.execute(
+        "UPDATE attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
+        " response_headers = ?, response_body = ?, error = ?"
+        " WHERE delivery_id = ? AND attempt = ? AND status_code IS NULL"
+        " AND (error IS NULL OR error = ?)",
+        (
+            result.started_at,
+            result.duration_ms,
+            result.status_code,
+            _dumps(result.response_headers),
+            result.response_body,
+            result.error,
+            delivery.delivery_id,
+            delivery.attempts,
+            base.ATTEMPT_OUTCOME_UNKNOWN,
+        ),
+    )
+    if delivery.endpoint_id is None or outcome.health is None:
+        return None
+    return _update_health(conn, delivery.endpoint_id, outcome, ended_at)
+
+
 def _update_health(
     conn: sqlite3.Connection, endpoint_id: str, outcome: base.AttemptOutcome, now: float
 ) -> base.HealthChange | None:
-    """Track the endpoint's failure streak in the same transaction as the attempt."""
+    """Move the endpoint's failure streak (outbox/health.py decides) in the attempt's transaction."""
     with closing(
         conn.execute(
-            "SELECT consecutive_failures, failing_since, disabled_reason FROM endpoints"
-            " WHERE endpoint_id = ?",
+            "SELECT consecutive_failures, failing_since, circuit_open_until, disabled_reason"
+            " FROM endpoints WHERE endpoint_id = ?",
             (endpoint_id,),
         )
     ) as cursor:
         row: sqlite3.Row | None = cursor.fetchone()
     if row is None:
         return None
-    health = outcome.health
-    assert health is not None
-    streak, failing_since, disabled_reason = row[0], row[1], row[2]
-    if outcome.result.ok:
-        if streak == 0:
-            return None
+    changed, change = health.after_attempt(health.Health(*row), outcome, now)
+    if changed is not None:
         conn.execute(
-            "UPDATE endpoints SET consecutive_failures = 0, failing_since = NULL,"
-            " circuit_open_until = NULL WHERE endpoint_id = ?",
-            (endpoint_id,),
+            "UPDATE endpoints SET consecutive_failures = ?, failing_since = ?,"
+            " circuit_open_until = ?, disabled_reason = ? WHERE endpoint_id = ?",
+            (
+                changed.consecutive_failures,
+                changed.failing_since,
+                changed.circuit_open_until,
+                changed.disabled_reason,
+                endpoint_id,
+            ),
         )
-        recovered = streak >= health.circuit_failure_threshold
-        return (
-            base.HealthChange("endpoint.recovered", "a delivery succeeded") if recovered else None
-        )
-    streak += 1
-    failing_since = failing_since or now
-    change = None
-    open_until = None
-    if streak >= health.circuit_failure_threshold:
-        open_until = now + health.circuit_cooldown_seconds
-        if streak == health.circuit_failure_threshold:
-            change = base.HealthChange("endpoint.circuit_opened", f"{streak} failures in a row")
-    reason = disabled_reason
-    if reason is None:
-        if outcome.disable_endpoint:
-            reason = outcome.disable_endpoint
-        elif now - failing_since >= health.disable_after_seconds:
-            reason = f"failing continuously for {health.disable_after_seconds / 3600:g} h"
-        if reason is not None:
-            change = base.HealthChange("endpoint.disabled", reason)
-    conn.execute(
-        "UPDATE endpoints SET consecutive_failures = ?, failing_since = ?, circuit_open_until = ?,"
-        " disabled_reason = ? WHERE endpoint_id = ?",
-        (streak, failing_since, open_until, reason, endpoint_id),
-    )
     return change
 
 
@@ -1333,9 +1489,10 @@ due AS (
       AND (:run_id IS NULL OR d.run_id = :run_id)
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)
       AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
-           AND COALESCE(e.circuit_open_until, 0) <= :now))
+           AND COALESCE(e.circuit_open_until, 0) <= :now AND e.mode = 'push'))
 )
-UPDATE deliveries SET lease_expires_at = :lease, updated_at = :now, attempts = attempts + 1
+UPDATE deliveries SET lease_expires_at = :lease, lease_owner = :owner, updated_at = :now,
+    attempts = attempts + 1
 WHERE delivery_id IN (
     SELECT due.delivery_id FROM due LEFT JOIN inflight USING (destination)
     WHERE due.position <= due.cap - COALESCE(inflight.n, 0)
@@ -1372,6 +1529,7 @@ def _delivery(row: sqlite3.Row) -> models.Delivery:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         origin_at=row["origin_at"],
+        headers=_loads(row["headers"]) or {},
     )
 
 

@@ -34,7 +34,7 @@ def gateway_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def serve_command(database_url: str) -> list[str]:
+def serve_command(database_url: str, *options: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -46,6 +46,7 @@ def serve_command(database_url: str) -> list[str]:
         "127.0.0.1",
         "--database",
         database_url,
+        *options,
     ]
 
 
@@ -127,9 +128,10 @@ def spawn_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     happened."""
     started: list[GatewayProcess] = []
 
-    def spawn(database_url: str, env: Mapping[str, str]) -> GatewayProcess:
+    def spawn(database_url: str, env: Mapping[str, str], *options: str) -> GatewayProcess:
+        """``options``: more ``hookgate serve`` options, such as ``--workers 2``."""
         log = tmp_path / f"gateway-{len(started)}.stderr"
-        gateway = GatewayProcess(serve_command(database_url), env, log)
+        gateway = GatewayProcess(serve_command(database_url, *options), env, log)
         started.append(gateway)
         return gateway
 

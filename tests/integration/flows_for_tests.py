@@ -5,6 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway.flows import RunContext
+
+
+async def ticks(value: Any, context: RunContext) -> Any:
+    """Sends ``value["count"]`` custom events ``{"tick": n}``, ``value["every"]`` seconds apart."""
+    for tick in range(int(value.get("count", 5))):
+        await asyncio.sleep(float(value.get("every", 0.2)))
+        await context.custom({"tick": tick})
+    return value
+
 
 async def slow(value: Any) -> Any:
     """Sleeps for ``value["seconds"]`` and answers with its input."""

@@ -10,15 +10,29 @@ from typing import Any
 from aiohttp import web
 
 from gateway.settings import Settings
+from gateway.store import backend_of
 from gateway.store.sqlite import path_from_url
 from gateway.testing import eventually
+from tests import pg
 
 
 def count_rows(settings: Settings, table: str) -> int:
-    """Rows in a table of the gateway's real SQLite file (read-only, committed data)."""
-    with sqlite3.connect(f"file:{path_from_url(settings.database_url)}?mode=ro", uri=True) as conn:
-        (count,) = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    """Rows in a table of the gateway's real database (committed data)."""
+    [(count,)] = query_rows(settings, f"SELECT COUNT(*) FROM {table}")
     return int(count)
+
+
+def query_rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    """A read-only query's rows from the gateway's real database, SQLite or PostgreSQL."""
+    if backend_of(settings.database_url) == "postgres":
+        return pg.fetch_rows(settings.database_url, sql)
+    with sqlite3.connect(f"file:{path_from_url(settings.database_url)}?mode=ro", uri=True) as conn:
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+
+
+def insertion_order(settings: Settings) -> str:
+    """The column that orders an append-only table's rows as they were inserted."""
+    return "ctid" if backend_of(settings.database_url) == "postgres" else "rowid"
 
 
 async def finished_run(gateway: Any, run_id: str) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""A delivery's request ends before its lease does, so no second POST goes out while the first
-is still in flight: endpoint timeouts and ``delivery_timeout`` are refused at or above the lease
-less a margin, and the sender clamps whatever it is given below it."""
+"""Heartbeat leases: work that outlives its lease is renewed, not sent or run a second time.
+
+Leases are short (``lease_seconds``) and renewed every ``heartbeat_seconds`` while the work is
+alive, so a request or a run may take longer than a lease. Timeouts need no longer stay below
+the lease; they stay bounded (``MAX_TIMEOUT``), so a hung receiver cannot hold a delivery for
+ever.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,86 +17,96 @@ from aiohttp.test_utils import TestClient
 
 from gateway import errors
 from gateway.app import create_app
-from gateway.outbox.delivery import timeout_limit
-from gateway.settings import Settings, load_settings
+from gateway.outbox.delivery import MAX_TIMEOUT
+from gateway.settings import FlowSettings, Settings, load_settings
 from gateway.testing import Receiver, Reply
-from tests.integration.helpers import settled_delivery
+from tests.integration.helpers import finished_run, query_rows, settled_delivery
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
-LIMIT = timeout_limit(60.0)  # the default delivery_lease_seconds
-
-
-def test_the_limit_keeps_a_margin_below_the_lease() -> None:
-    assert timeout_limit(60.0) == 55.0
-    assert timeout_limit(2.0) == 1.5
+SHORT_LEASES = {"lease_seconds": 1.0, "heartbeat_seconds": 0.2}
 
 
 @pytest.mark.parametrize(
     ("environ", "refused"),
     [
-        ({"GATEWAY_DELIVERY_TIMEOUT": "60"}, True),
-        ({"GATEWAY_DELIVERY_TIMEOUT": "150"}, True),
-        ({"GATEWAY_DELIVERY_TIMEOUT": str(LIMIT)}, True),
-        ({"GATEWAY_DELIVERY_TIMEOUT": "54"}, False),
-        ({"GATEWAY_DELIVERY_LEASE_SECONDS": "10", "GATEWAY_DELIVERY_TIMEOUT": "15"}, True),
-        ({"GATEWAY_DELIVERY_LEASE_SECONDS": "10", "GATEWAY_DELIVERY_TIMEOUT": "7"}, False),
-        ({"GATEWAY_DELIVERY_TIMEOUT": "nan"}, True),
+        ({"GATEWAY_DELIVERY_TIMEOUT": "150"}, None),
+        ({"GATEWAY_DELIVERY_TIMEOUT": str(MAX_TIMEOUT)}, None),
+        ({"GATEWAY_DELIVERY_TIMEOUT": "300.5"}, r"delivery_timeout: must be above 0 and at most"),
+        ({"GATEWAY_DELIVERY_TIMEOUT": "0"}, r"delivery_timeout: must be above 0"),
+        ({"GATEWAY_DELIVERY_TIMEOUT": "nan"}, r"delivery_timeout: must be above 0"),
+        ({"GATEWAY_LEASE_SECONDS": "4", "GATEWAY_HEARTBEAT_SECONDS": "1.9"}, None),
+        ({"GATEWAY_LEASE_SECONDS": "4", "GATEWAY_HEARTBEAT_SECONDS": "2"}, r"below half of"),
+        ({"GATEWAY_HEARTBEAT_SECONDS": "0"}, r"heartbeat_seconds \(0\) must be above 0"),
+        ({"GATEWAY_LEASE_SECONDS": "-1"}, r"lease_seconds must be a positive"),
+        ({"GATEWAY_LEASE_SECONDS": "inf"}, r"lease_seconds must be a positive"),
     ],
 )
-def test_settings_refuse_a_delivery_timeout_that_reaches_the_lease(
-    environ: dict[str, str], refused: bool
+def test_settings_bound_timeouts_and_keep_heartbeats_inside_the_lease(
+    environ: dict[str, str], refused: str | None
 ) -> None:
-    if not refused:
+    if refused is None:
         load_settings(CONFIG, environ)
         return
-    with pytest.raises(errors.ConfigError, match=r"delivery_timeout .* must be below"):
+    with pytest.raises(errors.ConfigError, match=refused):
         load_settings(CONFIG, environ)
 
 
-@pytest.mark.parametrize("timeout", [LIMIT, 60, 150, 1e9])
-async def test_an_endpoint_timeout_at_or_above_the_limit_is_refused(
+@pytest.mark.parametrize("name", ["run_lease_seconds", "delivery_lease_seconds"])
+def test_the_old_lease_settings_say_what_replaced_them(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"{name} = 60\n")
+    with pytest.raises(errors.ConfigError, match=f"{name} in .*: replaced by lease_seconds"):
+        load_settings(config, {})
+
+
+@pytest.mark.parametrize("timeout", [MAX_TIMEOUT + 1, 1e9, 0])
+async def test_an_endpoint_timeout_beyond_the_bound_is_refused(
     gateway: Any, receiver: Receiver, timeout: float
 ) -> None:
     response = await gateway.post(
         "/api/v1/endpoints", json={"url": receiver.url, "timeout": timeout}
     )
     assert response.status == 422
-    assert (await response.json())["detail"].startswith("timeout: must be below 55 seconds")
+    assert (await response.json())["detail"].startswith("timeout: must be")
     assert await (await gateway.get("/api/v1/endpoints")).json() == []
 
-    created = await gateway.post("/api/v1/endpoints", json={"url": receiver.url, "timeout": 30})
-    assert created.status == 201
-    endpoint_id = (await created.json())["endpoint_id"]
-    path = f"/api/v1/endpoints/{endpoint_id}"
+    created = await gateway.post("/api/v1/endpoints", json={"url": receiver.url, "timeout": 150})
+    assert created.status == 201, "longer than any lease, and renewed while in flight"
+    path = f"/api/v1/endpoints/{(await created.json())['endpoint_id']}"
     refused = await gateway.patch(path, json={"timeout": timeout, "description": "changed"})
     assert refused.status == 422
-    assert "timeout: must be below" in (await refused.json())["detail"]
     kept = await (await gateway.get(path)).json()
-    assert (kept["timeout"], kept["description"]) == (30, "")
-    allowed = await gateway.patch(path, json={"timeout": LIMIT - 0.5})
-    assert allowed.status == 200
-    assert (await allowed.json())["timeout"] == LIMIT - 0.5
+    assert (kept["timeout"], kept["description"]) == (150, "")
 
 
-async def test_a_request_never_outlives_its_lease(
+async def test_a_request_longer_than_the_lease_is_sent_once(
     aiohttp_client: Callable[..., Any],
     make_settings: Callable[..., Settings],
     receiver: Receiver,
 ) -> None:
-    """Even given a timeout past the lease (as no valid config can give), the sender gives up
-    before the lease lapses, so the retry goes out only once the first request is abandoned."""
-    settings = make_settings(delivery_lease_seconds=2.0, delivery_timeout=10.0)
+    """The receiver answers after two and a half leases: the heartbeat keeps the delivery
+    leased meanwhile, so no second POST goes out and one try is recorded."""
+    settings = make_settings(delivery_timeout=10.0, **SHORT_LEASES)
     gateway: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
-    receiver.script(Reply(200, delay=2.5), 200)
+    receiver.script(Reply(200, delay=2.5))
     response = await gateway.post(
         "/api/v1/webhook/echo", params={"webhook": receiver.url}, json={"n": 1}
     )
     run_id = (await response.json())["run_id"]
     delivery = await settled_delivery(gateway, run_id, "succeeded")
-    first, second = delivery["attempt_log"]
-    assert first["error"] == "timed out after 1.5 s"
-    first_ended = datetime.fromisoformat(first["started_at"]).timestamp() + (
-        first["duration_ms"] / 1000
-    )
-    assert first_ended <= datetime.fromisoformat(second["started_at"]).timestamp()
-    assert len(receiver.received) == 2
+    assert [attempt["status_code"] for attempt in delivery["attempt_log"]] == [200]
+    assert len(receiver.received) == 1
+
+
+async def test_a_run_longer_than_the_lease_runs_once(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    shipped = make_settings(**SHORT_LEASES)
+    slow = FlowSettings(target="tests.integration.flows_for_tests:slow")
+    settings = shipped.replace(flows={**shipped.flows, "slow": slow})
+    gateway: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    response = await gateway.post("/api/v1/webhook/slow", json={"seconds": 2.5})
+    assert response.status == 202, await response.text()
+    run_id = (await response.json())["run_id"]
+    assert (await finished_run(gateway, run_id))["status"] == "success"
+    assert query_rows(settings, f"SELECT attempt FROM runs WHERE run_id = '{run_id}'") == [(1,)]

@@ -1,4 +1,4 @@
-"""Inbound verification, signed trigger URLs and the dedup window, on the real app and SQLite.
+"""Inbound verification, signed trigger URLs and the dedup window, on the real app and store.
 
 The app runs on a ``FakeClock``: signatures carry its time, so a verifier reading the system
 clock instead would reject them all.
@@ -23,9 +23,10 @@ from standardwebhooks import Webhook
 from gateway import keys, verify
 from gateway.app import create_app
 from gateway.settings import FlowSettings, Settings
+from gateway.store import backend_of
 from gateway.store.sqlite import MIGRATIONS, path_from_url
 from gateway.testing import FakeClock, eventually
-from tests.integration.helpers import count_rows, finished_run
+from tests.integration.helpers import count_rows, finished_run, insertion_order, query_rows
 
 BODY = b'{"ref": "refs/heads/main", "commits": 2}'
 
@@ -110,12 +111,12 @@ async def gateway(
 
 
 def triggers(settings: Settings) -> list[tuple[str, str | None, str]]:
-    """(flow_id, run_id, verification) of every stored trigger, read-only from the real file."""
-    uri = f"file:{path_from_url(settings.database_url)}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as conn:
-        rows = conn.execute(
-            "SELECT flow_id, run_id, verification FROM triggers ORDER BY received_at, rowid"
-        ).fetchall()
+    """(flow_id, run_id, verification) of every stored trigger, read-only from the database."""
+    rows = query_rows(
+        settings,
+        "SELECT flow_id, run_id, verification FROM triggers"
+        f" ORDER BY received_at, {insertion_order(settings)}",
+    )
     return [(str(flow_id), run_id, str(verification)) for flow_id, run_id, verification in rows]
 
 
@@ -203,11 +204,9 @@ async def test_a_rejected_trigger_keeps_its_request_for_inspection(
         headers={**headers, "X-GitHub-Delivery": "d-1", "Authorization": "Bearer leakyvalue123"},
     )
     assert response.status == 401
-    uri = f"file:{path_from_url(settings.database_url)}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as conn:
-        row = conn.execute(
-            "SELECT path, query, headers, body, idempotency_key, received_at FROM triggers"
-        ).fetchone()
+    [row] = query_rows(
+        settings, "SELECT path, query, headers, body, idempotency_key, received_at FROM triggers"
+    )
     path, query, stored_headers, body, key, received_at = row
     assert (path, body, key, received_at) == (
         "/webhook/github_hook",
@@ -407,6 +406,8 @@ async def test_a_migrated_database_keeps_deduplicating(
     settings: Settings, clock: FakeClock, aiohttp_client: Callable[..., Any]
 ) -> None:
     """A version-1 file (unique index) opens, migrates, and serves repeated keys by window."""
+    if backend_of(settings.database_url) != "sqlite":
+        pytest.skip("the upgrade of a SQLite file from its version 1")
     path = path_from_url(settings.database_url)
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as conn:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway import inspect, log
 from gateway.settings import Settings
-from gateway.store.sqlite import path_from_url
+from tests.database import raw
 from tests.integration.helpers import finished_run
 
 Client = TestClient[web.Request, web.Application]
@@ -35,12 +34,13 @@ async def trigger_page(gateway: Client, run_id: str) -> tuple[str, str]:
     return trigger_id, await response.text()
 
 
-def stored_trigger_headers(settings: Settings, trigger_id: str) -> str:
-    with sqlite3.connect(path_from_url(settings.database_url)) as conn:
-        row = conn.execute(
-            "SELECT headers || query FROM triggers WHERE trigger_id = ?", (trigger_id,)
-        ).fetchone()
-    return str(row[0])
+async def stored_trigger_headers(settings: Settings, trigger_id: str) -> str:
+    [(headers, query)] = await raw(
+        settings.database_url,
+        "SELECT headers, query FROM triggers WHERE trigger_id = ?",
+        trigger_id,
+    )
+    return f"{headers}{query}"
 
 
 async def test_secret_headers_are_masked_on_the_trigger_page_in_curl_and_at_rest(
@@ -55,7 +55,7 @@ async def test_secret_headers_are_masked_on_the_trigger_page_in_curl_and_at_rest
     trigger_id, html = await trigger_page(gateway, (await response.json())["run_id"])
     curl = html.split('id="curl">', 1)[1].split("</pre>", 1)[0]
     assert "curl -X POST" in curl
-    at_rest = stored_trigger_headers(settings, trigger_id)
+    at_rest = await stored_trigger_headers(settings, trigger_id)
     for shown in (html, curl, at_rest):
         for name, value in SECRET_HEADERS.items():
             assert value not in shown, name
@@ -72,11 +72,12 @@ async def test_a_trigger_stored_before_pattern_masking_is_masked_when_shown(
     response = await gateway.post("/api/v1/webhook/echo", json={"old": True})
     run_id = (await response.json())["run_id"]
     trigger_id, _ = await trigger_page(gateway, run_id)
-    with sqlite3.connect(path_from_url(settings.database_url)) as conn:
-        conn.execute(
-            "UPDATE triggers SET headers = ? WHERE trigger_id = ?",
-            (json.dumps({"X-Gitlab-Token": "legacy-clear-token-value"}), trigger_id),
-        )
+    await raw(
+        settings.database_url,
+        "UPDATE triggers SET headers = ? WHERE trigger_id = ?",
+        json.dumps({"X-Gitlab-Token": "legacy-clear-token-value"}),
+        trigger_id,
+    )
     _, html = await trigger_page(gateway, run_id)
     assert "X-Gitlab-Token" in html
     assert "legacy-clear-token-value" not in html
@@ -92,8 +93,8 @@ async def test_a_bin_stores_secret_headers_masked_but_keeps_the_signature_it_che
         headers={"X-Gitlab-Token": "s3cr3t-bin-token-value", "webhook-signature": "v1,abc="},
     )
     assert sent.status < 500
-    with sqlite3.connect(path_from_url(settings.database_url)) as conn:
-        stored = " ".join(row[0] for row in conn.execute("SELECT headers FROM bin_requests"))
+    rows = await raw(settings.database_url, "SELECT headers FROM bin_requests")
+    stored = " ".join(str(headers) for (headers,) in rows)
     assert "s3cr3t-bin-token-value" not in stored
     assert "v1,abc=" in stored
 

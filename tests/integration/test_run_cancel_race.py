@@ -25,19 +25,27 @@ IDLE_POLL = 3600.0
 
 
 class ClaimWhileReading(SQLiteStore):
-    """The real store; ``on_read`` runs once, right after the next ``get_run`` has read its row,
-    so the test can make the worker claim a run at exactly that moment."""
+    """The real store; ``on_read`` runs once, right after the next ``request_cancel`` has
+    recorded the request and read the run's row, so the test can make the worker claim a run
+    at exactly that moment."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.on_read: Callable[[], Awaitable[None]] | None = None
 
-    async def get_run(self, run_id: str) -> models.Run | None:
-        run = await super().get_run(run_id)
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        run = await super().request_cancel(run_id, reason, now)
         hook, self.on_read = self.on_read, None
         if hook is not None:
             await hook()
         return run
+
+
+@pytest.fixture
+def gateway_database_url(tmp_path: Path) -> str:
+    """SQLite on every run: the race is staged inside a SQLite store (across processes on
+    PostgreSQL, cancelling is tested in test_cancel_across_processes.py)."""
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
 @pytest.fixture

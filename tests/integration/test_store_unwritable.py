@@ -63,6 +63,13 @@ FAILURES: dict[str, tuple[Callable[[SQLiteStore], Awaitable[None]], ...]] = {
 
 
 @pytest.fixture
+def gateway_database_url(tmp_path: Path) -> str:
+    """SQLite on every run: these failures are SQLite's own (PostgreSQL's outages are tested in
+    test_store_postgres.py)."""
+    return f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
 async def store_and_client(
     aiohttp_client: Callable[..., Any], settings: Settings
 ) -> tuple[SQLiteStore, TestClient[Any, Any]]:

@@ -1,0 +1,4 @@
+-- Version 10: a cancel request is recorded on its run, so the process running it hears it (on
+-- PostgreSQL through the change feed) and a process that claims the run later ends it at once.
+
+ALTER TABLE runs ADD COLUMN cancel_reason TEXT;

@@ -1,0 +1,267 @@
+"""Triggers, runs and their event log on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway import errors, models
+from gateway.store import base
+from gateway.store.postgres import rows
+from gateway.store.postgres.deliveries import insert_deliveries
+from gateway.store.postgres.pool import Connection, Database, Record
+from gateway.store.postgres.relay import insert_filtered
+
+# A pending run on a thread waits for the thread's running run and for every earlier pending
+# one (LangGraph's multitask "enqueue": one run at a time per thread, first come first served).
+# Under READ COMMITTED a claimer sees a run another claimer is taking as still pending, so the
+# runs behind it stay blocked: the rule holds with N claimers.
+THREAD_IS_FREE = (
+    "(runs.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs o"
+    " WHERE o.thread_id = runs.thread_id AND o.run_id <> runs.run_id"
+    " AND (o.status = 'running' OR (o.status = 'pending' AND (o.created_at < runs.created_at"
+    " OR (o.created_at = runs.created_at AND o.run_id < runs.run_id))))))"
+)
+
+_CLAIM_RUNS = f"""
+WITH chosen AS (
+    SELECT run_id FROM runs
+    WHERE status IN ('pending', 'running')
+      AND ((status = 'pending' AND created_at <= $1 AND {THREAD_IS_FREE})
+           OR (status = 'running' AND lease_expires_at <= $1))
+    ORDER BY created_at LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = $2,
+    lease_owner = $4, started_at = COALESCE(started_at, $1), updated_at = $1
+FROM chosen WHERE runs.run_id = chosen.run_id
+RETURNING runs.*
+"""
+
+_DEDUP = (
+    "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
+    " WHERE t.flow_id = $1 AND t.idempotency_key = $2 AND t.received_at > $3"
+    " ORDER BY t.received_at DESC LIMIT 1"
+)
+
+
+class RunVerbs(Database):
+    owner: str  # this process's name on its leases (PostgresStore sets it)
+
+    async def create_trigger_and_run(
+        self, trigger: models.Trigger, run: base.NewRun, now: float
+    ) -> tuple[models.Run, bool]:
+        async with self._transaction() as conn:
+            if trigger.idempotency_key is not None:
+                # Writers of one (flow, key) queue here, so the check and the insert below are
+                # one step for all processes; different keys do not wait for each other.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+                    trigger.flow_id,
+                    trigger.idempotency_key,
+                )
+                existing = await conn.fetchrow(
+                    _DEDUP,
+                    trigger.flow_id,
+                    trigger.idempotency_key,
+                    trigger.received_at - trigger.dedup_window,
+                )
+                if existing is not None:
+                    return rows.run(existing), False
+            await insert_trigger(conn, trigger, run.run_id)
+            stored = rows.run(await insert_run(conn, run, now, trigger.trigger_id, self.owner))
+            await self._changed(
+                conn, trigger_created=[trigger.trigger_id], **created_kinds(stored, now)
+            )
+            return stored, True
+
+    async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
+        async with self._transaction() as conn:
+            await insert_trigger(conn, trigger, None)
+            await self._changed(conn, trigger_created=[trigger.trigger_id])
+
+    async def create_run(self, run: base.NewRun, now: float) -> models.Run:
+        async with self._transaction() as conn:
+            stored = rows.run(await insert_run(conn, run, now, None, self.owner))
+            await self._changed(conn, **created_kinds(stored, now))
+            return stored
+
+    async def get_run(self, run_id: str) -> models.Run | None:
+        row = await self._fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
+        return rows.run(row) if row else None
+
+    async def get_trigger(self, trigger_id: str) -> models.Trigger | None:
+        row = await self._fetchrow("SELECT * FROM triggers WHERE trigger_id = $1", trigger_id)
+        return rows.trigger(row) if row else None
+
+    async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
+        claimed = await self._write(
+            _CLAIM_RUNS, now, now + lease_seconds, limit, self.owner, announce="run_claimed"
+        )
+        return sorted((rows.run(row) for row in claimed), key=lambda run: run.created_at)
+
+    async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
+        async with self._transaction() as conn:
+            # The row lock makes a second finisher wait, then find the run ended: one ending,
+            # one set of deliveries.
+            row = await conn.fetchrow(
+                "UPDATE runs SET status = $1, output = $2, error = $3, ended_at = $4,"
+                " updated_at = $4, lease_expires_at = NULL, lease_owner = $6"
+                " WHERE run_id = $5 AND status IN ('pending', 'running') RETURNING *",
+                ending.status.value,
+                rows.dumps(ending.output),
+                rows.dumps_or_none(ending.error),
+                now,
+                ending.run_id,
+                self.owner,
+            )
+            if row is None:
+                return None
+            await insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            await insert_filtered(conn, ending.filtered)
+            if ending.final_event is not None:
+                name, data = ending.final_event
+                await insert_event(conn, ending.run_id, name, data, now)
+            ended = rows.run(row)
+            await self._changed(
+                conn,
+                run_ended=[ended.run_id],
+                event_appended=[ended.run_id] if ending.final_event else [],
+                delivery_enqueued=[d.delivery_id for d in ending.deliveries],
+                thread_freed=[ended.thread_id] if ended.thread_id else [],
+            )
+            return ended
+
+    async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
+        if not run_ids:
+            return
+        await self._write(
+            "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+            " updated_at = $1 WHERE run_id = ANY($2::text[]) AND status = 'running'"
+            " AND lease_owner = $3 RETURNING run_id",
+            now,
+            list(run_ids),
+            self.owner,
+            announce="run_queued",
+        )
+
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        found = await self._write(
+            "UPDATE runs SET cancel_reason = $1, updated_at = $2"
+            " WHERE run_id = $3 AND status IN ('pending', 'running') RETURNING *",
+            reason,
+            now,
+            run_id,
+            announce="run_cancel_requested",
+        )
+        return rows.run(found[0]) if found else None
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        if not run_ids:
+            return []
+        renewed = await self._write(
+            "UPDATE runs SET lease_expires_at = $1 WHERE run_id = ANY($2::text[])"
+            " AND status = 'running' AND lease_owner = $3 RETURNING run_id",
+            until,
+            list(run_ids),
+            self.owner,
+        )
+        return [row["run_id"] for row in renewed]
+
+    async def take_over(self, now: float) -> int:
+        """Nothing to take: processes share the database, and a dead one's leases lapse."""
+        return 0
+
+    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
+        async with self._transaction() as conn:
+            event_id = await insert_event(conn, run_id, event, data, now)
+            await self._changed(conn, event_appended=[run_id])
+            return event_id
+
+    async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
+        found = await self._fetch(
+            "SELECT * FROM events WHERE run_id = $1 AND id > $2 ORDER BY id", run_id, after_id
+        )
+        return [rows.event(row) for row in found]
+
+
+def created_kinds(run: models.Run, now: float) -> dict[str, list[str]]:
+    """A new run's kinds: ``run.queued`` too when another process could claim it now."""
+    queued = run.status is models.RunStatus.PENDING and run.created_at <= now
+    return {"run_created": [run.run_id], "run_queued": [run.run_id] if queued else []}
+
+
+async def insert_trigger(conn: Connection, trigger: models.Trigger, run_id: str | None) -> None:
+    await conn.execute(
+        "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
+        " body, content_type, source, idempotency_key, run_id, verification)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        trigger.trigger_id,
+        trigger.flow_id,
+        trigger.received_at,
+        trigger.method,
+        trigger.path,
+        trigger.query,
+        rows.dumps(trigger.headers),
+        trigger.body,
+        trigger.content_type,
+        trigger.source,
+        trigger.idempotency_key,
+        run_id,
+        trigger.verification,
+    )
+
+
+async def insert_run(
+    conn: Connection,
+    run: base.NewRun,
+    now: float,
+    trigger_id: str | None,
+    owner: str | None = None,
+) -> Record:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
+    if run.if_thread_idle and run.thread_id is not None:
+        # Runs that need the thread idle queue here, so no two of them both find it idle.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('thread' || chr(31) || $1, 0))",
+            run.thread_id,
+        )
+        busy = await conn.fetchval(
+            "SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') LIMIT 1",
+            run.thread_id,
+        )
+        if busy:
+            raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    claimed = run.lease_until is not None
+    row = await conn.fetchrow(
+        "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
+        " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at, lease_owner)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
+        run.run_id,
+        run.thread_id,
+        run.flow_id,
+        "running" if claimed else "pending",
+        rows.dumps(run.input),
+        rows.dumps(run.kwargs),
+        rows.dumps(run.metadata),
+        now + run.after_seconds,
+        now,
+        trigger_id,
+        1 if claimed else 0,
+        now if claimed else None,
+        run.lease_until,
+        owner if claimed else None,
+    )
+    assert row is not None
+    return row
+
+
+async def insert_event(conn: Connection, run_id: str, event: str, data: Any, now: float) -> int:
+    event_id: int = await conn.fetchval(
+        "INSERT INTO events (run_id, event, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        run_id,
+        event,
+        rows.dumps(data),
+        now,
+    )
+    return event_id

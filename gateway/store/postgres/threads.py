@@ -1,0 +1,341 @@
+"""LangGraph threads, their states and crons on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from gateway import models
+from gateway.store import base
+from gateway.store.postgres import rows
+from gateway.store.postgres.pool import Database, assignments, placeholders
+from gateway.store.postgres.runs import created_kinds, insert_run
+
+# A thread is busy while it has a pending or running run; otherwise its last ended run says
+# how it is: success → idle, interrupted → interrupted, error or timeout → error.
+_THREADS = """
+SELECT t.*, CASE
+    WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
+                 AND r.status IN ('pending', 'running')) THEN 'busy'
+    ELSE COALESCE((SELECT CASE r.status WHEN 'success' THEN 'idle'
+                                        WHEN 'interrupted' THEN 'interrupted' ELSE 'error' END
+                   FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
+                   ORDER BY r.ended_at DESC LIMIT 1), 'idle')
+    END AS status
+FROM threads t
+"""
+_THREAD_SORTS = ("thread_id", "status", "created_at", "updated_at")
+_CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at")
+
+
+class ThreadVerbs(Database):
+    async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
+        inserted = await self._write(
+            "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO NOTHING"
+            " RETURNING thread_id",
+            thread.thread_id,
+            rows.dumps(thread.metadata),
+            rows.dumps(thread.config),
+            rows.dumps_or_none(thread.ttl),
+            thread.created_at,
+            thread.updated_at,
+            announce="thread_changed",
+        )
+        stored = await self.get_thread(thread.thread_id)
+        assert stored is not None
+        return stored, bool(inserted)
+
+    async def get_thread(self, thread_id: str) -> base.Thread | None:
+        row = await self._fetchrow(f"{_THREADS} WHERE t.thread_id = $1", thread_id)
+        return rows.thread(row) if row else None
+
+    async def update_thread(
+        self, thread_id: str, metadata: Mapping[str, Any], now: float, ttl: dict[str, Any] | None
+    ) -> base.Thread | None:
+        # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
+        found = await self._write(
+            "UPDATE threads SET metadata = metadata || $1::jsonb, updated_at = $2,"
+            " ttl = COALESCE($3::json, ttl) WHERE thread_id = $4 RETURNING thread_id",
+            rows.dumps(dict(metadata)),
+            now,
+            rows.dumps_or_none(ttl),
+            thread_id,
+            announce="thread_changed",
+        )
+        if not found:
+            return None
+        return await self.get_thread(thread_id)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "DELETE FROM events WHERE run_id IN (SELECT run_id FROM runs WHERE thread_id = $1)",
+                thread_id,
+            )
+            await conn.execute("DELETE FROM runs WHERE thread_id = $1", thread_id)
+            await conn.execute("DELETE FROM thread_states WHERE thread_id = $1", thread_id)
+            status = await conn.execute("DELETE FROM threads WHERE thread_id = $1", thread_id)
+            if status != "DELETE 0":
+                await self._changed(conn, thread_changed=[thread_id])
+        return status != "DELETE 0"
+
+    async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
+        where, params = _thread_filters(search)
+        column = search.sort_by if search.sort_by in _THREAD_SORTS else "updated_at"
+        order = "ASC" if search.sort_order == "asc" else "DESC"
+        n = len(params)
+        found = await self._fetch(
+            f"SELECT * FROM ({_THREADS}) s WHERE {where} ORDER BY {column} {order}, thread_id"
+            f" LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params,
+            search.limit,
+            search.offset,
+        )
+        return [rows.thread(row) for row in found]
+
+    async def count_threads(self, search: base.ThreadSearch) -> int:
+        where, params = _thread_filters(search)
+        count = await self._fetchval(f"SELECT COUNT(*) FROM ({_THREADS}) s WHERE {where}", *params)
+        return int(count)
+
+    async def list_checkpoints(self, thread_id: str) -> list[base.Checkpoint]:
+        events = await self._fetch(
+            "SELECT e.id, e.run_id, e.data, e.created_at FROM events e"
+            " JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.thread_id = $1 AND e.event = 'values' ORDER BY e.id",
+            thread_id,
+        )
+        with_values = {row["run_id"] for row in events}
+        checkpoints = [
+            base.Checkpoint(
+                checkpoint_id=str(uuid.UUID(int=row["id"])),
+                thread_id=thread_id,
+                values=rows.loads(row["data"]),
+                created_at=row["created_at"],
+                source="loop",
+                run_id=row["run_id"],
+                order=row["id"],
+            )
+            for row in events
+        ]
+        for row in await self._fetch(
+            "SELECT run_id, output, ended_at FROM runs WHERE thread_id = $1"
+            " AND status = 'success' AND output IS NOT NULL AND output::text <> 'null'",
+            thread_id,
+        ):
+            if row["run_id"] not in with_values:
+                checkpoints.append(
+                    base.Checkpoint(
+                        checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, row["run_id"])),
+                        thread_id=thread_id,
+                        values=rows.loads(row["output"]),
+                        created_at=row["ended_at"],
+                        source="loop",
+                        run_id=row["run_id"],
+                    )
+                )
+        for row in await self._fetch("SELECT * FROM thread_states WHERE thread_id = $1", thread_id):
+            checkpoints.append(
+                base.Checkpoint(
+                    checkpoint_id=row["checkpoint_id"],
+                    thread_id=thread_id,
+                    values=rows.loads(row["state_values"]),
+                    created_at=row["created_at"],
+                    source="update",
+                    as_node=row["as_node"],
+                )
+            )
+        return sorted(checkpoints, key=lambda c: (c.created_at, c.order), reverse=True)
+
+    async def add_thread_state(
+        self, thread_id: str, checkpoint_id: str, values: Any, as_node: str | None, now: float
+    ) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "INSERT INTO thread_states (checkpoint_id, thread_id, state_values, as_node,"
+                " created_at) VALUES ($1, $2, $3, $4, $5)",
+                checkpoint_id,
+                thread_id,
+                rows.dumps(values),
+                as_node,
+                now,
+            )
+            await conn.execute(
+                "UPDATE threads SET updated_at = $1 WHERE thread_id = $2", now, thread_id
+            )
+            await self._changed(conn, thread_changed=[thread_id])
+
+    async def list_thread_runs(
+        self, thread_id: str, limit: int, offset: int, status: str | None
+    ) -> list[models.Run]:
+        found = await self._fetch(
+            "SELECT * FROM runs WHERE thread_id = $1 AND ($2::text IS NULL OR status = $2::text)"
+            " ORDER BY created_at DESC, run_id DESC LIMIT $3 OFFSET $4",
+            thread_id,
+            status,
+            limit,
+            offset,
+        )
+        return [rows.run(row) for row in found]
+
+    async def inflight_runs(self, thread_id: str) -> list[models.Run]:
+        found = await self._fetch(
+            "SELECT * FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')"
+            " ORDER BY created_at, run_id",
+            thread_id,
+        )
+        return [rows.run(row) for row in found]
+
+    async def delete_run(self, run_id: str) -> bool:
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM events WHERE run_id = $1", run_id)
+            status = await conn.execute("DELETE FROM runs WHERE run_id = $1", run_id)
+            if status != "DELETE 0":
+                await self._changed(conn, run_deleted=[run_id])
+        return status != "DELETE 0"
+
+    async def list_thread_events(self, thread_id: str, after_id: int) -> list[models.Event]:
+        found = await self._fetch(
+            "SELECT e.* FROM events e JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.thread_id = $1 AND e.id > $2 ORDER BY e.id",
+            thread_id,
+            after_id,
+        )
+        return [rows.event(row) for row in found]
+
+    async def create_cron(self, cron: base.Cron) -> base.Cron:
+        columns = rows.cron_columns(cron)
+        await self._write(
+            f"INSERT INTO crons ({', '.join(columns)}) VALUES ({placeholders(1, len(columns))})"
+            " RETURNING cron_id",
+            *columns.values(),
+            announce="cron_changed",
+        )
+        return cron
+
+    async def get_cron(self, cron_id: str) -> base.Cron | None:
+        row = await self._fetchrow("SELECT * FROM crons WHERE cron_id = $1", cron_id)
+        return rows.cron(row) if row else None
+
+    async def update_cron(
+        self, cron_id: str, changes: Mapping[str, Any], now: float
+    ) -> base.Cron | None:
+        unknown = set(changes) - set(base.CRON_SETTABLE)
+        if unknown:
+            raise ValueError(f"not settable: {sorted(unknown)}")
+        values = {name: rows.cron_value(name, value) for name, value in changes.items()}
+        values["updated_at"] = now
+        found = await self._write(
+            f"UPDATE crons SET {assignments(list(values))}"
+            f" WHERE cron_id = ${len(values) + 1} RETURNING *",
+            *values.values(),
+            cron_id,
+            announce="cron_changed",
+        )
+        return rows.cron(found[0]) if found else None
+
+    async def delete_cron(self, cron_id: str) -> bool:
+        found = await self._write(
+            "DELETE FROM crons WHERE cron_id = $1 RETURNING cron_id",
+            cron_id,
+            announce="cron_changed",
+        )
+        return bool(found)
+
+    async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
+        where, params = _cron_filters(search)
+        column = search.sort_by if search.sort_by in _CRON_SORTS else "created_at"
+        order = "ASC" if search.sort_order == "asc" else "DESC"
+        n = len(params)
+        found = await self._fetch(
+            f"SELECT * FROM crons WHERE {where} ORDER BY {column} {order}, cron_id"
+            f" LIMIT ${n + 1} OFFSET ${n + 2}",
+            *params,
+            search.limit,
+            search.offset,
+        )
+        return [rows.cron(row) for row in found]
+
+    async def count_crons(self, search: base.CronSearch) -> int:
+        where, params = _cron_filters(search)
+        count = await self._fetchval(f"SELECT COUNT(*) FROM crons WHERE {where}", *params)
+        return int(count)
+
+    async def due_crons(self, now: float, limit: int) -> list[base.Cron]:
+        found = await self._fetch(
+            "SELECT * FROM crons WHERE enabled AND next_run_date <= $1"
+            " ORDER BY next_run_date LIMIT $2",
+            now,
+            limit,
+        )
+        return [rows.cron(row) for row in found]
+
+    async def fire_cron(self, firing: base.CronFiring, now: float) -> models.Run | None:
+        async with self._transaction() as conn:
+            # A second scheduler's UPDATE waits on this row lock, then re-reads the row and
+            # finds next_run_date moved: each due date fires once across processes.
+            status = await conn.execute(
+                "UPDATE crons SET next_run_date = COALESCE($1, next_run_date), enabled = $2,"
+                " updated_at = $3 WHERE cron_id = $4 AND enabled AND next_run_date = $5",
+                firing.next_run_date,
+                firing.next_run_date is not None,
+                now,
+                firing.cron_id,
+                firing.due,
+            )
+            if status == "UPDATE 0":
+                return None
+            run = rows.run(await insert_run(conn, firing.run, now, None))
+            await self._changed(conn, cron_changed=[firing.cron_id], **created_kinds(run, now))
+            return run
+
+
+def _metadata_filters(metadata: Mapping[str, Any], params: list[Any]) -> list[str]:
+    """Every (key, value) of ``metadata`` is in the row's. The key is a parameter of ``->``, so
+    it means itself (quotes, backslashes, dots, brackets: never a path); ``jsonb`` equality
+    compares by JSON type (true is not 1, null only matches a null, 1 matches 1.0). A NUL
+    character, which no ``jsonb`` value can hold, matches nothing."""
+    if _holds_nul(dict(metadata)):
+        return ["FALSE"]
+    clauses = []
+    for key, value in metadata.items():
+        params.extend([key, rows.dumps(value)])
+        clauses.append(f"metadata -> ${len(params) - 1}::text = ${len(params)}::jsonb")
+    return clauses
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def _thread_filters(search: base.ThreadSearch) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    clauses = _metadata_filters(search.metadata, params)
+    if search.ids:
+        params.append(list(search.ids))
+        clauses.append(f"thread_id = ANY(${len(params)}::text[])")
+    if search.status is not None:
+        params.append(search.status)
+        clauses.append(f"status = ${len(params)}")
+    return " AND ".join(clauses) or "TRUE", params
+
+
+def _cron_filters(search: base.CronSearch) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    clauses = _metadata_filters(search.metadata, params)
+    for column, value in (("flow_id", search.flow_id), ("thread_id", search.thread_id)):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} = ${len(params)}")
+    if search.enabled is not None:
+        params.append(search.enabled)
+        clauses.append(f"enabled = ${len(params)}")
+    return " AND ".join(clauses) or "TRUE", params

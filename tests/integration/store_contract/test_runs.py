@@ -1,0 +1,213 @@
+"""The store's promises for triggers, runs and events, on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway import errors, models
+from gateway.store import base
+from tests.integration.store_contract.common import (
+    NOW,
+    FullStore,
+    OpenStore,
+    finished_with_delivery,
+    new_delivery,
+    new_run,
+    trigger,
+)
+
+
+async def test_a_claimed_run_is_not_claimed_again_until_its_lease_expires(
+    store: FullStore,
+) -> None:
+    run = await store.create_run(new_run(), NOW)
+    [claimed] = await store.claim_runs(10, NOW, lease_seconds=30)
+    assert (claimed.run_id, claimed.status, claimed.attempt) == (run.run_id, "running", 1)
+    assert await store.claim_runs(10, NOW + 29, 30) == []
+    [again] = await store.claim_runs(10, NOW + 31, 30)
+    assert (again.run_id, again.attempt) == (run.run_id, 2)
+
+
+async def test_concurrent_claims_never_share_a_run(store: FullStore) -> None:
+    for _ in range(50):
+        await store.create_run(new_run(), NOW)
+    batches = await asyncio.gather(*(store.claim_runs(7, NOW, 30) for _ in range(10)))
+    ids = [run.run_id for batch in batches for run in batch]
+    assert len(ids) == 50
+    assert len(set(ids)) == 50
+
+
+async def test_claims_come_oldest_first(store: FullStore) -> None:
+    older = await store.create_run(new_run(), NOW - 5)
+    newer = await store.create_run(new_run(), NOW - 1)
+    assert [r.run_id for r in await store.claim_runs(10, NOW, 30)] == [older.run_id, newer.run_id]
+
+
+async def test_a_run_stored_already_claimed_is_running_with_its_lease(store: FullStore) -> None:
+    run = await store.create_run(new_run(lease_until=NOW + 30), NOW)
+    assert (run.status, run.attempt, run.started_at) == (models.RunStatus.RUNNING, 1, NOW)
+    assert await store.claim_runs(10, NOW + 29, 30) == []
+    assert [r.run_id for r in await store.claim_runs(10, NOW + 31, 30)] == [run.run_id]
+
+
+async def test_finishing_twice_enqueues_deliveries_once(store: FullStore) -> None:
+    run, delivery_id = await finished_with_delivery(store)
+    duplicate = new_delivery()
+    ending = base.RunEnding(run.run_id, models.RunStatus.ERROR, None, None, [duplicate])
+    assert await store.finish_run(ending, NOW + 1) is None
+    assert [
+        d.delivery_id
+        for d in await store.list_deliveries(base.DeliverySelection(run_id=run.run_id))
+    ] == [delivery_id]
+    finished = await store.get_run(run.run_id)
+    assert finished is not None
+    assert finished.status is models.RunStatus.SUCCESS
+    assert (finished.output, finished.ended_at) == ({"ok": True}, NOW)
+
+
+async def test_a_run_ending_appends_its_final_event(store: FullStore) -> None:
+    run = await store.create_run(new_run(), NOW)
+    first = await store.append_event(run.run_id, "values", {"step": 1}, NOW)
+    ending = base.RunEnding(
+        run.run_id,
+        models.RunStatus.ERROR,
+        None,
+        {"error": "Boom", "message": "no"},
+        [],
+        final_event=("end", {"status": "error"}),
+    )
+    ended = await store.finish_run(ending, NOW + 1)
+    assert ended is not None
+    assert ended.error == {"error": "Boom", "message": "no"}
+    events = await store.list_events(run.run_id)
+    assert [(e.event, e.data) for e in events] == [
+        ("values", {"step": 1}),
+        ("end", {"status": "error"}),
+    ]
+    assert events[0].id == first < events[1].id
+    assert [e.event for e in await store.list_events(run.run_id, after_id=first)] == ["end"]
+
+
+async def test_released_runs_are_claimed_again(store: FullStore) -> None:
+    run = await store.create_run(new_run(), NOW)
+    await store.claim_runs(1, NOW, 30)
+    await store.release_runs([run.run_id], NOW + 1)
+    released = await store.get_run(run.run_id)
+    assert released is not None
+    assert released.status is models.RunStatus.PENDING
+    [again] = await store.claim_runs(1, NOW + 1, 30)
+    assert (again.run_id, again.attempt) == (run.run_id, 2)
+
+
+async def test_idempotency_key_returns_the_first_run(store: FullStore) -> None:
+    first, created = await store.create_trigger_and_run(trigger("k"), new_run(), NOW)
+    second, created_again = await store.create_trigger_and_run(trigger("k"), new_run(), NOW)
+    other, created_other = await store.create_trigger_and_run(
+        trigger("k", "agent"), new_run("agent"), NOW
+    )
+    assert (created, created_again, created_other) == (True, False, True)
+    assert second.run_id == first.run_id
+    assert other.run_id != first.run_id
+
+
+async def test_an_idempotency_key_expires_after_its_window(store: FullStore) -> None:
+    early = trigger("k", received_at=NOW - 100)
+    first, _ = await store.create_trigger_and_run(early, new_run(), NOW - 100)
+    late = models.Trigger(**{**trigger("k").__dict__, "dedup_window": 50.0})
+    second, created = await store.create_trigger_and_run(late, new_run(), NOW)
+    assert created
+    assert second.run_id != first.run_id
+
+
+async def test_concurrent_triggers_with_one_key_start_one_run(store: FullStore) -> None:
+    results = await asyncio.gather(
+        *(store.create_trigger_and_run(trigger("same"), new_run(), NOW) for _ in range(20))
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({run.run_id for run, _ in results}) == 1
+
+
+async def test_a_trigger_is_kept_as_received(store: FullStore) -> None:
+    received = trigger("k")
+    run, _ = await store.create_trigger_and_run(received, new_run(), NOW)
+    stored = await store.get_trigger(received.trigger_id)
+    assert stored == models.Trigger(**{**received.__dict__, "run_id": run.run_id})
+    assert run.trigger_id == received.trigger_id
+    rejected = trigger(verification="rejected: bad signature")
+    await store.store_rejected_trigger(rejected)
+    kept = await store.get_trigger(rejected.trigger_id)
+    assert kept is not None
+    assert (kept.run_id, kept.rejected, kept.body) == (None, True, rejected.body)
+    assert await store.get_trigger("nope") is None
+
+
+async def test_a_failing_write_fails_alone(store: FullStore) -> None:
+    run = new_run()
+    await store.create_run(run, NOW)
+    results = await asyncio.gather(
+        store.create_run(run, NOW),
+        *(store.create_run(new_run(), NOW) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Exception), "duplicate primary key"
+    assert all(isinstance(r, models.Run) for r in results[1:])
+
+
+async def test_schema_survives_reopening(store: FullStore, new_store: OpenStore) -> None:
+    run = await store.create_run(new_run(), NOW)
+    await store.close()
+    second = new_store()
+    await second.open()
+    assert await second.get_run(run.run_id) == run
+
+
+async def test_a_delayed_run_is_not_claimed_before_it_is_due(store: FullStore) -> None:
+    delayed = base.NewRun(models.new_id(), "echo", {}, {}, {}, after_seconds=60)
+    run = await store.create_run(delayed, NOW)
+    assert run.created_at == NOW + 60
+    assert await store.claim_runs(10, NOW + 59, 30) == []
+    assert [r.run_id for r in await store.claim_runs(10, NOW + 60, 30)] == [run.run_id]
+
+
+async def test_a_thread_runs_one_run_at_a_time_in_order(store: FullStore) -> None:
+    thread = base.Thread("t1", {}, {}, NOW, NOW)
+    await store.create_thread(thread, "raise")
+    first = await store.create_run(new_run(thread_id="t1"), NOW)
+    second = await store.create_run(new_run(thread_id="t1"), NOW + 1)
+    loose = await store.create_run(new_run(), NOW + 2)
+    claimed = await asyncio.gather(*(store.claim_runs(10, NOW + 3, 30) for _ in range(3)))
+    assert sorted(r.run_id for batch in claimed for r in batch) == sorted(
+        [first.run_id, loose.run_id]
+    )
+    ending = base.RunEnding(first.run_id, models.RunStatus.SUCCESS, 1, None, [])
+    await store.finish_run(ending, NOW + 4)
+    assert [r.run_id for r in await store.claim_runs(10, NOW + 4, 30)] == [second.run_id]
+
+
+async def test_ping_answers_while_open(store: FullStore) -> None:
+    await store.ping()
+    assert store.write_backlog() == 0
+
+
+@pytest.mark.parametrize("status", [models.RunStatus.TIMEOUT, models.RunStatus.INTERRUPTED])
+async def test_an_ended_run_is_never_claimed(store: FullStore, status: models.RunStatus) -> None:
+    run = await store.create_run(new_run(), NOW)
+    await store.finish_run(base.RunEnding(run.run_id, status, None, None, []), NOW)
+    assert await store.claim_runs(10, NOW + 1000, 30) == []
+
+
+async def test_a_run_that_needs_its_thread_idle_is_refused_while_it_is_busy(
+    store: FullStore,
+) -> None:
+    await store.create_thread(base.Thread("t1", {}, {}, NOW, NOW), "raise")
+    attempts = [new_run(thread_id="t1", if_thread_idle=True) for _ in range(10)]
+    results = await asyncio.gather(
+        *(store.create_run(run, NOW) for run in attempts), return_exceptions=True
+    )
+    assert len([r for r in results if isinstance(r, models.Run)]) == 1
+    assert all(isinstance(r, errors.Conflict) for r in results if not isinstance(r, models.Run))
+    assert len(await store.inflight_runs("t1")) == 1
+    queued = await store.create_run(new_run(thread_id="t1"), NOW)
+    assert queued.status is models.RunStatus.PENDING
