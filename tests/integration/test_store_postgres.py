@@ -304,6 +304,7 @@ async def test_an_endpoint_cap_holds_while_two_dispatchers_work(
     ok = models.AttemptResult(started_at=NOW, duration_ms=1, status_code=200)
     leased_at_once: list[int] = []
     watcher = await asyncpg.connect(stores[0].url)
+    watching = asyncio.Lock()  # one connection serves one query at a time
 
     async def send(store: PostgresStore, delivery: models.Delivery) -> None:
         await asyncio.sleep(0.005)
@@ -315,13 +316,13 @@ async def test_an_endpoint_cap_holds_while_two_dispatchers_work(
         while True:
             claimed = await store.claim_deliveries(5, NOW, 30, policy)
             if claimed:
-                leased_at_once.append(
-                    await watcher.fetchval(
+                async with watching:
+                    leased = await watcher.fetchval(
                         "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'"
                         " AND lease_expires_at > $1",
                         NOW,
                     )
-                )
+                leased_at_once.append(leased)
                 await asyncio.gather(*(send(store, d) for d in claimed))
             elif not await store.list_deliveries(
                 base.DeliverySelection(statuses=(models.DeliveryStatus.PENDING,))

@@ -311,5 +311,56 @@ async def test_the_connector_reads_an_address_with_a_zone_as_the_address_itself(
         reason = connector._refusal("fd00:ec2::254%eth0", "fd00:ec2::254%eth0")
         assert reason == "fd00:ec2::254%eth0: cloud metadata address"
         assert connector._refusal("h.example", "fe80::1%eth0") is None, "private is allowed"
+        strict = netguard.GuardedConnector(netguard.Policy(allow_private=False))
+        assert (
+            strict._refusal("localhost", "127.0.0.1") == "localhost (127.0.0.1): loopback address"
+        )
+        await strict.close()
     finally:
         await connector.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("", "webhook URL must be a non-empty string"),
+        ("http://h.example/" + "a" * 2048, "webhook URL too long (max 2048 characters)"),
+        (
+            "http://h.example/a b",
+            "invalid webhook URL: it contains whitespace or control characters "
+            "(percent-encode them)",
+        ),
+        ("http:///hook", "webhook URL has no host"),
+        ("http://h.example:0/", "webhook URL has an invalid port"),
+        ("http://-bad-.example/", "invalid webhook URL: '-bad-.example' is not a valid host name"),
+        (
+            "http://1.2.3/",
+            "webhook host blocked: '1.2.3' is a numeric address in a non-canonical form; "
+            "write IPv4 as four decimal numbers (a.b.c.d)",
+        ),
+        ("http://localhost/", "webhook host blocked: localhost: loopback address"),
+        ("http://0.0.0.0/", "webhook host blocked: 0.0.0.0: reserved address"),
+    ],
+)
+def test_a_refused_url_says_exactly_why(url: str, detail: str) -> None:
+    """The 422's detail, word for word."""
+    with pytest.raises(errors.Unprocessable) as refused:
+        netguard.check_url(url, allow_private=False)
+    assert refused.value.detail == detail
+
+
+def test_the_longest_url_and_host_are_accepted() -> None:
+    path = "http://h.example/"
+    assert netguard.check_url(path + "a" * (2048 - len(path)), allow_private=False)
+    host = ".".join(["a" * 63] * 3 + ["b" * 60]) + ".c"  # 254 characters, the most DNS allows
+    assert len(host) == 254
+    assert netguard.check_url(f"http://{host}/", allow_private=False)
+    with pytest.raises(errors.Unprocessable, match="not a valid host name"):
+        netguard.check_url(f"http://a{host}/", allow_private=False)
+    assert netguard.check_url("http://hooks.example./x", allow_private=False), "a trailing dot"
+
+
+def test_a_zone_does_not_disguise_an_address() -> None:
+    verdict = netguard.classify("fd00:ec2::254%eth0")
+    assert verdict is not None
+    assert verdict.always
