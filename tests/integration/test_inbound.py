@@ -7,6 +7,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,13 +217,16 @@ async def test_cancelling_a_run_interrupts_it_and_delivers_the_ending(
 
 
 async def test_an_overloaded_store_refuses_new_work_with_503(
-    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     """Backpressure: while the store is more than ``max_write_backlog`` writes behind, new
     triggers and runs get 503 with Retry-After and nothing is stored; at the limit itself a
     trigger is still taken. A write that waits (a stalled disk) holds the store behind; the
     worker and dispatcher are stopped so that only the triggers queue writes behind it."""
     settings = make_settings(max_write_backlog=2)
+    if not settings.database_url.startswith("sqlite:///"):
+        # The stall is staged inside SQLite's group-commit writer.
+        settings = settings.replace(database_url=f"sqlite:///{tmp_path / 'backlog.db'}")
     store = store_from_url(settings.database_url, settings.secret_key)
     assert isinstance(store, SQLiteStore)
     gateway: TestClient[Any, Any] = await aiohttp_client(create_app(settings, store=store))
