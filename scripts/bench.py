@@ -856,6 +856,7 @@ async def phase_group_commit(tmp: Path, *, jobs: int, concurrency: int) -> list[
             if max_batch is not None:
                 # Private attributes: this swaps the writer for one that never batches.
                 await store.writer.stop()
+                assert store._writer_conn is not None  # opened above
                 store._writer = GroupCommitWriter(store._writer_conn, max_batch=max_batch)
                 store._writer.start()
             writer = store.writer
@@ -955,7 +956,10 @@ def summary(report: Report) -> list[str]:
 
 
 def load_details(report: Report) -> list[str]:
-    loads = [("baseline", report.baseline), ("gateway", report.ingest and report.ingest.load)]
+    loads = [
+        ("baseline", report.baseline),
+        ("gateway", report.ingest.load if report.ingest else None),
+    ]
     present = [(name, load) for name, load in loads if load is not None]
     if not present:
         return []

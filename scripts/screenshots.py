@@ -43,11 +43,12 @@ async def traffic(base: str, server: TestServer) -> dict[str, str]:
         bin_url = f"{base}/inspect/bins/{bin_id}"
         ids["bin"] = bin_id
         await store.update_bin(bin_id, {"name": "local callbacks"})  # type: ignore[attr-defined]
-        flaky_bin = store_base.Bin(
-            bin_id=new_bin_id(), name="flaky receiver", created_at=time.time(), reply_status=503
+        flaky_bin = new_bin_id()
+        await store.create_bin(  # type: ignore[attr-defined]
+            store_base.Bin(
+                bin_id=flaky_bin, name="flaky receiver", created_at=time.time(), reply_status=503
+            )
         )
-        await store.create_bin(flaky_bin)  # type: ignore[attr-defined]
-        flaky_bin = flaky_bin.bin_id
         async with http.post(
             f"{base}/api/v1/endpoints",
             json={

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,13 +128,6 @@ async def test_bulk_cancel_by_thread_and_by_run_ids(client: LangGraphClient, gat
 
     await client.runs.cancel_many(thread_id=other, run_ids=[spared["run_id"]])
     assert await status_of(client, other, spared["run_id"]) == "interrupted"
-
-
-@pytest.fixture
-def gateway_database_url(tmp_path: Path) -> str:
-    """SQLite under either test backend: on PostgreSQL a pending run cancelled on a busy thread
-    is recorded as cancelled but stays pending until its thread frees up (a known gap)."""
-    return f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
 async def test_bulk_cancel_by_status(client: LangGraphClient) -> None:

@@ -180,11 +180,13 @@ class ThreadVerbs(Database):
         )
         return [rows.run(row) for row in found]
 
-    async def inflight_runs(self, thread_id: str) -> list[models.Run]:
+    async def inflight_runs(self, thread_id: str | None) -> list[models.Run]:
+        of_thread = "" if thread_id is None else " AND thread_id = $1"
         found = await self._fetch(
-            "SELECT * FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')"
-            " ORDER BY created_at, run_id",
-            thread_id,
+            "SELECT * FROM runs WHERE status IN ('pending', 'running')"
+            + of_thread
+            + " ORDER BY created_at, run_id",
+            *(() if thread_id is None else (thread_id,)),
         )
         return [rows.run(row) for row in found]
 

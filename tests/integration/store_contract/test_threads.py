@@ -95,6 +95,24 @@ async def test_a_thread_status_follows_its_runs(store: FullStore) -> None:
     assert await store.inflight_runs("t") == []
 
 
+async def test_the_runs_in_flight_of_every_thread(store: FullStore) -> None:
+    """``inflight_runs(None)``: pending and running runs of every thread and stateless ones
+    (what a bulk cancel by status acts on), oldest first."""
+    for name in ("a", "b"):
+        await store.create_thread(thread(name), "raise")
+    first = await store.create_run(new_run(thread_id="a"), NOW)
+    second = await store.create_run(new_run(thread_id="b"), NOW + 1)
+    stateless = await store.create_run(new_run(), NOW + 2)
+    done = await store.create_run(new_run(thread_id="b"), NOW + 3)
+    await finish(store, done, models.RunStatus.SUCCESS, NOW + 4)
+    assert [r.run_id for r in await store.inflight_runs(None)] == [
+        first.run_id,
+        second.run_id,
+        stateless.run_id,
+    ]
+    assert [r.run_id for r in await store.inflight_runs("a")] == [first.run_id]
+
+
 async def test_threads_are_searched_and_counted(store: FullStore) -> None:
     await store.create_thread(thread("a", team="x", n=1), "raise")
     await store.create_thread(
