@@ -9,7 +9,13 @@ from gateway import models
 from gateway.outbox import health
 from gateway.store import base
 from gateway.store.postgres import rows
-from gateway.store.postgres.pool import DELIVERY_CLAIM_LOCK, Connection, Database, placeholders
+from gateway.store.postgres.pool import (
+    DELIVERY_CLAIM_LOCK,
+    SCHEMA_KEY,
+    Connection,
+    Database,
+    placeholders,
+)
 
 # Fair claiming: each destination (an endpoint, or a per-run URL) gets at most its free
 # concurrency, so one slow receiver cannot fill every slot. Paused, disabled and open-circuit
@@ -93,7 +99,9 @@ class DeliveryVerbs(Database):
         run_id: str | None = None,
     ) -> list[models.Delivery]:
         async with self._transaction() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", DELIVERY_CLAIM_LOCK)
+            await conn.execute(
+                f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", DELIVERY_CLAIM_LOCK
+            )
             if run_id is None:  # a run's fresh deliveries have no earlier try to settle
                 await conn.execute(_SETTLE_ABANDONED_ATTEMPTS, now, base.ATTEMPT_OUTCOME_UNKNOWN)
             claimed = await conn.fetch(

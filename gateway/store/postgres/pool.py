@@ -42,9 +42,21 @@ MIGRATIONS = sorted(
     key=lambda path: path.name,
 )
 
-# Advisory lock keys (bigint): "hookgate" in ASCII, then one per purpose.
-MIGRATION_LOCK = 0x686F6F6B67617465
+# Advisory locks take two int4 keys: the purpose ("hook" in ASCII, then one per purpose) and
+# SCHEMA_KEY, so stores in other schemas of one database never wait on each other's locks.
+MIGRATION_LOCK = 0x686F6F6B
 DELIVERY_CLAIM_LOCK = MIGRATION_LOCK + 1
+SCHEMA_KEY = "hashtext(current_schema())"
+
+
+def keyed_lock(key_sql: str) -> str:
+    """SQL taking a transaction-level advisory lock on a value (``key_sql``, SQL text) in this
+    schema: writers of one key queue, writers of other keys do not wait."""
+    return (
+        "SELECT pg_advisory_xact_lock("
+        f"hashtextextended(current_schema() || chr(31) || {key_sql}, 0))"
+    )
+
 
 CHANNEL_PREFIX = "hookgate_changes"
 MAX_PAYLOAD = 7900  # NOTIFY's limit is 8000 bytes
@@ -365,7 +377,7 @@ async def migrate(
 ) -> list[int]:
     """Apply the missing migrations, each in its own transaction, under an advisory lock so
     that N processes starting together apply each one once; ``then`` runs under the lock too."""
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    await conn.execute(f"SELECT pg_advisory_lock($1, {SCHEMA_KEY})", MIGRATION_LOCK)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -385,7 +397,7 @@ async def migrate(
             await then(conn)
         return applied
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+        await conn.execute(f"SELECT pg_advisory_unlock($1, {SCHEMA_KEY})", MIGRATION_LOCK)
 
 
 def channel_for(schema: str | None) -> str:

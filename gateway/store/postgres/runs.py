@@ -9,7 +9,7 @@ from gateway import errors, models
 from gateway.store import base
 from gateway.store.postgres import rows
 from gateway.store.postgres.deliveries import insert_deliveries
-from gateway.store.postgres.pool import Connection, Database, Record
+from gateway.store.postgres.pool import Connection, Database, Record, keyed_lock
 from gateway.store.postgres.relay import insert_filtered
 
 # A pending run on a thread waits for the thread's running run and for every earlier pending
@@ -56,7 +56,7 @@ class RunVerbs(Database):
                 # Writers of one (flow, key) queue here, so the check and the insert below are
                 # one step for all processes; different keys do not wait for each other.
                 await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+                    keyed_lock("$1 || chr(31) || $2"),
                     trigger.flow_id,
                     trigger.idempotency_key,
                 )
@@ -223,7 +223,7 @@ async def insert_run(
     if run.if_thread_idle and run.thread_id is not None:
         # Runs that need the thread idle queue here, so no two of them both find it idle.
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('thread' || chr(31) || $1, 0))",
+            keyed_lock("'thread' || chr(31) || $1"),
             run.thread_id,
         )
         busy = await conn.fetchval(
