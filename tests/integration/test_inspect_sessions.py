@@ -152,3 +152,23 @@ async def test_next_is_a_path_under_inspect(locked: Client, next_path: str) -> N
     response = await log_in(locked, next_path=next_path)
     assert response.status == 303
     assert response.headers["Location"] == "/inspect"
+
+
+async def test_a_page_from_one_process_works_against_another(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """``serve --workers`` spreads a browser's requests over processes of one install: a form
+    one of them rendered is accepted by another, its session cookie included."""
+    settings = make_settings(signing_secret="one-install-signing-secret")
+    first: Client = await aiohttp_client(create_app(settings))
+    second: Client = await aiohttp_client(create_app(settings))
+    page = await first.get("/inspect/bins")
+    cookie = {"Cookie": f"{access.SESSION_COOKIE}={session_cookie(first)}"}
+    created = await second.post(
+        "/inspect/bins",
+        data={"name": "shared", "csrf_token": csrf_of(await page.text())},
+        headers=cookie,
+        allow_redirects=False,
+    )
+    assert created.status == 303
+    assert created.headers["Location"].startswith("/inspect/bins/")
