@@ -7,8 +7,7 @@ from typing import Any
 import structlog
 
 from gateway import models
-from gateway.store import base
-from gateway.store.postgres import rows
+from gateway.store import base, rows
 from gateway.store.postgres.pool import Connection, Database, assignments, placeholders
 from gateway.store.secretbox import SecretBox
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
-from typing import Any
 
 from gateway import models
 from gateway.outbox import health
-from gateway.store import base
-from gateway.store.sqlite import rows
+from gateway.store import base, rows, sql
 from gateway.store.sqlite.connection import Database, one
 
 # Fair claiming: each destination (an endpoint, or a per-run URL) gets at most its free
@@ -46,19 +44,10 @@ WHERE delivery_id IN (
 RETURNING *
 """
 
-PUSHED = (
-    "(endpoint_id IS NULL OR endpoint_id NOT IN"
-    " (SELECT endpoint_id FROM endpoints WHERE mode = 'pull'))"
-)
-"""Deliveries the dispatcher sends: none of a pull endpoint's, which wait for a consumer."""
-
-# A try recorded as started whose outcome is not recorded yet (see migration 0008).
-_ATTEMPT_OPEN = "status_code IS NULL AND error IS NULL"
-
 # Tries left open on a delivery whose lease ran out: the process sending them stopped.
 _SETTLE_ABANDONED_ATTEMPTS = (
     "UPDATE attempts SET error = :unknown WHERE "
-    + _ATTEMPT_OPEN
+    + sql.ATTEMPT_OPEN
     + " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.delivery_id = attempts.delivery_id"
     " AND COALESCE(d.lease_expires_at, 0) <= :now)"
 )
@@ -122,7 +111,9 @@ class DeliveryVerbs(Database):
     async def defer_delivery(self, delivery_id: str, until: float) -> None:
         def job(conn: sqlite3.Connection) -> None:
             started = conn.execute(
-                "DELETE FROM attempts WHERE delivery_id = ? AND " + _ATTEMPT_OPEN + " AND attempt ="
+                "DELETE FROM attempts WHERE delivery_id = ? AND "
+                + sql.ATTEMPT_OPEN
+                + " AND attempt ="
                 " (SELECT attempts FROM deliveries WHERE delivery_id = ? AND status = 'pending')",
                 (delivery_id, delivery_id),
             ).rowcount
@@ -151,11 +142,11 @@ class DeliveryVerbs(Database):
         return rows.delivery(row) if row else None
 
     async def replay_deliveries(self, selection: base.DeliverySelection, now: float) -> int:
-        clauses, params = selection_clauses(selection)
+        where = chosen_by(selection)
         return await self._write_count(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?"
-            f" WHERE {' AND '.join(clauses)}",
-            (now, now, *params),
+            f" WHERE {where}",
+            (now, now, *where.params),
         )
 
     async def get_delivery(self, delivery_id: str) -> models.Delivery | None:
@@ -165,11 +156,11 @@ class DeliveryVerbs(Database):
     async def list_deliveries(
         self, selection: base.DeliverySelection, limit: int = 100
     ) -> list[models.Delivery]:
-        clauses, params = selection_clauses(selection)
+        where = chosen_by(selection)
         found = await self._fetchall(
-            f"SELECT * FROM deliveries WHERE {' AND '.join(clauses)}"
-            " ORDER BY created_at DESC, delivery_id LIMIT ?",
-            (*params, limit),
+            f"SELECT * FROM deliveries WHERE {where}"
+            f" ORDER BY created_at DESC, delivery_id LIMIT {where.param(limit)}",
+            where.params,
         )
         return [rows.delivery(row) for row in found]
 
@@ -192,7 +183,7 @@ class DeliveryVerbs(Database):
     async def next_due_at(self) -> float | None:
         row = await self._fetchone(
             "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_expires_at, 0))) FROM deliveries"
-            " WHERE status = 'pending' AND " + PUSHED
+            " WHERE status = 'pending' AND " + sql.PUSHED
         )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -207,22 +198,7 @@ def insert_deliveries(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
         " status, attempts, next_attempt_at, created_at, updated_at, origin_at, headers)"
         " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?)",
-        [
-            (
-                d.delivery_id,
-                run_id,
-                d.endpoint_id,
-                d.url,
-                d.event_type,
-                d.payload,
-                now,
-                now,
-                now,
-                d.origin_at,
-                rows.dumps(d.headers) if d.headers else None,
-            )
-            for d in deliveries
-        ],
+        rows.new_delivery_values(run_id, deliveries, now),
     )
 
 
@@ -244,19 +220,13 @@ def record_outcome(
     endpoint's health, releasing the lease (``record_attempt``, and a pull consumer's ack)."""
     result = outcome.result
     ended_at = result.started_at + result.duration_ms / 1000
+    of_delivery, of_attempt = rows.outcome_values(delivery, outcome)
     row = one(
         conn,
         "UPDATE deliveries SET status = ?, next_attempt_at = ?,"
         " lease_expires_at = NULL, last_status_code = ?, last_error = ?, updated_at = ?"
         " WHERE delivery_id = ? RETURNING attempts",
-        (
-            outcome.status.value,
-            outcome.next_attempt_at,
-            result.status_code,
-            result.error,
-            ended_at,
-            delivery.delivery_id,
-        ),
+        of_delivery,
     )
     if row is None:
         return None
@@ -266,17 +236,7 @@ def record_outcome(
         " response_headers = ?, response_body = ?, error = ?"
         " WHERE delivery_id = ? AND attempt = ? AND status_code IS NULL"
         " AND (error IS NULL OR error = ?)",
-        (
-            result.started_at,
-            result.duration_ms,
-            result.status_code,
-            rows.dumps(result.response_headers),
-            result.response_body,
-            result.error,
-            delivery.delivery_id,
-            delivery.attempts,
-            base.ATTEMPT_OUTCOME_UNKNOWN,
-        ),
+        of_attempt,
     )
     if delivery.endpoint_id is None or outcome.health is None:
         return None
@@ -311,20 +271,6 @@ def _update_health(
     return change
 
 
-def selection_clauses(selection: base.DeliverySelection) -> tuple[list[str], list[Any]]:
-    clauses, params = ["1 = 1"], []
-    for column in ("run_id", "endpoint_id"):
-        value = getattr(selection, column)
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if selection.statuses:
-        clauses.append(f"status IN ({', '.join('?' for _ in selection.statuses)})")
-        params.extend(status.value for status in selection.statuses)
-    if selection.since is not None:
-        clauses.append("created_at >= ?")
-        params.append(selection.since)
-    if selection.until is not None:
-        clauses.append("created_at < ?")
-        params.append(selection.until)
-    return clauses, params
+def chosen_by(selection: base.DeliverySelection) -> sql.Where:
+    """The deliveries ``selection`` picks."""
+    return sql.deliveries(sql.Where(sql.qmark), selection)

@@ -9,9 +9,8 @@ import aiosqlite
 import structlog
 
 from gateway import models
-from gateway.store import base
+from gateway.store import base, rows
 from gateway.store.secretbox import SecretBox
-from gateway.store.sqlite import rows
 from gateway.store.sqlite.connection import Database, insert
 
 log = structlog.get_logger(__name__)
@@ -48,7 +47,7 @@ class EndpointVerbs(Database):
         unknown = set(changes) - set(base.ENDPOINT_SETTABLE)
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
-        values = {name: rows.column_value(value) for name, value in changes.items()}
+        values = {name: rows.endpoint_value(name, value) for name, value in changes.items()}
         if "secret" in changes:
             values["secret"] = self.secrets.seal(changes["secret"])
         values["updated_at"] = now

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from contextlib import closing
 
 from gateway import errors, models
-from gateway.store import base
-from gateway.store.sqlite import rows
+from gateway.store import base, rows
 from gateway.store.sqlite.connection import Database, one
 from gateway.store.sqlite.deliveries import insert_started_attempts, record_outcome
 

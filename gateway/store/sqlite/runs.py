@@ -10,22 +10,12 @@ from typing import Any
 import structlog
 
 from gateway import errors, models
-from gateway.store import base
-from gateway.store.sqlite import rows
+from gateway.store import base, rows, sql
 from gateway.store.sqlite.connection import Database, marks, one, serve_file
 from gateway.store.sqlite.deliveries import insert_deliveries
 from gateway.store.sqlite.relay import insert_filtered
 
 log = structlog.get_logger(__name__)
-
-# A pending run on a thread waits for the thread's running run and for every earlier pending
-# one (LangGraph's multitask "enqueue": one run at a time per thread, first come first served).
-THREAD_IS_FREE = (
-    "(runs.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs o"
-    " WHERE o.thread_id = runs.thread_id AND o.run_id != runs.run_id"
-    " AND (o.status = 'running' OR (o.status = 'pending' AND (o.created_at < runs.created_at"
-    " OR (o.created_at = runs.created_at AND o.run_id < runs.run_id))))))"
-)
 
 # Its first condition is the runs_open index's.
 _CLAIM_RUNS = (
@@ -33,7 +23,7 @@ _CLAIM_RUNS = (
     " lease_owner = ?, started_at = COALESCE(started_at, ?), updated_at = ?"
     " WHERE run_id IN (SELECT run_id FROM runs"
     "   WHERE status IN ('pending', 'running')"
-    "   AND ((status = 'pending' AND created_at <= ? AND " + THREAD_IS_FREE + ")"
+    "   AND ((status = 'pending' AND created_at <= ? AND " + sql.THREAD_IS_FREE + ")"
     "   OR (status = 'running' AND lease_expires_at <= ?))"
     "   ORDER BY created_at LIMIT ?)"
     " RETURNING *"
@@ -192,21 +182,7 @@ def insert_trigger(conn: sqlite3.Connection, trigger: models.Trigger, run_id: st
         "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
         " body, content_type, source, idempotency_key, run_id, verification)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            trigger.trigger_id,
-            trigger.flow_id,
-            trigger.received_at,
-            trigger.method,
-            trigger.path,
-            trigger.query,
-            rows.dumps(trigger.headers),
-            trigger.body,
-            trigger.content_type,
-            trigger.source,
-            trigger.idempotency_key,
-            run_id,
-            trigger.verification,
-        ),
+        rows.trigger_values(trigger, run_id),
     )
 
 
@@ -226,28 +202,12 @@ def insert_run(
         )
         if busy is not None:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
-    claimed = run.lease_until is not None
     row = one(
         conn,
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
         " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at,"
         " lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        (
-            run.run_id,
-            run.thread_id,
-            run.flow_id,
-            "running" if claimed else "pending",
-            rows.dumps(run.input),
-            rows.dumps(run.kwargs),
-            rows.dumps(run.metadata),
-            now + run.after_seconds,
-            now,
-            trigger_id,
-            1 if claimed else 0,
-            now if claimed else None,
-            run.lease_until,
-            owner if claimed else None,
-        ),
+        rows.new_run_values(run, now, trigger_id, owner),
     )
     assert row is not None
     return row

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from gateway import models
-from gateway.store import base
-from gateway.store.sqlite import rows
+from gateway.store import base, rows, sql
 from gateway.store.sqlite.connection import Database, insert, one
 from gateway.store.sqlite.runs import insert_run
-
-# A thread is busy while it has a pending or running run; otherwise its last ended run says
-# how it is: success → idle, interrupted → interrupted, error or timeout → error.
-_THREADS = """
-SELECT t.*, CASE
-    WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
-                 AND r.status IN ('pending', 'running')) THEN 'busy'
-    ELSE COALESCE((SELECT CASE r.status WHEN 'success' THEN 'idle'
-                                        WHEN 'interrupted' THEN 'interrupted' ELSE 'error' END
-                   FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
-                   ORDER BY r.ended_at DESC LIMIT 1), 'idle')
-    END AS status
-FROM threads t
-"""
-_THREAD_SORTS = ("thread_id", "status", "created_at", "updated_at")
-_CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at")
 
 # Every (key, value) of the wanted object is in the row's metadata. Keys are matched as the
 # JSON text both sides were written with (``fullkey``), never parsed as a path, so any key
@@ -35,7 +17,7 @@ _CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at"
 # as numbers) and value. The filter is one parameter, however many keys it has.
 _JSON_KIND = "CASE {0}.type WHEN 'integer' THEN 'real' ELSE {0}.type END"
 _METADATA_CONTAINS = (
-    "NOT EXISTS (SELECT 1 FROM json_each(?) AS wanted WHERE NOT EXISTS ("
+    "NOT EXISTS (SELECT 1 FROM json_each({}) AS wanted WHERE NOT EXISTS ("
     " SELECT 1 FROM json_each(metadata) AS have WHERE have.fullkey = wanted.fullkey"
     f" AND {_JSON_KIND.format('have')} = {_JSON_KIND.format('wanted')}"
     " AND have.value IS wanted.value))"
@@ -68,7 +50,7 @@ class ThreadVerbs(Database):
         return stored, created
 
     async def get_thread(self, thread_id: str) -> base.Thread | None:
-        row = await self._fetchone(f"{_THREADS} WHERE thread_id = ?", (thread_id,))
+        row = await self._fetchone(f"{sql.THREADS} WHERE thread_id = ?", (thread_id,))
         return rows.thread(row) if row else None
 
     async def update_thread(
@@ -104,71 +86,38 @@ class ThreadVerbs(Database):
         return await self.writer.submit(job)
 
     async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
-        where, params = _thread_filters(search)
-        column = search.sort_by if search.sort_by in _THREAD_SORTS else "updated_at"
-        order = "ASC" if search.sort_order == "asc" else "DESC"
+        where = _thread_filters(search)
+        order = sql.order_by(search.sort_by, search.sort_order, sql.THREAD_SORTS, "thread_id")
         found = await self._fetchall(
-            f"SELECT * FROM ({_THREADS}) WHERE {where} ORDER BY {column} {order}, thread_id"
-            " LIMIT ? OFFSET ?",
-            (*params, search.limit, search.offset),
+            f"SELECT * FROM ({sql.THREADS}) WHERE {where} ORDER BY {order}"
+            f" LIMIT {where.param(search.limit)} OFFSET {where.param(search.offset)}",
+            where.params,
         )
         return [rows.thread(row) for row in found]
 
     async def count_threads(self, search: base.ThreadSearch) -> int:
-        where, params = _thread_filters(search)
-        row = await self._fetchone(f"SELECT COUNT(*) FROM ({_THREADS}) WHERE {where}", params)
+        where = _thread_filters(search)
+        row = await self._fetchone(
+            f"SELECT COUNT(*) FROM ({sql.THREADS}) WHERE {where}", where.params
+        )
         return int(row[0]) if row else 0
 
     async def list_checkpoints(self, thread_id: str) -> list[base.Checkpoint]:
-        events = await self._fetchall(
+        values = await self._fetchall(
             "SELECT e.id, e.run_id, e.data, e.created_at FROM events e"
             " JOIN runs r ON r.run_id = e.run_id"
             " WHERE r.thread_id = ? AND e.event = 'values' ORDER BY e.id",
             (thread_id,),
         )
-        with_values = {row["run_id"] for row in events}
-        checkpoints = [
-            base.Checkpoint(
-                checkpoint_id=str(uuid.UUID(int=row["id"])),
-                thread_id=thread_id,
-                values=rows.loads(row["data"]),
-                created_at=row["created_at"],
-                source="loop",
-                run_id=row["run_id"],
-                order=row["id"],
-            )
-            for row in events
-        ]
-        for row in await self._fetchall(
+        outputs = await self._fetchall(
             "SELECT run_id, output, ended_at FROM runs WHERE thread_id = ? AND status = 'success'"
             " AND output IS NOT NULL AND output != 'null'",
             (thread_id,),
-        ):
-            if row["run_id"] not in with_values:
-                checkpoints.append(
-                    base.Checkpoint(
-                        checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, row["run_id"])),
-                        thread_id=thread_id,
-                        values=rows.loads(row["output"]),
-                        created_at=row["ended_at"],
-                        source="loop",
-                        run_id=row["run_id"],
-                    )
-                )
-        for row in await self._fetchall(
+        )
+        states = await self._fetchall(
             "SELECT * FROM thread_states WHERE thread_id = ?", (thread_id,)
-        ):
-            checkpoints.append(
-                base.Checkpoint(
-                    checkpoint_id=row["checkpoint_id"],
-                    thread_id=thread_id,
-                    values=rows.loads(row["state_values"]),
-                    created_at=row["created_at"],
-                    source="update",
-                    as_node=row["as_node"],
-                )
-            )
-        return sorted(checkpoints, key=lambda c: (c.created_at, c.order), reverse=True)
+        )
+        return rows.checkpoints(thread_id, values, outputs, states)
 
     async def add_thread_state(
         self, thread_id: str, checkpoint_id: str, values: Any, as_node: str | None, now: float
@@ -253,19 +202,18 @@ class ThreadVerbs(Database):
         return deleted > 0
 
     async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
-        where, params = _cron_filters(search)
-        column = search.sort_by if search.sort_by in _CRON_SORTS else "created_at"
-        order = "ASC" if search.sort_order == "asc" else "DESC"
+        where = _cron_filters(search)
+        order = sql.order_by(search.sort_by, search.sort_order, sql.CRON_SORTS, "cron_id")
         found = await self._fetchall(
-            f"SELECT * FROM crons WHERE {where} ORDER BY {column} {order}, cron_id"
-            " LIMIT ? OFFSET ?",
-            (*params, search.limit, search.offset),
+            f"SELECT * FROM crons WHERE {where} ORDER BY {order}"
+            f" LIMIT {where.param(search.limit)} OFFSET {where.param(search.offset)}",
+            where.params,
         )
         return [rows.cron(row) for row in found]
 
     async def count_crons(self, search: base.CronSearch) -> int:
-        where, params = _cron_filters(search)
-        row = await self._fetchone(f"SELECT COUNT(*) FROM crons WHERE {where}", params)
+        where = _cron_filters(search)
+        row = await self._fetchone(f"SELECT COUNT(*) FROM crons WHERE {where}", where.params)
         return int(row[0]) if row else 0
 
     async def due_crons(self, now: float, limit: int) -> list[base.Cron]:
@@ -297,30 +245,21 @@ class ThreadVerbs(Database):
         return rows.run(row) if row else None
 
 
-def _metadata_filters(metadata: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    if not metadata:
-        return [], []
-    return [_METADATA_CONTAINS], [rows.dumps(dict(metadata))]
+def _metadata_filters(where: sql.Where, metadata: Mapping[str, Any]) -> sql.Where:
+    if metadata:
+        where.add(_METADATA_CONTAINS.format(where.param(rows.dumps(dict(metadata)))))
+    return where
 
 
-def _thread_filters(search: base.ThreadSearch) -> tuple[str, list[Any]]:
-    clauses, params = _metadata_filters(search.metadata)
+def _thread_filters(search: base.ThreadSearch) -> sql.Where:
+    where = _metadata_filters(sql.Where(sql.qmark), search.metadata)
     if search.ids:
-        clauses.append("thread_id IN (SELECT value FROM json_each(?))")
-        params.append(rows.dumps(list(search.ids)))
-    if search.status is not None:
-        clauses.append("status = ?")
-        params.append(search.status)
-    return " AND ".join(clauses) or "1 = 1", params
+        where.add(
+            f"thread_id IN (SELECT value FROM json_each({where.param(rows.dumps(list(search.ids)))}))"
+        )
+    where.equal("status", search.status)
+    return where
 
 
-def _cron_filters(search: base.CronSearch) -> tuple[str, list[Any]]:
-    clauses, params = _metadata_filters(search.metadata)
-    for column, value in (("flow_id", search.flow_id), ("thread_id", search.thread_id)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if search.enabled is not None:
-        clauses.append("enabled = ?")
-        params.append(int(search.enabled))
-    return " AND ".join(clauses) or "1 = 1", params
+def _cron_filters(search: base.CronSearch) -> sql.Where:
+    return sql.crons(_metadata_filters(sql.Where(sql.qmark), search.metadata), search)
