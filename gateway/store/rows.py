@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gateway import models
@@ -107,10 +107,47 @@ def endpoint_value(name: str, value: Any) -> Any:
     return value
 
 
-def endpoint_columns(endpoint: models.Endpoint) -> dict[str, Any]:
-    return {
-        name: endpoint_value(name, getattr(endpoint, name)) for name in _field_names(type(endpoint))
+def endpoint_columns(endpoint: models.Endpoint, secrets: SecretBox) -> dict[str, Any]:
+    """A new endpoint's column values, its secrets sealed."""
+    columns = {
+        name: endpoint_value(name, getattr(endpoint, name))
+        for name in _field_names(models.Endpoint)
     }
+    columns["secret"] = secrets.seal(endpoint.secret)
+    if endpoint.previous_secret is not None:
+        columns["previous_secret"] = secrets.seal(endpoint.previous_secret)
+    return columns
+
+
+def endpoint_changes(
+    changes: base.EndpointChanges, secrets: SecretBox, now: float
+) -> dict[str, Any]:
+    """The column values ``update_endpoint`` sets: ``changes`` (``ENDPOINT_SETTABLE`` only),
+    a new secret sealed, and ``updated_at``."""
+    settable(changes, base.ENDPOINT_SETTABLE)
+    values = {name: endpoint_value(name, value) for name, value in changes.items()}
+    if "secret" in changes:
+        values["secret"] = secrets.seal(changes["secret"])
+    values["updated_at"] = now
+    return values
+
+
+def resumed(now: float) -> dict[str, Any]:
+    """The column values ``resume_endpoint`` sets: enabled, and the failure streak cleared."""
+    return {
+        "enabled": True,
+        "disabled_reason": None,
+        "consecutive_failures": 0,
+        "failing_since": None,
+        "circuit_open_until": None,
+        "updated_at": now,
+    }
+
+
+def settable(changes: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise ValueError(f"not settable: {sorted(unknown)}")
 
 
 def delivery(row: Row) -> models.Delivery:
@@ -147,6 +184,15 @@ def cron_value(name: str, value: Any) -> Any:
 
 def cron_columns(cron: base.Cron) -> dict[str, Any]:
     return {name: cron_value(name, getattr(cron, name)) for name in _field_names(base.Cron)}
+
+
+def cron_changes(changes: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The column values ``update_cron`` sets: ``changes`` (``CRON_SETTABLE`` only) and
+    ``updated_at``."""
+    settable(changes, base.CRON_SETTABLE)
+    values = {name: cron_value(name, value) for name, value in changes.items()}
+    values["updated_at"] = now
+    return values
 
 
 def cron(row: Row) -> base.Cron:

@@ -5,6 +5,8 @@ spell differently (JSON, text search, locking) stays in each backend's modules."
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from gateway.store import base
@@ -19,6 +21,19 @@ def qmark(n: int) -> str:
 
 def dollar(n: int) -> str:
     return f"${n}"
+
+
+def migrations(package: str) -> list[Traversable]:
+    """The ``NNNN_name.sql`` scripts of ``package``'s ``migrations`` folder, in order."""
+    scripts = resources.files(package).joinpath("migrations").iterdir()
+    return sorted(
+        (path for path in scripts if path.name.endswith(".sql")), key=lambda path: path.name
+    )
+
+
+def version(script: Traversable) -> int:
+    """The schema version a migration script brings: ``0003_….sql`` is version 3."""
+    return int(script.name.split("_", 1)[0])
 
 
 # A thread is busy while it has a pending or running run; otherwise its last ended run says

@@ -98,9 +98,7 @@ class InspectVerbs(Database):
         return [rows.bin_(row) for row in found]
 
     async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> base.Bin | None:
-        unknown = set(changes) - set(base.BIN_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
+        rows.settable(changes, base.BIN_SETTABLE)
         if changes:
             await self._write(
                 f"UPDATE bins SET {assignments(list(changes))} WHERE bin_id = ${len(changes) + 1}"

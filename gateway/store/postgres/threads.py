@@ -170,11 +170,7 @@ class ThreadVerbs(Database):
     async def update_cron(
         self, cron_id: str, changes: Mapping[str, Any], now: float
     ) -> base.Cron | None:
-        unknown = set(changes) - set(base.CRON_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
-        values = {name: rows.cron_value(name, value) for name, value in changes.items()}
-        values["updated_at"] = now
+        values = rows.cron_changes(changes, now)
         found = await self._write(
             f"UPDATE crons SET {assignments(list(values))}"
             f" WHERE cron_id = ${len(values) + 1} RETURNING *",

@@ -15,7 +15,6 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,13 @@ import structlog
 import tenacity
 
 from gateway import errors
-from gateway.store import base
+from gateway.store import base, sql
 from gateway.store.secretbox import SecretBox
 from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_unavailable
 
 log = structlog.get_logger(__name__)
 
-MIGRATIONS = sorted(
-    (
-        path
-        for path in resources.files("gateway.store").joinpath("migrations").iterdir()
-        if path.name.endswith(".sql")
-    ),
-    key=lambda path: path.name,
-)
+MIGRATIONS = sql.migrations("gateway.store")
 
 
 @dataclasses.dataclass
@@ -180,7 +172,7 @@ class Database:
         version = int(row[0]) if row else 0
         applied = []
         for script in MIGRATIONS:
-            number = int(script.name.split("_", 1)[0])  # 0003_….sql is version 3
+            number = sql.version(script)
             if number > version:
                 await conn.executescript(
                     "BEGIN;" + script.read_text() + f";PRAGMA user_version={number};COMMIT;"

@@ -22,10 +22,7 @@ class EndpointVerbs(Database):
         await seal_secrets(conn, self.secrets)
 
     async def create_endpoint(self, endpoint: models.Endpoint) -> models.Endpoint:
-        columns = rows.endpoint_columns(endpoint)
-        columns["secret"] = self.secrets.seal(endpoint.secret)
-        if endpoint.previous_secret is not None:
-            columns["previous_secret"] = self.secrets.seal(endpoint.previous_secret)
+        columns = rows.endpoint_columns(endpoint, self.secrets)
 
         def job(conn: sqlite3.Connection) -> None:
             insert(conn, "endpoints", columns)
@@ -44,27 +41,11 @@ class EndpointVerbs(Database):
     async def update_endpoint(
         self, endpoint_id: str, changes: base.EndpointChanges, now: float
     ) -> models.Endpoint | None:
-        unknown = set(changes) - set(base.ENDPOINT_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
-        values = {name: rows.endpoint_value(name, value) for name, value in changes.items()}
-        if "secret" in changes:
-            values["secret"] = self.secrets.seal(changes["secret"])
-        values["updated_at"] = now
+        values = rows.endpoint_changes(changes, self.secrets, now)
         return await self._update_endpoint(endpoint_id, values)
 
     async def resume_endpoint(self, endpoint_id: str, now: float) -> models.Endpoint | None:
-        return await self._update_endpoint(
-            endpoint_id,
-            {
-                "enabled": 1,
-                "disabled_reason": None,
-                "consecutive_failures": 0,
-                "failing_since": None,
-                "circuit_open_until": None,
-                "updated_at": now,
-            },
-        )
+        return await self._update_endpoint(endpoint_id, rows.resumed(now))
 
     async def _update_endpoint(
         self, endpoint_id: str, values: dict[str, Any]
@@ -115,8 +96,8 @@ async def seal_secrets(conn: aiosqlite.Connection, secrets: SecretBox) -> None:
             await conn.execute(
                 "UPDATE endpoints SET secret = ?, previous_secret = ? WHERE endpoint_id = ?",
                 (
-                    _resealed(secrets, secret),
-                    None if previous is None else _resealed(secrets, previous),
+                    secrets.resealed(secret),
+                    None if previous is None else secrets.resealed(previous),
                     endpoint_id,
                 ),
             )
@@ -125,7 +106,3 @@ async def seal_secrets(conn: aiosqlite.Connection, secrets: SecretBox) -> None:
         raise
     await conn.execute("COMMIT")
     log.info("endpoint_secrets_sealed", endpoints=len(stale))
-
-
-def _resealed(secrets: SecretBox, stored: str) -> str:
-    return stored if secrets.is_current(stored) else secrets.seal(secrets.open(stored))

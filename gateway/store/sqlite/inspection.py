@@ -102,9 +102,7 @@ class InspectVerbs(Database):
         return [rows.bin_(row) for row in found]
 
     async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> base.Bin | None:
-        unknown = set(changes) - set(base.BIN_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
+        rows.settable(changes, base.BIN_SETTABLE)
         if changes:
             columns = ", ".join(f"{name} = ?" for name in changes)
             await self._write_count(
