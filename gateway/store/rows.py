@@ -178,6 +178,18 @@ def thread(row: Row) -> base.Thread:
     )
 
 
+def thread_values(thread: base.Thread) -> tuple[Any, ...]:
+    """Column values of a new thread: id, metadata, config, ttl, created_at, updated_at."""
+    return (
+        thread.thread_id,
+        dumps(thread.metadata),
+        dumps(thread.config),
+        dumps_or_none(thread.ttl),
+        thread.created_at,
+        thread.updated_at,
+    )
+
+
 def cron_value(name: str, value: Any) -> Any:
     return dumps(value) if name in ("payload", "metadata") else value
 

@@ -17,12 +17,7 @@ class ThreadVerbs(Database):
             "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO NOTHING"
             " RETURNING thread_id",
-            thread.thread_id,
-            rows.dumps(thread.metadata),
-            rows.dumps(thread.config),
-            rows.dumps_or_none(thread.ttl),
-            thread.created_at,
-            thread.updated_at,
+            *rows.thread_values(thread),
             announce="thread_changed",
         )
         stored = await self.get_thread(thread.thread_id)

@@ -33,14 +33,7 @@ class ThreadVerbs(Database):
             conn.execute(
                 "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    thread.thread_id,
-                    rows.dumps(thread.metadata),
-                    rows.dumps(thread.config),
-                    rows.dumps_or_none(thread.ttl),
-                    thread.created_at,
-                    thread.updated_at,
-                ),
+                rows.thread_values(thread),
             )
             return True
 
