@@ -53,7 +53,6 @@ def setup(app: web.Application) -> None:
     # Cookies signed in one process must read in the others serving the same install
     # (``serve --workers``), so the key is the install's signing secret when there is one.
     app[access.session_key] = app[keys.settings_key].signing_secret or secrets.token_urlsafe(32)
-    app[access.login_sessions_key] = access.LoginSessions()
     app[access.login_throttle_key] = access.LoginThrottle()
     app.cleanup_ctx.append(_default_bin_ctx)
     app.on_shutdown.append(_end_streams)

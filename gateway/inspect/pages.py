@@ -600,11 +600,11 @@ async def login(request: web.Request) -> web.Response:
         response.set_status(401)
         return response
     redirect = web.Response(status=303, headers={"Location": target})
-    access.log_in(request, redirect)
+    await access.log_in(request, redirect)
     return redirect
 
 
 async def logout(request: web.Request) -> web.Response:
     redirect = web.Response(status=303, headers={"Location": "/inspect/login"})
-    access.log_out(request, redirect)
+    await access.log_out(request, redirect)
     return redirect

@@ -22,7 +22,6 @@ from gateway import models, signing
 from gateway.metrics import Metrics
 from gateway.outbox import routing
 from gateway.outbox.delivery import Sender
-from gateway.outbox.limits import RateLimiter
 from gateway.outbox.retry import RetryPolicy
 from gateway.store import Store, base
 
@@ -59,7 +58,6 @@ class Dispatcher:
         self.ready = ready
         self.limits = limits
         self.metrics = metrics
-        self.rates = RateLimiter()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._held: set[str] = set()  # deliveries leased here and not yet recorded
         self._stopping = False
@@ -181,7 +179,9 @@ class Dispatcher:
                 bound.info("delivery_cancelled", reason="endpoint deleted")
                 return
             if endpoint.rate_limit:
-                wait = self.rates.wait_time(endpoint.endpoint_id, endpoint.rate_limit, now)
+                wait = await self.store.take_rate_token(
+                    endpoint.endpoint_id, endpoint.rate_limit, now
+                )
                 if wait > 0:
                     await self.store.defer_delivery(delivery.delivery_id, now + wait)
                     self._held.discard(delivery.delivery_id)
