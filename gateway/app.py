@@ -20,6 +20,7 @@ from gateway.heartbeat import Heartbeat
 from gateway.inspect import bins
 from gateway.inspect.remote import republish
 from gateway.metrics import Metrics
+from gateway.outbox.admin import Admin
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
@@ -136,6 +137,9 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.runs_key] = service
     app[keys.worker_key] = worker
     app[keys.dispatcher_key] = dispatcher
+    app[keys.admin_key] = Admin(
+        store, clock, settings, app[keys.flows_key].keys(), dispatcher.ready.set
+    )
     heartbeat = Heartbeat(
         store,
         clock,

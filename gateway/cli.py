@@ -42,8 +42,10 @@ from gateway import (
 )
 from gateway.api.endpoints import attempt_view, delivery_view, endpoint_view
 from gateway.app import create_app
+from gateway.clock import SystemClock
 from gateway.flows import Flow
 from gateway.log import configure_logging
+from gateway.outbox.admin import Admin
 from gateway.settings import Settings, load_settings
 from gateway.store import Store, backend_of, base, store_from_url
 from gateway.store.sqlite import path_from_url
@@ -650,11 +652,11 @@ class _Replayed:
 
 
 async def replay_deliveries(store: Store, settings: Settings, args: argparse.Namespace) -> int:
-    now = time.time()
+    admin = Admin(store, SystemClock(), settings, settings.flows)
     if args.delivery_id is not None:
-        replayed = await _replay_one(store, args.delivery_id, now)
+        replayed = await _replay_one(admin, args.delivery_id)
     else:
-        replayed = await _replay_selection(store, args, now)
+        replayed = await _replay_selection(admin, args)
     if replayed.count == 0:
         return 0
     held = await _held_endpoints(store, replayed.endpoint_ids, time.time())
@@ -670,10 +672,11 @@ async def replay_deliveries(store: Store, settings: Settings, args: argparse.Nam
     return await _follow(store, replayed, args.timeout, hint=not held)
 
 
-async def _replay_one(store: Store, delivery_id: str, now: float) -> _Replayed:
-    delivery = await store.retry_delivery(delivery_id, now)
-    if delivery is None:
-        raise CommandFailed(f"unknown delivery {delivery_id}")
+async def _replay_one(admin: Admin, delivery_id: str) -> _Replayed:
+    try:
+        delivery = await admin.retry(delivery_id)
+    except errors.NotFound:
+        raise CommandFailed(f"unknown delivery {delivery_id}") from None
     _emit(f"delivery {delivery.delivery_id} is due now (attempts so far: {delivery.attempts})")
     return _Replayed(
         count=1,
@@ -683,13 +686,14 @@ async def _replay_one(store: Store, delivery_id: str, now: float) -> _Replayed:
     )
 
 
-async def _replay_selection(store: Store, args: argparse.Namespace, now: float) -> _Replayed:
+async def _replay_selection(admin: Admin, args: argparse.Namespace) -> _Replayed:
+    store = admin.store
     await _known(store, args)
     selection = _selection(args, default=(models.DeliveryStatus.FAILED.value,))
     chosen: list[models.Delivery] = []
     if args.wait:  # which ones, to follow them once replayed
         chosen = await store.list_deliveries(selection, limit=TRACK_LIMIT)
-    count = await store.replay_deliveries(selection, now)
+    count = await admin.replay(selection)
     _emit(f"replayed {count} {_plural(count)} ({_describe(selection)})")
     endpoint_ids = {selection.endpoint_id, *(d.endpoint_id for d in chosen)}
     return _Replayed(
