@@ -25,6 +25,7 @@ from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
 from gateway.runs.events import EventHub
+from gateway.runs.ingest import Ingest
 from gateway.runs.relay import relay_changes
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
@@ -135,6 +136,7 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     service.dispatcher = dispatcher
     app[keys.runs_key] = service
+    app[keys.ingest_key] = Ingest(service, settings)
     app[keys.worker_key] = worker
     app[keys.dispatcher_key] = dispatcher
     app[keys.admin_key] = Admin(
