@@ -22,15 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import structlog
 from aiohttp import web
 
 from gateway import errors, flows, keys, models, netguard
-from gateway.api import inputs
+from gateway.api import inputs, streaming
 from gateway.api.langflow_events import Translator, frame
 from gateway.runs import ingest
 
@@ -74,7 +75,6 @@ INPUT_VALUE_FIELDS = ("components", "input_value", "session", "type", "client_re
 NDJSON = "application/x-ndjson"
 POLL_WAIT = 10.0
 """How long a polling request waits for a first new event before answering with none."""
-DISCONNECT_CHECK = 0.1
 POLL_CURSORS_KEPT = 10_000
 polls_key: web.AppKey[dict[str, int]] = web.AppKey("langflow_polls")
 
@@ -386,62 +386,16 @@ async def _stream(
         for event in translator.end_from(await store.get_run(run.run_id)):
             await response.write(frame(event))
 
-    try:
-        stayed = await _unless_disconnected(request, pump())
-    except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves
-        if cancel_on_disconnect:
-            await _cancel_run(request, run.run_id)
-        raise
-    if stayed:
+    departure = functools.partial(_cancel_run, request, run.run_id)
+    if await streaming.while_connected(request, pump, departure if cancel_on_disconnect else None):
         await response.write_eof()
-        return response
-    if cancel_on_disconnect:
-        await _cancel_run(request, run.run_id)
     return response
 
 
-_cancelling: set[asyncio.Task[Any]] = set()
-
-
 async def _cancel_run(request: web.Request, run_id: str) -> None:
-    """Interrupt the run of a stream its client left; completes even if this handler is cancelled."""
+    """Interrupt the run of a stream its client left."""
     logger.info("langflow_stream_disconnected", run_id=run_id)
-    worker = request.app[keys.worker_key]
-    task = asyncio.ensure_future(worker.cancel(run_id, "client disconnected from the stream"))
-    _cancelling.add(task)
-    task.add_done_callback(_cancelling.discard)
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.shield(task)
-
-
-async def _unless_disconnected(request: web.Request, work: Awaitable[None]) -> bool:
-    """Run ``work`` while the client stays; False if the client left first."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.create_task(_disconnected(request))
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await task
-    if task.cancelled():
-        return False
-    exc = task.exception()
-    if isinstance(exc, ConnectionError):
-        return False
-    if exc is not None:
-        raise exc
-    return True
-
-
-async def _disconnected(request: web.Request) -> None:
-    while True:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return
-        await asyncio.sleep(DISCONNECT_CHECK)
+    await request.app[keys.worker_key].cancel(run_id, "client disconnected from the stream")
 
 
 async def _read_build(
