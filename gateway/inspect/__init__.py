@@ -122,6 +122,13 @@ async def _to_overview(request: web.Request) -> web.Response:
 
 
 async def _default_bin_ctx(app: web.Application) -> AsyncIterator[None]:
+    await choose_default_bin(app)
+    yield
+
+
+async def choose_default_bin(app: web.Application) -> None:
+    """The bin the banner names: the newest one, or a new "default" one. (``serve --workers``
+    chooses it before its children start, so they all find the same one.)"""
     store = bins.inspect_store_of(app)
     existing = await store.list_bins()
     if existing:
@@ -131,7 +138,6 @@ async def _default_bin_ctx(app: web.Application) -> AsyncIterator[None]:
             base.Bin(bin_id=bins.new_bin_id(), name="default", created_at=app[keys.clock_key].now())
         )
         app[default_bin_key].bin_id = created.bin_id
-    yield
 
 
 async def _end_streams(app: web.Application) -> None:
