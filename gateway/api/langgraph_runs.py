@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import errors, keys, models, netguard, strictjson
-from gateway.api import inputs
+from gateway.api import inputs, streaming
 from gateway.api.langgraph import (
     body_of,
     field,
@@ -346,11 +347,17 @@ async def _keepalive_items(
             await task
 
 
-async def _on_disconnect(request: web.Request, run: models.Run, cancel: bool) -> None:
-    if cancel:
+def _on_disconnect(
+    request: web.Request, run: models.Run, cancel: bool
+) -> streaming.Departure | None:
+    """What a departed client's stream does: interrupt the run, when asked to."""
+
+    async def interrupt() -> None:
         current = await store_of(request).get_run(run.run_id)
         if current is not None and not current.status.is_final:
             await request.app[threads_key].cancel(current, "interrupt")
+
+    return interrupt if cancel else None
 
 
 async def write_run_stream(
@@ -368,26 +375,26 @@ async def write_run_stream(
     await response.prepare(request)
     hub = request.app[keys.runs_key].events
     mapper = sse.ModeMapper(run, modes)
-    try:
+
+    async def beat() -> None:
+        await response.write(sse.HEARTBEAT)
+
+    async def produce() -> None:
         if after_id == 0 and request.headers.get("Last-Event-ID") is None:
             await response.write(
                 sse.encode("metadata", {"run_id": run.run_id, "attempt": max(1, run.attempt)})
             )
-
-        async def beat() -> None:
-            await response.write(sse.HEARTBEAT)
-
         async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
             outs = mapper.feed(event)
             if event.id > after_id:
                 for out in outs:
                     if sse.mode_matches(out.event, modes) or out.event == "error":
                         await response.write(sse.encode(out.event, out.data, str(out.source_id)))
-    except _DISCONNECTED:
-        await _on_disconnect(request, run, cancel_on_disconnect)
-        return response
-    with contextlib.suppress(*_DISCONNECTED):
-        await response.write_eof()
+
+    departure = _on_disconnect(request, run, cancel_on_disconnect)
+    if await streaming.while_connected(request, produce, departure):
+        with contextlib.suppress(*_DISCONNECTED):
+            await response.write_eof()
     return response
 
 
@@ -403,19 +410,20 @@ async def write_final(
     await response.prepare(request)
     hub = request.app[keys.runs_key].events
     events: list[models.Event] = []
-    try:
 
-        async def beat() -> None:
-            await response.write(b"\n")
+    async def beat() -> None:
+        await response.write(b"\n")
 
+    async def produce() -> None:
         async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
             events.append(event)
         final = await store_of(request).get_run(run.run_id) or run
-        body = lg.final_body(final, events)
-        await response.write(sse.dumps(body).encode())
+        await response.write(sse.dumps(lg.final_body(final, events)).encode())
         await response.write_eof()
-    except _DISCONNECTED:
-        await _on_disconnect(request, run, cancel_on_disconnect)
+
+    await streaming.while_connected(
+        request, produce, _on_disconnect(request, run, cancel_on_disconnect)
+    )
     return response
 
 
@@ -437,8 +445,7 @@ async def thread_stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     interval = min(request.app[keys.settings_key].poll_interval, 0.2)
     writer = _ThreadStreamWriter(request, response, thread_id, modes, cursor)
-    with contextlib.suppress(*_DISCONNECTED):
-        await writer.run(interval)
+    await streaming.while_connected(request, functools.partial(writer.run, interval))
     return response
 
 

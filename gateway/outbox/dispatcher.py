@@ -139,26 +139,6 @@ class Dispatcher:
         self.ready.set()
         await self.wait_idle()
 
-    async def retry(self, delivery_id: str) -> models.Delivery | None:
-        """Make a delivery due now (manual retry or replay) and wake the loop."""
-        delivery = await self.store.retry_delivery(delivery_id, self.clock.now())
-        if delivery is not None:
-            log.info("delivery_retry_requested", delivery_id=delivery_id, run_id=delivery.run_id)
-            self.ready.set()
-        return delivery
-
-    async def replay(self, selection: base.DeliverySelection) -> int:
-        """Make every selected delivery due now (bulk recovery); each keeps its ``webhook-id``."""
-        count = await self.store.replay_deliveries(selection, self.clock.now())
-        log.info(
-            "deliveries_replayed",
-            count=count,
-            endpoint_id=selection.endpoint_id,
-            run_id=selection.run_id,
-        )
-        self.ready.set()
-        return count
-
     async def deliver(self, delivery: models.Delivery) -> None:
         bound = log.bind(
             delivery_id=delivery.delivery_id,
