@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from functools import cache
+from typing import Annotated, Any, TypeVar, cast
 
 from aiohttp import web
 from pydantic import (
@@ -24,6 +26,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
 )
@@ -32,6 +35,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from gateway import errors, strictjson
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 YEAR_SECONDS = 365 * 24 * 3600
 MAX_DELAY_SECONDS = float(YEAR_SECONDS)
@@ -250,12 +254,54 @@ def _is_tag(part: str) -> bool:
     return "[" in part or part.startswith("function-") or part[:1].isupper()
 
 
-def validate(model: type[M], data: Any, *, from_text: bool = False) -> M:
-    """``data`` as ``model``, or 422 naming each field that is wrong."""
+@cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def validate(kind: type[T], data: Any, *, from_text: bool = False) -> T:
+    """``data`` as ``kind`` (a model, or a type such as ``list[Model]``), or 422 naming each
+    field that is wrong."""
     try:
-        return model.model_validate(data, context={_FROM_TEXT: from_text})
+        value: T = _adapter(cast(Hashable, kind)).validate_python(
+            data, context={_FROM_TEXT: from_text}
+        )
     except ValidationError as exc:
         raise errors.Unprocessable(detail(exc)) from None
+    return value
+
+
+async def json_value(
+    request: web.Request,
+    *,
+    required: bool = False,
+    malformed: type[errors.GatewayError] = errors.Unprocessable,
+) -> Any:
+    """The body's JSON value, read by ``gateway.strictjson``: ``{}`` when empty unless
+    ``required``; a body that is not JSON is refused with ``malformed`` (400, or 422 where
+    the peer API says so)."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise malformed("Request body is empty: expected a JSON object")
+        return {}
+    try:
+        return strictjson.loads(raw)
+    except strictjson.InvalidJSON as exc:
+        raise malformed(f"Invalid JSON in request body: {exc}") from None
+
+
+async def json_object(
+    request: web.Request,
+    *,
+    required: bool = False,
+    malformed: type[errors.GatewayError] = errors.Unprocessable,
+) -> dict[str, Any]:
+    """The body as a JSON object (see ``json_value``), for a handler that keeps it as sent."""
+    data = await json_value(request, required=required, malformed=malformed)
+    if not isinstance(data, dict):
+        raise errors.Unprocessable("Request body must be a JSON object")
+    return data
 
 
 async def body(
@@ -265,19 +311,8 @@ async def body(
     required: bool = False,
     malformed: type[errors.GatewayError] = errors.Unprocessable,
 ) -> M:
-    """The request's JSON body (read by ``gateway.strictjson``) as ``model``. An empty body is
-    ``{}`` unless ``required``; a body that is not JSON is refused with ``malformed``."""
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            raise malformed("Request body is empty: expected a JSON object")
-        return validate(model, {})
-    try:
-        data = strictjson.loads(raw)
-    except strictjson.InvalidJSON as exc:
-        raise malformed(f"Invalid JSON in request body: {exc}") from None
-    if not isinstance(data, dict):
-        raise errors.Unprocessable("Request body must be a JSON object")
+    """The request's JSON object body as ``model`` (see ``json_value``)."""
+    data = await json_object(request, required=required, malformed=malformed)
     return validate(model, data)
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from gateway import models
 from gateway.api.schema import (
     MAX_DELAY_SECONDS,
+    Body,
     Closed,
     JsonObject,
     Limit,
@@ -191,7 +192,7 @@ class PullResponse(Response):
     deliveries: list[Pulled]
 
 
-class Ack(Closed):
+class Ack(Body):
     """The receiver's answer to one try (``status_code``), or why there was none (``error``)."""
 
     attempt: Annotated[int, Range(1, 2**31 - 1, integer=True)] = Field(
