@@ -22,7 +22,7 @@ from pydantic import BaseModel, TypeAdapter
 from gateway import errors, signing
 from gateway.api.schema import PATH_PARAMS, ErrorBody, Query
 from gateway.api.schema import hookgate as hg
-from gateway.api.schema.operations import HTML, JSON, OPERATIONS, Answer, Operation
+from gateway.api.schema.operations import HTML, JSON, OPERATIONS, Answer, Operation, Selected
 
 REF = "#/components/schemas/{model}"
 ASSETS = {
@@ -135,6 +135,14 @@ class _Schemas:
     def of(self, kind: Any, mode: str) -> dict[str, Any]:
         if kind is Any:
             return {}
+        if isinstance(kind, Selected):
+            self.of(kind.model, mode)
+            name = f"{kind.model.__name__}Fields"
+            fields = dict(self.components[kind.model.__name__])
+            fields.pop("required", None)
+            fields["description"] = "The fields `select` names; all of them by default."
+            self.components[name] = fields
+            return {"type": "array", "items": {"$ref": REF.format(model=name)}}
         schema = TypeAdapter(kind).json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
         self.components.update(schema.pop("$defs", {}))
         if isinstance(kind, type) and issubclass(kind, BaseModel):

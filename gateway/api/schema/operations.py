@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from gateway.api import (
     callback_secret,
@@ -32,6 +33,13 @@ SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
 HTML = "text/html"
 PROMETHEUS = "text/plain"
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A list of ``model`` cut to the fields a ``select`` names: no field is required."""
+
+    model: type[BaseModel]
 
 
 @dataclass(frozen=True)
@@ -230,7 +238,7 @@ OPERATIONS: dict[tuple[str, Handler], Operation] = {
     ("POST", langgraph.search_assistants): Operation(
         "Search assistants (one per flow)",
         TAG_LG,
-        (ok(list[lg.Assistant]),),
+        (ok(Selected(lg.Assistant)),),
         body=lg.AssistantSearchRequest,
     ),
     ("POST", langgraph.count_assistants): Operation(
@@ -252,7 +260,7 @@ OPERATIONS: dict[tuple[str, Handler], Operation] = {
         "Create a thread", TAG_LG, (ok(lg.Thread),), body=lg.ThreadCreate, errors=(409,)
     ),
     ("POST", langgraph.search_threads): Operation(
-        "Search threads", TAG_LG, (ok(list[lg.Thread]),), body=lg.ThreadSearchRequest
+        "Search threads", TAG_LG, (ok(Selected(lg.Thread)),), body=lg.ThreadSearchRequest
     ),
     ("POST", langgraph.count_threads): Operation(
         "Count threads", TAG_LG, (ok(int),), body=lg.ThreadCountRequest
@@ -338,7 +346,7 @@ OPERATIONS: dict[tuple[str, Handler], Operation] = {
         "Cancel runs", TAG_LG, (NO_CONTENT,), body=lg.RunsCancel, query=lg.CancelQuery
     ),
     ("GET", langgraph_runs.list_runs): Operation(
-        "A thread's runs", TAG_LG, (ok(list[lg.Run]),), query=lg.RunListQuery
+        "A thread's runs", TAG_LG, (ok(Selected(lg.Run)),), query=lg.RunListQuery
     ),
     ("GET", langgraph_runs.get_run): Operation("A run", TAG_LG, (ok(lg.Run),)),
     ("DELETE", langgraph_runs.delete_run): Operation("Delete a run", TAG_LG, (NO_CONTENT,)),
@@ -370,7 +378,7 @@ OPERATIONS: dict[tuple[str, Handler], Operation] = {
         "Create a cron", TAG_LG, (ok(lg.Cron),), body=lg.CronCreate, body_required=True
     ),
     ("POST", langgraph_crons.search_crons): Operation(
-        "Search crons", TAG_LG, (ok(list[lg.Cron]),), body=lg.CronSearch
+        "Search crons", TAG_LG, (ok(Selected(lg.Cron)),), body=lg.CronSearch
     ),
     ("POST", langgraph_crons.count_crons): Operation(
         "Count crons", TAG_LG, (ok(int),), body=lg.CronCountRequest
