@@ -10,11 +10,11 @@ import structlog
 from aiohttp import hdrs, web
 
 from gateway import crosssite, errors, keys
-from gateway.api import langflow, problems
+from gateway.api import langflow, openapi, problems
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", *openapi.PUBLIC_PATHS})
 API_KEY = "x-api-key"
 
 
