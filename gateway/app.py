@@ -18,7 +18,7 @@ from gateway import api, errors, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
 from gateway.heartbeat import Heartbeat
 from gateway.inspect import bins
-from gateway.inspect.remote import republish
+from gateway.inspect.feed import republish
 from gateway.metrics import Metrics
 from gateway.outbox.admin import Admin
 from gateway.outbox.delivery import Sender
@@ -155,9 +155,10 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         _background(dispatcher.run_forever, "dispatcher"),
         _background(heartbeat.run_forever, "heartbeat"),
     ]
-    if isinstance(store, ChangeSource):  # PostgreSQL: other processes' commits wake this one
+    if isinstance(store, ChangeSource):  # every store is; a test may hand in a bare one
+        # Other processes' commits (PostgreSQL) wake this one; every commit reaches /inspect.
         tasks.append(_background(functools.partial(relay_changes, store, service, worker), "relay"))
-        if bins.notifier_key in app:  # and reach its /inspect pages
+        if bins.notifier_key in app:
             notifier = app[bins.notifier_key]
             tasks.append(_background(functools.partial(republish, store, notifier), "inspect"))
     yield

@@ -1,7 +1,7 @@
 """``/inspect``: the local inspection pages, bins and their live feed, as a sub-application.
 
-``setup(app)`` mounts it and makes the app's store announce its committed writes to the
-pages' live feed (see ``feed.observe``). Pages are server-rendered (aiohttp-jinja2) with one
+``setup(app)`` mounts it; the app republishes the store's change feed to the pages' live
+feed (``feed.republish``). Pages are server-rendered (aiohttp-jinja2) with one
 small script for live updates, relative times and copy buttons; there is no build step.
 """
 
@@ -50,7 +50,6 @@ def setup(app: web.Application) -> None:
     """Mount ``/inspect`` on ``app`` and feed its live updates from ``app``'s store."""
     notifier = feed.Notifier()
     app[bins.notifier_key] = notifier
-    app[keys.store_key] = feed.observe(app[keys.store_key], notifier)
     app[default_bin_key] = DefaultBin()
     # Cookies signed in one process must read in the others serving the same install
     # (``serve --workers``), so the key is the install's signing secret when there is one.

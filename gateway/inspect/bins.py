@@ -65,9 +65,6 @@ async def capture(request: web.Request) -> web.Response:
         ),
         keep=KEEP_CAPTURES,
     )
-    request.config_dict[notifier_key].publish(
-        "capture", bin_id=bin_id, capture_id=stored.capture_id
-    )
     if found.reply_delay > 0:
         await asyncio.sleep(min(found.reply_delay, MAX_DELAY))
     if found.reply_status in (204, 304) or request.method == "HEAD":

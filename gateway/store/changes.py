@@ -15,6 +15,8 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
+from gateway import models
+
 MAX_IDS = 50
 """More ids of one kind than this travel as ``None``: "many, re-read" (NOTIFY payloads are
 small, and a reader of many rows re-reads anyway)."""
@@ -62,6 +64,12 @@ class Changes:
 
 
 RESYNC = Changes({}, resync=True)
+
+
+def created_kinds(run: models.Run, now: float) -> dict[str, list[str]]:
+    """A new run's kinds: ``run.queued`` too when another process could claim it now."""
+    queued = run.status is models.RunStatus.PENDING and run.created_at <= now
+    return {"run_created": [run.run_id], "run_queued": [run.run_id] if queued else []}
 
 
 def changes(origin: str, **kinds: Iterable[str] | None) -> Changes:

@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
+from gateway.store.changes import created_kinds
 from gateway.store.postgres.deliveries import insert_deliveries
 from gateway.store.postgres.pool import Connection, Database, Record, keyed_lock
 from gateway.store.postgres.relay import insert_filtered
@@ -171,12 +172,6 @@ class RunVerbs(Database):
             "SELECT * FROM events WHERE run_id = $1 AND id > $2 ORDER BY id", run_id, after_id
         )
         return [rows.event(row) for row in found]
-
-
-def created_kinds(run: models.Run, now: float) -> dict[str, list[str]]:
-    """A new run's kinds: ``run.queued`` too when another process could claim it now."""
-    queued = run.status is models.RunStatus.PENDING and run.created_at <= now
-    return {"run_created": [run.run_id], "run_queued": [run.run_id] if queued else []}
 
 
 async def insert_trigger(conn: Connection, trigger: models.Trigger, run_id: str | None) -> None:

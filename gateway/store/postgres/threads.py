@@ -7,8 +7,9 @@ from typing import Any
 
 from gateway import models
 from gateway.store import base, rows, sql
+from gateway.store.changes import created_kinds
 from gateway.store.postgres.pool import Database, assignments, placeholders
-from gateway.store.postgres.runs import created_kinds, insert_run
+from gateway.store.postgres.runs import insert_run
 
 
 class ThreadVerbs(Database):

@@ -9,11 +9,14 @@ lock file); operator commands do not take the lock.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import fcntl
 import os
 import sqlite3
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,9 @@ import aiosqlite
 import structlog
 import tenacity
 
-from gateway import errors
+from gateway import errors, models
 from gateway.store import base, sql
+from gateway.store.changes import ChangeFeed, Changes, changes
 from gateway.store.secretbox import SecretBox
 from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_unavailable
 
@@ -41,6 +45,19 @@ class _ProcessLock:
 # Files this process serves, each with the owners of its stores that serve it (tests run
 # several apps on one file in one process; another process is another gateway).
 _SERVED: dict[Path, _ProcessLock] = {}
+
+
+# The change feed of each file: every store on it in this process publishes its commits there
+# (one gateway has one store; tests run several apps on one file, like several processes).
+_FEEDS: weakref.WeakValueDictionary[Path, ChangeFeed] = weakref.WeakValueDictionary()
+
+
+def feed_of(path: Path) -> ChangeFeed:
+    key = path.resolve()
+    feed = _FEEDS.get(key)
+    if feed is None:
+        feed = _FEEDS[key] = ChangeFeed()
+    return feed
 
 
 def serve_file(path: Path, owner: str) -> set[str]:
@@ -106,6 +123,28 @@ class Database:
         self._reader: aiosqlite.Connection | None = None
         self._writer: GroupCommitWriter | None = None
         self.owner = base.new_owner()
+        self.feed = feed_of(self.path)
+
+    @property
+    def origin(self) -> str:
+        return self.owner
+
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Changes]]:
+        """The commits of every store on this file, as ``Changes``, each after it committed."""
+        return self.feed.subscribe()
+
+    def _changed(self, **kinds: Iterable[str] | None) -> None:
+        """Announce a committed write (``run_created=[ids]`` is ``"run.created"``)."""
+        change = changes(self.origin, **kinds)
+        if change.kinds:
+            self.feed.publish(change)
+
+    def _attempted(self, delivery: models.Delivery, change: base.HealthChange | None) -> None:
+        """Announce a recorded try, and its endpoint when the try changed its health."""
+        self._changed(
+            delivery_attempted=[delivery.delivery_id],
+            endpoint_changed=[delivery.endpoint_id] if change and delivery.endpoint_id else [],
+        )
 
     @property
     def writer(self) -> GroupCommitWriter:

@@ -61,6 +61,7 @@ class DeliveryVerbs(Database):
             insert_deliveries(conn, run_id, deliveries, now)
 
         await self.writer.submit(job)
+        self._changed(delivery_enqueued=[d.delivery_id for d in deliveries])
 
     async def claim_deliveries(
         self,
@@ -95,8 +96,9 @@ class DeliveryVerbs(Database):
             insert_started_attempts(conn, claimed, now)
             return claimed
 
-        claimed = await self.writer.submit(job)
-        return sorted((rows.delivery(row) for row in claimed), key=lambda d: d.next_attempt_at or 0)
+        claimed = [rows.delivery(row) for row in await self.writer.submit(job)]
+        self._changed(delivery_claimed=[d.delivery_id for d in claimed])
+        return sorted(claimed, key=lambda d: d.next_attempt_at or 0)
 
     async def renew_delivery_leases(self, delivery_ids: Sequence[str], until: float) -> list[str]:
         # A lease released meanwhile (the try recorded, or deferred) stays released.
@@ -124,6 +126,7 @@ class DeliveryVerbs(Database):
             )
 
         await self.writer.submit(job)
+        self._changed(delivery_deferred=[delivery_id])
 
     async def record_attempt(
         self, delivery: models.Delivery, outcome: base.AttemptOutcome
@@ -131,7 +134,9 @@ class DeliveryVerbs(Database):
         def job(conn: sqlite3.Connection) -> base.HealthChange | None:
             return record_outcome(conn, delivery, outcome)
 
-        return await self.writer.submit(job)
+        change = await self.writer.submit(job)
+        self._attempted(delivery, change)
+        return change
 
     async def retry_delivery(self, delivery_id: str, now: float) -> models.Delivery | None:
         row = await self._write_one(
@@ -139,15 +144,21 @@ class DeliveryVerbs(Database):
             " WHERE delivery_id = ? RETURNING *",
             (now, now, delivery_id),
         )
-        return rows.delivery(row) if row else None
+        if row is None:
+            return None
+        self._changed(delivery_due=[delivery_id])
+        return rows.delivery(row)
 
     async def replay_deliveries(self, selection: base.DeliverySelection, now: float) -> int:
         where = chosen_by(selection)
-        return await self._write_count(
+        count = await self._write_count(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?"
             f" WHERE {where}",
             (now, now, *where.params),
         )
+        if count:
+            self._changed(delivery_due=None)
+        return count
 
     async def get_delivery(self, delivery_id: str) -> models.Delivery | None:
         row = await self._fetchone("SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))

@@ -29,6 +29,7 @@ class EndpointVerbs(Database):
             insert(conn, "endpoints", columns)
 
         await self.writer.submit(job)
+        self._changed(endpoint_changed=[endpoint.endpoint_id])
         return endpoint
 
     async def get_endpoint(self, endpoint_id: str) -> models.Endpoint | None:
@@ -56,7 +57,7 @@ class EndpointVerbs(Database):
             f"UPDATE endpoints SET {columns} WHERE endpoint_id = ? RETURNING *",
             (*values.values(), endpoint_id),
         )
-        return rows.endpoint(row, self.secrets) if row else None
+        return self._endpoint_changed(row)
 
     async def rotate_secret(
         self, endpoint_id: str, secret: str, overlap_until: float, now: float
@@ -66,12 +67,22 @@ class EndpointVerbs(Database):
             " secret = ?, updated_at = ? WHERE endpoint_id = ? RETURNING *",
             (overlap_until, self.secrets.seal(secret), now, endpoint_id),
         )
-        return rows.endpoint(row, self.secrets) if row else None
+        return self._endpoint_changed(row)
+
+    def _endpoint_changed(self, row: sqlite3.Row | None) -> models.Endpoint | None:
+        """The endpoint a write returned, announced; None when no endpoint matched."""
+        if row is None:
+            return None
+        endpoint = rows.endpoint(row, self.secrets)
+        self._changed(endpoint_changed=[endpoint.endpoint_id])
+        return endpoint
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         deleted = await self._write_count(
             "DELETE FROM endpoints WHERE endpoint_id = ?", (endpoint_id,)
         )
+        if deleted:
+            self._changed(endpoint_changed=[endpoint_id])
         return deleted > 0
 
     async def take_rate_token(self, endpoint_id: str, rate: float, now: float) -> float:

@@ -91,6 +91,7 @@ class InspectVerbs(Database):
                 bin.created_at,
             ),
         )
+        self._changed(bin_changed=[bin.bin_id])
         return bin
 
     async def get_bin(self, bin_id: str) -> base.Bin | None:
@@ -108,6 +109,7 @@ class InspectVerbs(Database):
             await self._write_count(
                 f"UPDATE bins SET {columns} WHERE bin_id = ?", (*changes.values(), bin_id)
             )
+            self._changed(bin_changed=[bin_id])
         return await self.get_bin(bin_id)
 
     async def delete_bin(self, bin_id: str) -> bool:
@@ -116,7 +118,10 @@ class InspectVerbs(Database):
             cursor = conn.execute("DELETE FROM bins WHERE bin_id = ?", (bin_id,))
             return cursor.rowcount > 0
 
-        return await self.writer.submit(job)
+        deleted = await self.writer.submit(job)
+        if deleted:
+            self._changed(bin_changed=[bin_id])
+        return deleted
 
     async def open_session(self, session_hash: str, expires_at: float, now: float) -> None:
         def job(conn: sqlite3.Connection) -> None:
@@ -167,7 +172,9 @@ class InspectVerbs(Database):
             )
             return capture_id
 
-        return dataclasses.replace(capture, capture_id=await self.writer.submit(job))
+        capture_id = await self.writer.submit(job)
+        self._changed(bin_captured=[capture.bin_id])
+        return dataclasses.replace(capture, capture_id=capture_id)
 
     async def list_captures(
         self, bin_id: str | None, search: str | None = None, limit: int = 100

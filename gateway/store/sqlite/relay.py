@@ -59,6 +59,7 @@ class RelayVerbs(Database):
 
         claimed = await self.writer.submit(job)
         found = [rows.delivery(row) for row in claimed]
+        self._changed(delivery_claimed=[d.delivery_id for d in found])
         return sorted(found, key=lambda d: (d.created_at, d.delivery_id))
 
     async def ack_pulled(
@@ -79,7 +80,11 @@ class RelayVerbs(Database):
             return stored, change
 
         found = await self.writer.submit(job)
-        return None if found is None else (rows.delivery(found[0]), found[1])
+        if found is None:
+            return None
+        delivery = rows.delivery(found[0])
+        self._attempted(delivery, found[1])
+        return delivery, found[1]
 
     async def list_filtered(self, run_id: str) -> list[models.FilteredRoute]:
         found = await self._fetchall(

@@ -11,6 +11,7 @@ import structlog
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
+from gateway.store.changes import created_kinds
 from gateway.store.sqlite.connection import Database, marks, one, serve_file
 from gateway.store.sqlite.deliveries import insert_deliveries
 from gateway.store.sqlite.relay import insert_filtered
@@ -58,19 +59,25 @@ class RunVerbs(Database):
             return insert_run(conn, run, now, trigger.trigger_id, self.owner), True
 
         row, created = await self.writer.submit(job)
-        return rows.run(row), created
+        stored = rows.run(row)
+        if created:
+            self._changed(trigger_created=[trigger.trigger_id], **created_kinds(stored, now))
+        return stored, created
 
     async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
         def job(conn: sqlite3.Connection) -> None:
             insert_trigger(conn, trigger, None)
 
         await self.writer.submit(job)
+        self._changed(trigger_created=[trigger.trigger_id])
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         def job(conn: sqlite3.Connection) -> sqlite3.Row:
             return insert_run(conn, run, now, None, self.owner)
 
-        return rows.run(await self.writer.submit(job))
+        stored = rows.run(await self.writer.submit(job))
+        self._changed(**created_kinds(stored, now))
+        return stored
 
     async def get_run(self, run_id: str) -> models.Run | None:
         row = await self._fetchone("SELECT * FROM runs WHERE run_id = ?", (run_id,))
@@ -86,8 +93,9 @@ class RunVerbs(Database):
             with closing(conn.execute(_CLAIM_RUNS, params)) as cursor:
                 return list(cursor.fetchall())
 
-        claimed = await self.writer.submit(job)
-        return sorted((rows.run(row) for row in claimed), key=lambda run: run.created_at)
+        claimed = [rows.run(row) for row in await self.writer.submit(job)]
+        self._changed(run_claimed=[run.run_id for run in claimed])
+        return sorted(claimed, key=lambda run: run.created_at)
 
     async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
         def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
@@ -116,7 +124,16 @@ class RunVerbs(Database):
             return row
 
         row = await self.writer.submit(job)
-        return rows.run(row) if row else None
+        if row is None:
+            return None
+        ended = rows.run(row)
+        self._changed(
+            run_ended=[ended.run_id],
+            event_appended=[ended.run_id] if ending.final_event else [],
+            delivery_enqueued=[d.delivery_id for d in ending.deliveries],
+            thread_freed=[ended.thread_id] if ended.thread_id else [],
+        )
+        return ended
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         if not run_ids:
@@ -130,6 +147,7 @@ class RunVerbs(Database):
             )
 
         await self.writer.submit(job)
+        self._changed(run_queued=run_ids)
 
     async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
         row = await self._write_one(
@@ -137,7 +155,10 @@ class RunVerbs(Database):
             " WHERE run_id = ? AND status IN ('pending', 'running') RETURNING *",
             (reason, now, run_id),
         )
-        return rows.run(row) if row else None
+        if row is None:
+            return None
+        self._changed(run_cancel_requested=[run_id])
+        return rows.run(row)
 
     async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
         return await self._renew("runs", "run_id", "status = 'running'", run_ids, until)
@@ -168,7 +189,9 @@ class RunVerbs(Database):
         def job(conn: sqlite3.Connection) -> int:
             return insert_event(conn, run_id, event, data, now)
 
-        return await self.writer.submit(job)
+        event_id = await self.writer.submit(job)
+        self._changed(event_appended=[run_id])
+        return event_id
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
         found = await self._fetchall(

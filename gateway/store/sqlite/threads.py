@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway import models
 from gateway.store import base, rows, sql
+from gateway.store.changes import created_kinds
 from gateway.store.sqlite.connection import Database, insert, one
 from gateway.store.sqlite.runs import insert_run
 
@@ -38,6 +39,8 @@ class ThreadVerbs(Database):
             return True
 
         created = await self.writer.submit(job)
+        if created:
+            self._changed(thread_changed=[thread.thread_id])
         stored = await self.get_thread(thread.thread_id)
         assert stored is not None
         return stored, created
@@ -63,6 +66,7 @@ class ThreadVerbs(Database):
 
         if not await self.writer.submit(job):
             return None
+        self._changed(thread_changed=[thread_id])
         return await self.get_thread(thread_id)
 
     async def delete_thread(self, thread_id: str) -> bool:
@@ -76,7 +80,10 @@ class ThreadVerbs(Database):
             cursor = conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
             return cursor.rowcount > 0
 
-        return await self.writer.submit(job)
+        deleted = await self.writer.submit(job)
+        if deleted:
+            self._changed(thread_changed=[thread_id])
+        return deleted
 
     async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
         where = _thread_filters(search)
@@ -124,6 +131,7 @@ class ThreadVerbs(Database):
             conn.execute("UPDATE threads SET updated_at = ? WHERE thread_id = ?", (now, thread_id))
 
         await self.writer.submit(job)
+        self._changed(thread_changed=[thread_id])
 
     async def list_thread_runs(
         self, thread_id: str, limit: int, offset: int, status: str | None
@@ -152,7 +160,10 @@ class ThreadVerbs(Database):
             cursor = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             return cursor.rowcount > 0
 
-        return await self.writer.submit(job)
+        deleted = await self.writer.submit(job)
+        if deleted:
+            self._changed(run_deleted=[run_id])
+        return deleted
 
     async def list_thread_events(self, thread_id: str, after_id: int) -> list[models.Event]:
         found = await self._fetchall(
@@ -169,6 +180,7 @@ class ThreadVerbs(Database):
             insert(conn, "crons", columns)
 
         await self.writer.submit(job)
+        self._changed(cron_changed=[cron.cron_id])
         return cron
 
     async def get_cron(self, cron_id: str) -> base.Cron | None:
@@ -184,10 +196,15 @@ class ThreadVerbs(Database):
             f"UPDATE crons SET {columns} WHERE cron_id = ? RETURNING *",
             (*values.values(), cron_id),
         )
-        return rows.cron(row) if row else None
+        if row is None:
+            return None
+        self._changed(cron_changed=[cron_id])
+        return rows.cron(row)
 
     async def delete_cron(self, cron_id: str) -> bool:
         deleted = await self._write_count("DELETE FROM crons WHERE cron_id = ?", (cron_id,))
+        if deleted:
+            self._changed(cron_changed=[cron_id])
         return deleted > 0
 
     async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
@@ -231,7 +248,11 @@ class ThreadVerbs(Database):
             return insert_run(conn, firing.run, now, None)
 
         row = await self.writer.submit(job)
-        return rows.run(row) if row else None
+        if row is None:
+            return None
+        run = rows.run(row)
+        self._changed(cron_changed=[firing.cron_id], **created_kinds(run, now))
+        return run
 
 
 def _metadata_filters(where: sql.Where, metadata: Mapping[str, Any]) -> sql.Where:
