@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway import clock, flows, settings, store
 from gateway.metrics import Metrics
 from gateway.outbox.dispatcher import Dispatcher
+from gateway.pruner import Pruner
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
 
@@ -22,3 +23,4 @@ runs_key = web.AppKey("runs", RunService)
 worker_key = web.AppKey("worker", RunWorker)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
 metrics_key = web.AppKey("metrics", Metrics)
+pruner_key = web.AppKey("pruner", Pruner)

@@ -11,6 +11,7 @@ from gateway.store import base
 from gateway.store.postgres import rows
 from gateway.store.postgres.pool import Database, assignments, placeholders
 from gateway.store.postgres.runs import created_kinds, insert_run
+from gateway.store.retention import thread_expiry
 
 # A thread is busy while it has a pending or running run; otherwise its last ended run says
 # how it is: success → idle, interrupted → interrupted, error or timeout → error.
@@ -32,8 +33,9 @@ _CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at"
 class ThreadVerbs(Database):
     async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
         inserted = await self._write(
-            "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO NOTHING"
+            "INSERT INTO threads"
+            " (thread_id, metadata, config, ttl, created_at, updated_at, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id) DO NOTHING"
             " RETURNING thread_id",
             thread.thread_id,
             rows.dumps(thread.metadata),
@@ -41,6 +43,7 @@ class ThreadVerbs(Database):
             rows.dumps_or_none(thread.ttl),
             thread.created_at,
             thread.updated_at,
+            thread_expiry(thread.ttl),
             announce="thread_changed",
         )
         stored = await self.get_thread(thread.thread_id)
@@ -57,11 +60,14 @@ class ThreadVerbs(Database):
         # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
         found = await self._write(
             "UPDATE threads SET metadata = metadata || $1::jsonb, updated_at = $2,"
-            " ttl = COALESCE($3::json, ttl) WHERE thread_id = $4 RETURNING thread_id",
+            " ttl = COALESCE($3::json, ttl),"
+            " expires_at = CASE WHEN $3::json IS NULL THEN expires_at ELSE $5 END"
+            " WHERE thread_id = $4 RETURNING thread_id",
             rows.dumps(dict(metadata)),
             now,
             rows.dumps_or_none(ttl),
             thread_id,
+            thread_expiry(ttl),
             announce="thread_changed",
         )
         if not found:

@@ -1,0 +1,70 @@
+"""Retention in the running app: the background pruner deletes what expired by the app's
+clock, keeps what is still to be delivered, and says so in ``/metrics`` and ``/healthz``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.testing import FakeClock, Receiver, eventually
+from tests.integration.helpers import count_rows, finished_run
+from tests.integration.test_metrics import scrape
+
+MINUTE_IN_DAYS = 60 / 86400
+
+
+async def test_the_pruner_deletes_expired_runs_and_keeps_pending_deliveries(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    receiver: Receiver,
+) -> None:
+    clock = FakeClock(time.time())
+    settings = make_settings(
+        retention_days=10 * MINUTE_IN_DAYS,
+        event_retention_days=10 * MINUTE_IN_DAYS,
+        dedup_window_seconds=60.0,
+        prune_interval=60.0,
+        prune_batch=2,
+    )
+    gateway: TestClient[Any, Any] = await aiohttp_client(create_app(settings, clock=clock))
+    hook = {"url": receiver.url, "flow_ids": ["fail"]}
+    hook = await (await gateway.post("/api/v1/endpoints", json=hook)).json()
+    await gateway.post(f"/api/v1/endpoints/{hook['endpoint_id']}/pause")
+    kept = (await (await gateway.post("/api/v1/webhook/fail", json={})).json())["run_id"]
+    await finished_run(gateway, kept)
+    expired = []
+    for n in range(3):
+        answer = await gateway.post("/api/v1/webhook/echo", json={"n": n})
+        expired.append((await answer.json())["run_id"])
+    for run_id in expired:
+        await finished_run(gateway, run_id)
+    health = await (await gateway.get("/healthz")).json()
+    assert health["status"] == "ok"
+    assert health["retention"]["pruned"]["runs"] == 0, "nothing had expired at start-up"
+
+    clock.advance(11 * 60)
+
+    async def pruned() -> dict[str, Any] | None:
+        body: dict[str, Any] = await (await gateway.get("/healthz")).json()
+        return body if body["retention"]["pruned"]["runs"] else None
+
+    health = await eventually(pruned)
+    assert health["retention"]["pruned"]["runs"] == 3
+    assert health["retention"]["pruned_at"] is not None
+    for run_id in expired:
+        assert (await gateway.get(f"/api/v1/runs/{run_id}")).status == 404
+    assert (await gateway.get(f"/api/v1/runs/{kept}")).status == 200, "its delivery is pending"
+    [pending] = await (await gateway.get(f"/api/v1/deliveries?run_id={kept}")).json()
+    assert pending["status"] == "pending"
+    assert count_rows(settings, "triggers") == 1
+
+    samples = await scrape(gateway)
+    assert samples[("hookgate_pruned_rows_total", (("kind", "runs"),))] == 3
+    assert samples[("hookgate_pruned_rows_total", (("kind", "triggers"),))] == 3
+    assert samples[("hookgate_pruned_rows_total", (("kind", "events"),))] > 0
+    assert samples[("hookgate_last_prune_timestamp_seconds", ())] >= clock.now() - 60
