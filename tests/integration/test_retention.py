@@ -68,3 +68,25 @@ async def test_the_pruner_deletes_expired_runs_and_keeps_pending_deliveries(
     assert samples[("hookgate_pruned_rows_total", (("kind", "triggers"),))] == 3
     assert samples[("hookgate_pruned_rows_total", (("kind", "events"),))] > 0
     assert samples[("hookgate_last_prune_timestamp_seconds", ())] >= clock.now() - 60
+
+
+async def test_a_thread_is_deleted_when_its_ttl_ends(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    clock = FakeClock(time.time())
+    settings = make_settings(prune_interval=30.0)
+    gateway: TestClient[Any, Any] = await aiohttp_client(create_app(settings, clock=clock))
+    short = await (await gateway.post("/threads", json={"ttl": 1})).json()
+    ten_minutes = {"ttl": {"ttl": 10, "strategy": "delete"}}
+    long = await (await gateway.post("/threads", json=ten_minutes)).json()
+    forever = await (await gateway.post("/threads", json={})).json()
+    clock.advance(2 * 60)
+
+    async def deleted() -> bool:
+        return (await gateway.get(f"/threads/{short['thread_id']}")).status == 404
+
+    await eventually(deleted)
+    assert (await gateway.get(f"/threads/{long['thread_id']}")).status == 200
+    assert (await gateway.get(f"/threads/{forever['thread_id']}")).status == 200
+    health = await (await gateway.get("/healthz")).json()
+    assert health["retention"]["pruned"]["threads"] == 1

@@ -30,3 +30,15 @@ def test_each_endpoint_has_its_own_bucket() -> None:
     assert limiter.wait_time("a", 1, NOW) == 0.0
     assert limiter.wait_time("a", 1, NOW) > 0
     assert limiter.wait_time("b", 1, NOW) == 0.0
+
+
+def test_buckets_are_bounded_and_a_refilled_one_is_forgotten_first() -> None:
+    limiter = RateLimiter(max_buckets=3)
+    for key, rate in (("a", 1), ("b", 1), ("c", 0.25)):
+        limiter.wait_time(key, rate, NOW)
+    assert limiter.wait_time("d", 1, NOW + 2) == 0.0  # "a" and "b" are full again, "c" is not
+    assert len(limiter) == 2, "the full buckets went, as a new one starts full anyway"
+    assert limiter.wait_time("c", 0.25, NOW + 2) > 0, "a refilling bucket is kept"
+    for key in ("e", "f"):
+        limiter.wait_time(key, 0.001, NOW + 2)
+    assert len(limiter) == 3, "none is full: the oldest goes"
