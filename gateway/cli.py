@@ -1,6 +1,6 @@
 """The ``hookgate`` command: ``hookgate serve`` runs the gateway; ``hookgate token`` signs a trigger URL.
 
-The operator commands (``deliveries``, ``replay``, ``endpoints``) work on the configured store
+The operator commands (``deliveries``, ``replay``, ``endpoints``, ``prune``) work on the configured store
 directly, whether or not a gateway is running: SQLite in WAL mode lets a second process read
 and write, and a running gateway's dispatcher sends replayed deliveries on its next poll.
 """
@@ -42,8 +42,10 @@ from gateway import (
 )
 from gateway.api.endpoints import attempt_view, delivery_view, endpoint_view
 from gateway.app import create_app
+from gateway.clock import SystemClock
 from gateway.flows import Flow
 from gateway.log import configure_logging
+from gateway.pruner import Pruner
 from gateway.settings import Settings, load_settings
 from gateway.store import Store, backend_of, base, store_from_url
 from gateway.store.sqlite import path_from_url
@@ -324,7 +326,7 @@ def banner(app: web.Application, base: str) -> str:
 
 # Operator commands: deliveries list/show, replay, endpoints list, straight on the store.
 
-OPERATOR_COMMANDS = frozenset({"deliveries", "replay", "endpoints"})
+OPERATOR_COMMANDS = frozenset({"deliveries", "replay", "endpoints", "prune"})
 STATUSES = tuple(status.value for status in models.DeliveryStatus)
 TRACK_LIMIT = 1_000_000  # deliveries one ``replay --wait`` follows
 WATCH_INTERVAL = 0.25  # seconds between two looks at the replayed deliveries
@@ -399,6 +401,20 @@ def _operator_commands(commands: Any) -> None:
         "list", parents=[on_store, as_json], help="every endpoint, its state and filters"
     )
     endpoint_list.set_defaults(action=list_endpoints, parser=endpoint_list)
+
+    prune = commands.add_parser(
+        "prune",
+        parents=[on_store, as_json],
+        help="delete what retention says has expired (--dry-run: only show it)",
+        description="Delete, in batches, what the retention settings (retention_days, "
+        "rejected_retention_days, event_retention_days, bin_keep_captures) say has expired, "
+        "as a running gateway does every prune_interval. Pending deliveries, runs not finished "
+        "and the runs of existing threads are never pruned.",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="count what would go, and delete nothing"
+    )
+    prune.set_defaults(action=prune_store, parser=prune)
 
 
 def _selection_options(parser: argparse.ArgumentParser, *, status_help: str) -> None:
@@ -835,6 +851,23 @@ async def list_endpoints(store: Store, settings: Settings, args: argparse.Namesp
         for e in endpoints
     )
     _emit(console.table(header, rows))
+    return 0
+
+
+async def prune_store(store: Store, settings: Settings, args: argparse.Namespace) -> int:
+    pruner = Pruner.for_settings(settings, store, SystemClock())
+    counts = (await (pruner.preview() if args.dry_run else pruner.prune())).counts()
+    if args.json:
+        _emit(json.dumps({"dry_run": args.dry_run, **counts}))
+        return 0
+    for kind, count in counts.items():
+        _emit(f"{kind:<18} {count}")
+    total = sum(counts.values())
+    _emit(
+        f"{total} rows would go (dry run: nothing deleted)"
+        if args.dry_run
+        else f"{total} rows pruned"
+    )
     return 0
 
 
