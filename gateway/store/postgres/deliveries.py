@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from gateway import models
 from gateway.outbox import health
-from gateway.store import base
-from gateway.store.postgres import rows
-from gateway.store.postgres.pool import (
-    DELIVERY_CLAIM_LOCK,
-    SCHEMA_KEY,
-    Connection,
-    Database,
-    placeholders,
-)
+from gateway.store import base, rows, sql
+from gateway.store.postgres.pool import DELIVERY_CLAIM_LOCK, SCHEMA_KEY, Connection, Database
 
 # Fair claiming: each destination (an endpoint, or a per-run URL) gets at most its free
 # concurrency, so one slow receiver cannot fill every slot. Paused, disabled and open-circuit
@@ -59,16 +51,6 @@ UPDATE deliveries SET lease_expires_at = $2, updated_at = $1, attempts = deliver
 FROM chosen WHERE deliveries.delivery_id = chosen.delivery_id
 RETURNING deliveries.*
 """
-
-# Deliveries the dispatcher sends: none of a pull endpoint's, which wait for a consumer
-# (gateway/store/postgres/relay.py).
-PUSHED = (
-    "(endpoint_id IS NULL OR endpoint_id NOT IN"
-    " (SELECT endpoint_id FROM endpoints WHERE mode = 'pull'))"
-)
-
-# A try recorded as started whose outcome is not recorded yet (the index of migration 0008).
-_ATTEMPT_OPEN = "status_code IS NULL AND error IS NULL"
 
 # Tries left open on a delivery whose lease ran out: the process sending them stopped. Whatever
 # holds the delivery now (a paused endpoint, a later retry), that try's outcome is unknown.
@@ -149,7 +131,7 @@ class DeliveryVerbs(Database):
             # The try the claim started never left: it goes, and its count with it.
             started = await conn.fetchval(
                 "WITH gone AS (DELETE FROM attempts WHERE delivery_id = $1 AND attempt = $2"
-                f" AND {_ATTEMPT_OPEN} RETURNING 1) SELECT COUNT(*) FROM gone",
+                f" AND {sql.ATTEMPT_OPEN} RETURNING 1) SELECT COUNT(*) FROM gone",
                 delivery_id,
                 attempt,
             )
@@ -179,13 +161,13 @@ class DeliveryVerbs(Database):
         return rows.delivery(found[0]) if found else None
 
     async def replay_deliveries(self, selection: base.DeliverySelection, now: float) -> int:
-        where, params = selection_clauses(selection, start=2)
+        where = chosen_by(selection, start=2)
         async with self._transaction() as conn:
             status = await conn.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1"
                 f" WHERE {where}",
                 now,
-                *params,
+                *where.params,
             )
             count = int(status.split()[-1])
             if count:
@@ -199,12 +181,11 @@ class DeliveryVerbs(Database):
     async def list_deliveries(
         self, selection: base.DeliverySelection, limit: int = 100
     ) -> list[models.Delivery]:
-        where, params = selection_clauses(selection)
+        where = chosen_by(selection)
         found = await self._fetch(
             f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY created_at DESC, delivery_id LIMIT ${len(params) + 1}",
-            *params,
-            limit,
+            f" ORDER BY created_at DESC, delivery_id LIMIT {where.param(limit)}",
+            *where.params,
         )
         return [rows.delivery(row) for row in found]
 
@@ -227,7 +208,7 @@ class DeliveryVerbs(Database):
     async def next_due_at(self) -> float | None:
         value = await self._fetchval(
             "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_expires_at, 0)))"
-            " FROM deliveries WHERE status = 'pending' AND " + PUSHED
+            " FROM deliveries WHERE status = 'pending' AND " + sql.PUSHED
         )
         return None if value is None else float(value)
 
@@ -243,21 +224,8 @@ async def insert_deliveries(
     await conn.executemany(
         "INSERT INTO deliveries (delivery_id, run_id, endpoint_id, url, event_type, payload,"
         " status, attempts, next_attempt_at, created_at, updated_at, origin_at, headers)"
-        " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7, $8, $9)",
-        [
-            (
-                d.delivery_id,
-                run_id,
-                d.endpoint_id,
-                d.url,
-                d.event_type,
-                d.payload,
-                now,
-                d.origin_at,
-                rows.dumps(d.headers) if d.headers else None,
-            )
-            for d in deliveries
-        ],
+        " VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $9, $10, $11)",
+        rows.new_delivery_values(run_id, deliveries, now),
     )
 
 
@@ -272,16 +240,12 @@ async def record_outcome(
     ``_changed``): ``record_attempt``, and a pull consumer's ack."""
     result = outcome.result
     ended_at = result.started_at + result.duration_ms / 1000
+    of_delivery, of_attempt = rows.outcome_values(delivery, outcome)
     attempts = await conn.fetchval(
         "UPDATE deliveries SET status = $1, next_attempt_at = $2,"
         " lease_expires_at = NULL, last_status_code = $3, last_error = $4, updated_at = $5"
         " WHERE delivery_id = $6 RETURNING attempts",
-        outcome.status.value,
-        outcome.next_attempt_at,
-        result.status_code,
-        result.error,
-        ended_at,
-        delivery.delivery_id,
+        *of_delivery,
     )
     if attempts is None:
         return None
@@ -292,15 +256,7 @@ async def record_outcome(
         " response_headers = $4, response_body = $5, error = $6"
         " WHERE delivery_id = $7 AND attempt = $8 AND status_code IS NULL"
         " AND (error IS NULL OR error = $9)",
-        result.started_at,
-        result.duration_ms,
-        result.status_code,
-        rows.dumps(result.response_headers),
-        result.response_body,
-        result.error,
-        delivery.delivery_id,
-        delivery.attempts,
-        base.ATTEMPT_OUTCOME_UNKNOWN,
+        *of_attempt,
     )
     change = None
     if delivery.endpoint_id is not None and outcome.health is not None:
@@ -345,20 +301,6 @@ async def _update_health(
     return change
 
 
-def selection_clauses(selection: base.DeliverySelection, start: int = 1) -> tuple[str, list[Any]]:
-    """A WHERE clause and its parameters, numbered from ``$start``."""
-    clauses, params = ["TRUE"], []
-    for column in ("run_id", "endpoint_id"):
-        value = getattr(selection, column)
-        if value is not None:
-            params.append(value)
-            clauses.append(f"{column} = ${start + len(params) - 1}")
-    if selection.statuses:
-        marks = placeholders(start + len(params), len(selection.statuses))
-        clauses.append(f"status IN ({marks})")
-        params.extend(status.value for status in selection.statuses)
-    for op, value in ((">=", selection.since), ("<", selection.until)):
-        if value is not None:
-            params.append(value)
-            clauses.append(f"created_at {op} ${start + len(params) - 1}")
-    return " AND ".join(clauses), params
+def chosen_by(selection: base.DeliverySelection, start: int = 1) -> sql.Where:
+    """The deliveries ``selection`` picks, its parameters numbered from ``$start``."""
+    return sql.deliveries(sql.Where(sql.dollar, start), selection)

@@ -7,8 +7,7 @@ from typing import Any
 import structlog
 
 from gateway import models
-from gateway.store import base
-from gateway.store.postgres import rows
+from gateway.store import base, rows
 from gateway.store.postgres.pool import Connection, Database, assignments, placeholders
 from gateway.store.secretbox import SecretBox
 
@@ -21,10 +20,7 @@ class EndpointVerbs(Database):
         await seal_secrets(conn, self.secrets)
 
     async def create_endpoint(self, endpoint: models.Endpoint) -> models.Endpoint:
-        columns = rows.endpoint_columns(endpoint)
-        columns["secret"] = self.secrets.seal(endpoint.secret)
-        if endpoint.previous_secret is not None:
-            columns["previous_secret"] = self.secrets.seal(endpoint.previous_secret)
+        columns = rows.endpoint_columns(endpoint, self.secrets)
         await self._write(
             f"INSERT INTO endpoints ({', '.join(columns)})"
             f" VALUES ({placeholders(1, len(columns))}) RETURNING endpoint_id",
@@ -44,27 +40,11 @@ class EndpointVerbs(Database):
     async def update_endpoint(
         self, endpoint_id: str, changes: base.EndpointChanges, now: float
     ) -> models.Endpoint | None:
-        unknown = set(changes) - set(base.ENDPOINT_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
-        values = {name: rows.endpoint_value(name, value) for name, value in changes.items()}
-        if "secret" in changes:
-            values["secret"] = self.secrets.seal(changes["secret"])
-        values["updated_at"] = now
+        values = rows.endpoint_changes(changes, self.secrets, now)
         return await self._update_endpoint(endpoint_id, values)
 
     async def resume_endpoint(self, endpoint_id: str, now: float) -> models.Endpoint | None:
-        return await self._update_endpoint(
-            endpoint_id,
-            {
-                "enabled": True,
-                "disabled_reason": None,
-                "consecutive_failures": 0,
-                "failing_since": None,
-                "circuit_open_until": None,
-                "updated_at": now,
-            },
-        )
+        return await self._update_endpoint(endpoint_id, rows.resumed(now))
 
     async def _update_endpoint(
         self, endpoint_id: str, values: dict[str, Any]
@@ -112,10 +92,10 @@ async def seal_secrets(conn: Connection, secrets: SecretBox) -> None:
         stale = [
             (
                 row["endpoint_id"],
-                _resealed(secrets, row["secret"]),
+                secrets.resealed(row["secret"]),
                 None
                 if row["previous_secret"] is None
-                else _resealed(secrets, row["previous_secret"]),
+                else secrets.resealed(row["previous_secret"]),
             )
             for row in found
             if not all(
@@ -130,7 +110,3 @@ async def seal_secrets(conn: Connection, secrets: SecretBox) -> None:
             "UPDATE endpoints SET secret = $2, previous_secret = $3 WHERE endpoint_id = $1", stale
         )
     log.info("endpoint_secrets_sealed", endpoints=len(stale))
-
-
-def _resealed(secrets: SecretBox, stored: str) -> str:
-    return stored if secrets.is_current(stored) else secrets.seal(secrets.open(stored))

@@ -7,115 +7,73 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway import models
-from gateway.store import base
-from gateway.store.postgres import rows
-from gateway.store.postgres.deliveries import selection_clauses
+from gateway.store import base, rows, sql
+from gateway.store.postgres.deliveries import chosen_by
 from gateway.store.postgres.pool import Database, assignments
 
-_BINS = (
-    "SELECT b.*, (SELECT COUNT(*) FROM bin_requests r WHERE r.bin_id = b.bin_id) AS captures"
-    " FROM bins b"
+# Case-insensitive searches of each row's text, with no LIKE wildcards in the needle: ``{}``
+# is the lowered needle.
+_TRIGGER_TEXT = (
+    "strpos(lower(concat_ws(' ', flow_id, trigger_id, run_id, verification, method, path,"
+    " hookgate_body_text(body))), {}) > 0"
 )
-
-
-def _contains(text: str, needle_param: int) -> str:
-    """Case-insensitive substring match of a parameter, with no LIKE wildcards in it."""
-    return f"strpos(lower({text}), ${needle_param}) > 0"
+_RUN_TEXT = "strpos(lower(concat_ws(' ', run_id, flow_id, status, thread_id, trigger_id)), {}) > 0"
+_CAPTURE_TEXT = (
+    "strpos(lower(concat_ws(' ', method, path, query, headers::text, hookgate_body_text(body))),"
+    " {}) > 0"
+)
+_TOTALS = (
+    "SELECT (SELECT COUNT(*) FROM triggers),"
+    " (SELECT COUNT(*) FROM triggers WHERE received_at >= $1),"
+    " (SELECT COUNT(*) FROM triggers WHERE received_at >= $1"
+    "   AND verification LIKE 'rejected%'),"
+    " (SELECT COUNT(*) FROM runs WHERE created_at >= $1),"
+    " (SELECT COUNT(*) FROM attempts WHERE started_at >= $1),"
+    " (SELECT COUNT(*) FROM attempts WHERE started_at >= $1"
+    "   AND status_code BETWEEN 200 AND 299)"
+)
 
 
 class InspectVerbs(Database):
     async def list_triggers(
         self, selection: base.TriggerSelection, limit: int = 50
     ) -> list[models.Trigger]:
-        clauses, params = ["TRUE"], list[Any]()
-        if selection.flow_id:
-            params.append(selection.flow_id)
-            clauses.append(f"flow_id = ${len(params)}")
-        if selection.before is not None:
-            params.append(selection.before)
-            clauses.append(f"received_at < ${len(params)}")
-        if selection.search:
-            params.append(selection.search.lower())
-            clauses.append(
-                _contains(
-                    "concat_ws(' ', flow_id, trigger_id, run_id, verification, method, path,"
-                    " hookgate_body_text(body))",
-                    len(params),
-                )
-            )
+        where = sql.triggers(sql.Where(sql.dollar), selection, _TRIGGER_TEXT)
         found = await self._fetch(
-            f"SELECT * FROM triggers WHERE {' AND '.join(clauses)}"
-            f" ORDER BY received_at DESC, trigger_id DESC LIMIT ${len(params) + 1}",
-            *params,
-            limit,
+            f"SELECT * FROM triggers WHERE {where}"
+            f" ORDER BY received_at DESC, trigger_id DESC LIMIT {where.param(limit)}",
+            *where.params,
         )
         return [rows.trigger(row) for row in found]
 
     async def list_runs(self, selection: base.RunSelection, limit: int = 50) -> list[models.Run]:
-        clauses, params = ["TRUE"], list[Any]()
-        for column, value in (
-            ("flow_id", selection.flow_id),
-            ("status", selection.status.value if selection.status else None),
-            ("trigger_id", selection.trigger_id),
-        ):
-            if value:
-                params.append(value)
-                clauses.append(f"{column} = ${len(params)}")
-        if selection.search:
-            params.append(selection.search.lower())
-            clauses.append(
-                _contains(
-                    "concat_ws(' ', run_id, flow_id, status, thread_id, trigger_id)", len(params)
-                )
-            )
+        where = sql.runs(sql.Where(sql.dollar), selection, _RUN_TEXT)
         found = await self._fetch(
-            f"SELECT * FROM runs WHERE {' AND '.join(clauses)}"
-            f" ORDER BY created_at DESC, run_id DESC LIMIT ${len(params) + 1}",
-            *params,
-            limit,
+            f"SELECT * FROM runs WHERE {where}"
+            f" ORDER BY created_at DESC, run_id DESC LIMIT {where.param(limit)}",
+            *where.params,
         )
         return [rows.run(row) for row in found]
 
     async def find_deliveries(
         self, selection: base.DeliverySelection, flow_id: str | None = None, limit: int = 50
     ) -> list[models.Delivery]:
-        where, params = selection_clauses(selection)
+        where = chosen_by(selection)
         if flow_id:
-            params.append(flow_id)
-            where += f" AND run_id IN (SELECT run_id FROM runs WHERE flow_id = ${len(params)})"
+            where.add(f"run_id IN (SELECT run_id FROM runs WHERE flow_id = {where.param(flow_id)})")
         found = await self._fetch(
             f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY created_at DESC, delivery_id DESC LIMIT ${len(params) + 1}",
-            *params,
-            limit,
+            f" ORDER BY created_at DESC, delivery_id DESC LIMIT {where.param(limit)}",
+            *where.params,
         )
         return [rows.delivery(row) for row in found]
 
     async def inspect_counts(self, since: float) -> base.InspectCounts:
         runs = await self._fetch("SELECT status, COUNT(*) FROM runs GROUP BY status")
         deliveries = await self._fetch("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
-        row = await self._fetchrow(
-            "SELECT (SELECT COUNT(*) FROM triggers),"
-            " (SELECT COUNT(*) FROM triggers WHERE received_at >= $1),"
-            " (SELECT COUNT(*) FROM triggers WHERE received_at >= $1"
-            "   AND verification LIKE 'rejected%'),"
-            " (SELECT COUNT(*) FROM runs WHERE created_at >= $1),"
-            " (SELECT COUNT(*) FROM attempts WHERE started_at >= $1),"
-            " (SELECT COUNT(*) FROM attempts WHERE started_at >= $1"
-            "   AND status_code BETWEEN 200 AND 299)",
-            since,
-        )
-        assert row is not None
-        return base.InspectCounts(
-            triggers=row[0],
-            triggers_since=row[1],
-            rejected_since=row[2],
-            runs={r[0]: r[1] for r in runs},
-            runs_since=row[3],
-            deliveries={r[0]: r[1] for r in deliveries},
-            attempts_since=row[4],
-            attempts_ok_since=row[5],
-        )
+        totals = await self._fetchrow(_TOTALS, since)
+        assert totals is not None
+        return rows.inspect_counts(totals, runs, deliveries)
 
     async def create_bin(self, bin: base.Bin) -> base.Bin:
         await self._write(
@@ -132,17 +90,15 @@ class InspectVerbs(Database):
         return bin
 
     async def get_bin(self, bin_id: str) -> base.Bin | None:
-        row = await self._fetchrow(f"{_BINS} WHERE b.bin_id = $1", bin_id)
+        row = await self._fetchrow(f"{sql.BINS} WHERE b.bin_id = $1", bin_id)
         return rows.bin_(row) if row else None
 
     async def list_bins(self) -> list[base.Bin]:
-        found = await self._fetch(f"{_BINS} ORDER BY b.created_at DESC, b.bin_id")
+        found = await self._fetch(f"{sql.BINS} ORDER BY b.created_at DESC, b.bin_id")
         return [rows.bin_(row) for row in found]
 
     async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> base.Bin | None:
-        unknown = set(changes) - set(base.BIN_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
+        rows.settable(changes, base.BIN_SETTABLE)
         if changes:
             await self._write(
                 f"UPDATE bins SET {assignments(list(changes))} WHERE bin_id = ${len(changes) + 1}"
@@ -190,23 +146,11 @@ class InspectVerbs(Database):
     async def list_captures(
         self, bin_id: str | None, search: str | None = None, limit: int = 100
     ) -> list[base.CapturedRequest]:
-        clauses, params = ["TRUE"], list[Any]()
-        if bin_id is not None:
-            params.append(bin_id)
-            clauses.append(f"bin_id = ${len(params)}")
-        if search:
-            params.append(search.lower())
-            clauses.append(
-                _contains(
-                    "concat_ws(' ', method, path, query, headers::text, hookgate_body_text(body))",
-                    len(params),
-                )
-            )
+        where = sql.captures(sql.Where(sql.dollar), bin_id, search, _CAPTURE_TEXT)
         found = await self._fetch(
-            f"SELECT * FROM bin_requests WHERE {' AND '.join(clauses)}"
-            f" ORDER BY capture_id DESC LIMIT ${len(params) + 1}",
-            *params,
-            limit,
+            f"SELECT * FROM bin_requests WHERE {where}"
+            f" ORDER BY capture_id DESC LIMIT {where.param(limit)}",
+            *where.params,
         )
         return [rows.capture(row) for row in found]
 

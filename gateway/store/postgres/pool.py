@@ -18,7 +18,6 @@ import hashlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from importlib import resources
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -27,20 +26,13 @@ import structlog
 import tenacity
 
 from gateway import errors
-from gateway.store import local_state_dir
+from gateway.store import local_state_dir, sql
 from gateway.store.changes import RESYNC, ChangeFeed, Changes, changes
 from gateway.store.secretbox import SecretBox
 
 log = structlog.get_logger(__name__)
 
-MIGRATIONS = sorted(
-    (
-        path
-        for path in resources.files("gateway.store.postgres").joinpath("migrations").iterdir()
-        if path.name.endswith(".sql")
-    ),
-    key=lambda path: path.name,
-)
+MIGRATIONS = sql.migrations("gateway.store.postgres")
 
 # Advisory locks take two int4 keys: the purpose ("hook" in ASCII, then one per purpose) and
 # SCHEMA_KEY, so stores in other schemas of one database never wait on each other's locks.
@@ -386,7 +378,7 @@ async def migrate(
         current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
         applied = []
         for script in MIGRATIONS:
-            number = int(script.name.split("_", 1)[0])  # 0003_….sql is version 3
+            number = sql.version(script)
             if number > current:
                 async with conn.transaction():
                     await conn.execute(script.read_text())

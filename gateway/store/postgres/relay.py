@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway import errors, models
-from gateway.store import base
-from gateway.store.postgres import rows
+from gateway.store import base, rows
 from gateway.store.postgres.deliveries import record_outcome
 from gateway.store.postgres.pool import Connection, Database
 

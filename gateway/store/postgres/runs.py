@@ -6,28 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway import errors, models
-from gateway.store import base
-from gateway.store.postgres import rows
+from gateway.store import base, rows, sql
 from gateway.store.postgres.deliveries import insert_deliveries
 from gateway.store.postgres.pool import Connection, Database, Record, keyed_lock
 from gateway.store.postgres.relay import insert_filtered
-
-# A pending run on a thread waits for the thread's running run and for every earlier pending
-# one (LangGraph's multitask "enqueue": one run at a time per thread, first come first served).
-# Under READ COMMITTED a claimer sees a run another claimer is taking as still pending, so the
-# runs behind it stay blocked: the rule holds with N claimers.
-THREAD_IS_FREE = (
-    "(runs.thread_id IS NULL OR NOT EXISTS (SELECT 1 FROM runs o"
-    " WHERE o.thread_id = runs.thread_id AND o.run_id <> runs.run_id"
-    " AND (o.status = 'running' OR (o.status = 'pending' AND (o.created_at < runs.created_at"
-    " OR (o.created_at = runs.created_at AND o.run_id < runs.run_id))))))"
-)
 
 _CLAIM_RUNS = f"""
 WITH chosen AS (
     SELECT run_id FROM runs
     WHERE status IN ('pending', 'running')
-      AND ((status = 'pending' AND created_at <= $1 AND {THREAD_IS_FREE})
+      AND ((status = 'pending' AND created_at <= $1 AND {sql.THREAD_IS_FREE})
            OR (status = 'running' AND lease_expires_at <= $1))
     ORDER BY created_at LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -196,19 +184,7 @@ async def insert_trigger(conn: Connection, trigger: models.Trigger, run_id: str 
         "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
         " body, content_type, source, idempotency_key, run_id, verification)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        trigger.trigger_id,
-        trigger.flow_id,
-        trigger.received_at,
-        trigger.method,
-        trigger.path,
-        trigger.query,
-        rows.dumps(trigger.headers),
-        trigger.body,
-        trigger.content_type,
-        trigger.source,
-        trigger.idempotency_key,
-        run_id,
-        trigger.verification,
+        *rows.trigger_values(trigger, run_id),
     )
 
 
@@ -232,25 +208,11 @@ async def insert_run(
         )
         if busy:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
-    claimed = run.lease_until is not None
     row = await conn.fetchrow(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
         " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at, lease_owner)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
-        run.run_id,
-        run.thread_id,
-        run.flow_id,
-        "running" if claimed else "pending",
-        rows.dumps(run.input),
-        rows.dumps(run.kwargs),
-        rows.dumps(run.metadata),
-        now + run.after_seconds,
-        now,
-        trigger_id,
-        1 if claimed else 0,
-        now if claimed else None,
-        run.lease_until,
-        owner if claimed else None,
+        *rows.new_run_values(run, now, trigger_id, owner),
     )
     assert row is not None
     return row

@@ -2,48 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from gateway import models
-from gateway.store import base
-from gateway.store.postgres import rows
+from gateway.store import base, rows, sql
 from gateway.store.postgres.pool import Database, assignments, placeholders
 from gateway.store.postgres.runs import created_kinds, insert_run
 from gateway.store.retention import thread_expiry
-
-# A thread is busy while it has a pending or running run; otherwise its last ended run says
-# how it is: success → idle, interrupted → interrupted, error or timeout → error.
-_THREADS = """
-SELECT t.*, CASE
-    WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = t.thread_id
-                 AND r.status IN ('pending', 'running')) THEN 'busy'
-    ELSE COALESCE((SELECT CASE r.status WHEN 'success' THEN 'idle'
-                                        WHEN 'interrupted' THEN 'interrupted' ELSE 'error' END
-                   FROM runs r WHERE r.thread_id = t.thread_id AND r.ended_at IS NOT NULL
-                   ORDER BY r.ended_at DESC LIMIT 1), 'idle')
-    END AS status
-FROM threads t
-"""
-_THREAD_SORTS = ("thread_id", "status", "created_at", "updated_at")
-_CRON_SORTS = ("cron_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at")
 
 
 class ThreadVerbs(Database):
     async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
         inserted = await self._write(
-            "INSERT INTO threads"
-            " (thread_id, metadata, config, ttl, created_at, updated_at, expires_at)"
+            f"INSERT INTO threads ({rows.THREAD_COLUMNS})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id) DO NOTHING"
             " RETURNING thread_id",
-            thread.thread_id,
-            rows.dumps(thread.metadata),
-            rows.dumps(thread.config),
-            rows.dumps_or_none(thread.ttl),
-            thread.created_at,
-            thread.updated_at,
-            thread_expiry(thread.ttl),
+            *rows.thread_values(thread),
             announce="thread_changed",
         )
         stored = await self.get_thread(thread.thread_id)
@@ -51,7 +26,7 @@ class ThreadVerbs(Database):
         return stored, bool(inserted)
 
     async def get_thread(self, thread_id: str) -> base.Thread | None:
-        row = await self._fetchrow(f"{_THREADS} WHERE t.thread_id = $1", thread_id)
+        row = await self._fetchrow(f"{sql.THREADS} WHERE t.thread_id = $1", thread_id)
         return rows.thread(row) if row else None
 
     async def update_thread(
@@ -88,72 +63,36 @@ class ThreadVerbs(Database):
         return status != "DELETE 0"
 
     async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
-        where, params = _thread_filters(search)
-        column = search.sort_by if search.sort_by in _THREAD_SORTS else "updated_at"
-        order = "ASC" if search.sort_order == "asc" else "DESC"
-        n = len(params)
+        where = _thread_filters(search)
+        order = sql.order_by(search.sort_by, search.sort_order, sql.THREAD_SORTS, "thread_id")
         found = await self._fetch(
-            f"SELECT * FROM ({_THREADS}) s WHERE {where} ORDER BY {column} {order}, thread_id"
-            f" LIMIT ${n + 1} OFFSET ${n + 2}",
-            *params,
-            search.limit,
-            search.offset,
+            f"SELECT * FROM ({sql.THREADS}) s WHERE {where} ORDER BY {order}"
+            f" LIMIT {where.param(search.limit)} OFFSET {where.param(search.offset)}",
+            *where.params,
         )
         return [rows.thread(row) for row in found]
 
     async def count_threads(self, search: base.ThreadSearch) -> int:
-        where, params = _thread_filters(search)
-        count = await self._fetchval(f"SELECT COUNT(*) FROM ({_THREADS}) s WHERE {where}", *params)
+        where = _thread_filters(search)
+        count = await self._fetchval(
+            f"SELECT COUNT(*) FROM ({sql.THREADS}) s WHERE {where}", *where.params
+        )
         return int(count)
 
     async def list_checkpoints(self, thread_id: str) -> list[base.Checkpoint]:
-        events = await self._fetch(
+        values = await self._fetch(
             "SELECT e.id, e.run_id, e.data, e.created_at FROM events e"
             " JOIN runs r ON r.run_id = e.run_id"
             " WHERE r.thread_id = $1 AND e.event = 'values' ORDER BY e.id",
             thread_id,
         )
-        with_values = {row["run_id"] for row in events}
-        checkpoints = [
-            base.Checkpoint(
-                checkpoint_id=str(uuid.UUID(int=row["id"])),
-                thread_id=thread_id,
-                values=rows.loads(row["data"]),
-                created_at=row["created_at"],
-                source="loop",
-                run_id=row["run_id"],
-                order=row["id"],
-            )
-            for row in events
-        ]
-        for row in await self._fetch(
+        outputs = await self._fetch(
             "SELECT run_id, output, ended_at FROM runs WHERE thread_id = $1"
             " AND status = 'success' AND output IS NOT NULL AND output::text <> 'null'",
             thread_id,
-        ):
-            if row["run_id"] not in with_values:
-                checkpoints.append(
-                    base.Checkpoint(
-                        checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, row["run_id"])),
-                        thread_id=thread_id,
-                        values=rows.loads(row["output"]),
-                        created_at=row["ended_at"],
-                        source="loop",
-                        run_id=row["run_id"],
-                    )
-                )
-        for row in await self._fetch("SELECT * FROM thread_states WHERE thread_id = $1", thread_id):
-            checkpoints.append(
-                base.Checkpoint(
-                    checkpoint_id=row["checkpoint_id"],
-                    thread_id=thread_id,
-                    values=rows.loads(row["state_values"]),
-                    created_at=row["created_at"],
-                    source="update",
-                    as_node=row["as_node"],
-                )
-            )
-        return sorted(checkpoints, key=lambda c: (c.created_at, c.order), reverse=True)
+        )
+        states = await self._fetch("SELECT * FROM thread_states WHERE thread_id = $1", thread_id)
+        return rows.checkpoints(thread_id, values, outputs, states)
 
     async def add_thread_state(
         self, thread_id: str, checkpoint_id: str, values: Any, as_node: str | None, now: float
@@ -230,11 +169,7 @@ class ThreadVerbs(Database):
     async def update_cron(
         self, cron_id: str, changes: Mapping[str, Any], now: float
     ) -> base.Cron | None:
-        unknown = set(changes) - set(base.CRON_SETTABLE)
-        if unknown:
-            raise ValueError(f"not settable: {sorted(unknown)}")
-        values = {name: rows.cron_value(name, value) for name, value in changes.items()}
-        values["updated_at"] = now
+        values = rows.cron_changes(changes, now)
         found = await self._write(
             f"UPDATE crons SET {assignments(list(values))}"
             f" WHERE cron_id = ${len(values) + 1} RETURNING *",
@@ -253,22 +188,18 @@ class ThreadVerbs(Database):
         return bool(found)
 
     async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
-        where, params = _cron_filters(search)
-        column = search.sort_by if search.sort_by in _CRON_SORTS else "created_at"
-        order = "ASC" if search.sort_order == "asc" else "DESC"
-        n = len(params)
+        where = _cron_filters(search)
+        order = sql.order_by(search.sort_by, search.sort_order, sql.CRON_SORTS, "cron_id")
         found = await self._fetch(
-            f"SELECT * FROM crons WHERE {where} ORDER BY {column} {order}, cron_id"
-            f" LIMIT ${n + 1} OFFSET ${n + 2}",
-            *params,
-            search.limit,
-            search.offset,
+            f"SELECT * FROM crons WHERE {where} ORDER BY {order}"
+            f" LIMIT {where.param(search.limit)} OFFSET {where.param(search.offset)}",
+            *where.params,
         )
         return [rows.cron(row) for row in found]
 
     async def count_crons(self, search: base.CronSearch) -> int:
-        where, params = _cron_filters(search)
-        count = await self._fetchval(f"SELECT COUNT(*) FROM crons WHERE {where}", *params)
+        where = _cron_filters(search)
+        count = await self._fetchval(f"SELECT COUNT(*) FROM crons WHERE {where}", *where.params)
         return int(count)
 
     async def due_crons(self, now: float, limit: int) -> list[base.Cron]:
@@ -300,18 +231,17 @@ class ThreadVerbs(Database):
             return run
 
 
-def _metadata_filters(metadata: Mapping[str, Any], params: list[Any]) -> list[str]:
+def _metadata_filters(where: sql.Where, metadata: Mapping[str, Any]) -> sql.Where:
     """Every (key, value) of ``metadata`` is in the row's. The key is a parameter of ``->``, so
     it means itself (quotes, backslashes, dots, brackets: never a path); ``jsonb`` equality
     compares by JSON type (true is not 1, null only matches a null, 1 matches 1.0). A NUL
     character, which no ``jsonb`` value can hold, matches nothing."""
     if _holds_nul(dict(metadata)):
-        return ["FALSE"]
-    clauses = []
+        where.add("FALSE")
+        return where
     for key, value in metadata.items():
-        params.extend([key, rows.dumps(value)])
-        clauses.append(f"metadata -> ${len(params) - 1}::text = ${len(params)}::jsonb")
-    return clauses
+        where.add(f"metadata -> {where.param(key)}::text = {where.param(rows.dumps(value))}::jsonb")
+    return where
 
 
 def _holds_nul(value: Any) -> bool:
@@ -324,26 +254,13 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _thread_filters(search: base.ThreadSearch) -> tuple[str, list[Any]]:
-    params: list[Any] = []
-    clauses = _metadata_filters(search.metadata, params)
+def _thread_filters(search: base.ThreadSearch) -> sql.Where:
+    where = _metadata_filters(sql.Where(sql.dollar), search.metadata)
     if search.ids:
-        params.append(list(search.ids))
-        clauses.append(f"thread_id = ANY(${len(params)}::text[])")
-    if search.status is not None:
-        params.append(search.status)
-        clauses.append(f"status = ${len(params)}")
-    return " AND ".join(clauses) or "TRUE", params
+        where.add(f"thread_id = ANY({where.param(list(search.ids))}::text[])")
+    where.equal("status", search.status)
+    return where
 
 
-def _cron_filters(search: base.CronSearch) -> tuple[str, list[Any]]:
-    params: list[Any] = []
-    clauses = _metadata_filters(search.metadata, params)
-    for column, value in (("flow_id", search.flow_id), ("thread_id", search.thread_id)):
-        if value is not None:
-            params.append(value)
-            clauses.append(f"{column} = ${len(params)}")
-    if search.enabled is not None:
-        params.append(search.enabled)
-        clauses.append(f"enabled = ${len(params)}")
-    return " AND ".join(clauses) or "TRUE", params
+def _cron_filters(search: base.CronSearch) -> sql.Where:
+    return sql.crons(_metadata_filters(sql.Where(sql.dollar), search.metadata), search)

@@ -10,19 +10,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
 
 from gateway import errors, models
-from gateway.store import base
-
-if TYPE_CHECKING:
-    from gateway.store.writer import GroupCommitWriter
-
-PUSHED = (
-    "(endpoint_id IS NULL OR endpoint_id NOT IN"
-    " (SELECT endpoint_id FROM endpoints WHERE mode = 'pull'))"
-)
-"""Deliveries the dispatcher sends: none of a pull endpoint's, which wait for a consumer."""
+from gateway.store import base, rows
+from gateway.store.sqlite.connection import Database, one
+from gateway.store.sqlite.deliveries import insert_started_attempts, record_outcome
 
 # Due deliveries of one endpoint, oldest first, not leased by another consumer.
 _CLAIM_PULLED = """
@@ -37,16 +29,7 @@ RETURNING *
 """
 
 
-class RelayVerbs:
-    """Mixed into ``SQLiteStore``, whose writer and reader these use."""
-
-    if TYPE_CHECKING:
-
-        @property
-        def writer(self) -> GroupCommitWriter: ...
-
-        async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
-
+class RelayVerbs(Database):
     async def claim_pulled(
         self,
         endpoint_id: str,
@@ -55,8 +38,6 @@ class RelayVerbs:
         lease_seconds: float,
         policy: base.ClaimPolicy,
     ) -> list[models.Delivery]:
-        from gateway.store.sqlite import _delivery
-
         def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             room = _pull_room(conn, endpoint_id, limit, now, policy)
             if room <= 0:
@@ -72,44 +53,39 @@ class RelayVerbs:
                     },
                 )
             ) as cursor:
-                rows = list(cursor.fetchall())
-            conn.executemany(
-                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms,"
-                " response_headers, response_body) VALUES (?, ?, ?, 0, '{}', x'')",
-                [(row["delivery_id"], row["attempts"], now) for row in rows],
-            )
-            return rows
+                claimed = list(cursor.fetchall())
+            insert_started_attempts(conn, claimed, now)
+            return claimed
 
-        rows = await self.writer.submit(job)
-        return sorted((_delivery(row) for row in rows), key=lambda d: (d.created_at, d.delivery_id))
+        claimed = await self.writer.submit(job)
+        found = [rows.delivery(row) for row in claimed]
+        return sorted(found, key=lambda d: (d.created_at, d.delivery_id))
 
     async def ack_pulled(
         self, delivery_id: str, attempt: int, outcome: base.AttemptOutcome
     ) -> tuple[models.Delivery, base.HealthChange | None] | None:
-        from gateway.store.sqlite import _delivery, record_outcome
-
         def job(conn: sqlite3.Connection) -> tuple[sqlite3.Row, base.HealthChange | None] | None:
-            row = _one(conn, "SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))
+            row = one(conn, "SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))
             if row is None:
                 return None
-            delivery = _delivery(row)
+            delivery = rows.delivery(row)
             if _try_settled(conn, delivery, attempt):
                 return row, None  # this outcome is on record already: the ack was repeated
             if delivery.status is not models.DeliveryStatus.PENDING or delivery.attempts != attempt:
                 raise errors.Conflict(base.stale_ack(delivery, attempt))
             change = record_outcome(conn, delivery, outcome)
-            stored = _one(conn, "SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))
+            stored = one(conn, "SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))
             assert stored is not None
             return stored, change
 
         found = await self.writer.submit(job)
-        return None if found is None else (_delivery(found[0]), found[1])
+        return None if found is None else (rows.delivery(found[0]), found[1])
 
     async def list_filtered(self, run_id: str) -> list[models.FilteredRoute]:
-        rows = await self._fetchall(
+        found = await self._fetchall(
             "SELECT * FROM filtered_routes WHERE run_id = ? ORDER BY rowid", (run_id,)
         )
-        return [models.FilteredRoute(**dict(row)) for row in rows]
+        return [models.FilteredRoute(**dict(row)) for row in found]
 
 
 def insert_filtered(conn: sqlite3.Connection, filtered: Sequence[models.FilteredRoute]) -> None:
@@ -121,17 +97,11 @@ def insert_filtered(conn: sqlite3.Connection, filtered: Sequence[models.Filtered
     )
 
 
-def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-    with closing(conn.execute(sql, params)) as cursor:
-        row: sqlite3.Row | None = cursor.fetchone()
-    return row
-
-
 def _try_settled(conn: sqlite3.Connection, delivery: models.Delivery, attempt: int) -> bool:
     """Whether try ``attempt`` is the delivery's latest and has its real outcome already."""
     if delivery.attempts != attempt:
         return False
-    row = _one(
+    row = one(
         conn,
         "SELECT 1 FROM attempts WHERE delivery_id = ? AND attempt = ?"
         " AND (status_code IS NOT NULL OR (error IS NOT NULL AND error != ?))",
@@ -146,7 +116,7 @@ def _pull_room(
     """How many a consumer may claim now: none unless the endpoint pulls and is active (as the
     dispatcher's claim decides for pushed ones); one probe at a time once its failure streak
     reaches the circuit threshold."""
-    endpoint = _one(
+    endpoint = one(
         conn,
         "SELECT consecutive_failures FROM endpoints WHERE endpoint_id = ? AND mode = 'pull'"
         " AND enabled = 1 AND disabled_reason IS NULL AND COALESCE(circuit_open_until, 0) <= ?",
@@ -156,7 +126,7 @@ def _pull_room(
         return 0
     if endpoint["consecutive_failures"] < policy.circuit_failure_threshold:
         return limit
-    leased = _one(
+    leased = one(
         conn,
         "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND status = 'pending'"
         " AND lease_expires_at > ?",

@@ -1,0 +1,38 @@
+"""The embedded store: SQLite in WAL mode, one group-committing writer, one reader connection.
+
+Each aggregate's verbs live in their own module (runs, deliveries, endpoints, threads,
+inspection, relay); ``connection`` holds the file, its lock, the migrations, the writer and
+the reader.
+"""
+
+from __future__ import annotations
+
+from gateway.store.sqlite.connection import (
+    MIGRATIONS,
+    lock_database,
+    path_from_url,
+    serve_file,
+    stop_serving,
+)
+from gateway.store.sqlite.deliveries import DeliveryVerbs, record_outcome
+from gateway.store.sqlite.endpoints import EndpointVerbs
+from gateway.store.sqlite.inspection import InspectVerbs
+from gateway.store.sqlite.relay import RelayVerbs
+from gateway.store.sqlite.runs import RunVerbs
+from gateway.store.sqlite.threads import ThreadVerbs
+
+
+class SQLiteStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs):
+    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore`` and ``RelayStore``, each
+    write one job of the group-committing writer."""
+
+
+__all__ = [
+    "MIGRATIONS",
+    "SQLiteStore",
+    "lock_database",
+    "path_from_url",
+    "record_outcome",
+    "serve_file",
+    "stop_serving",
+]

@@ -1,0 +1,221 @@
+"""Triggers, runs and their event log on SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from typing import Any
+
+import structlog
+
+from gateway import errors, models
+from gateway.store import base, rows, sql
+from gateway.store.sqlite.connection import Database, marks, one, serve_file
+from gateway.store.sqlite.deliveries import insert_deliveries
+from gateway.store.sqlite.relay import insert_filtered
+
+log = structlog.get_logger(__name__)
+
+# Its first condition is the runs_open index's.
+_CLAIM_RUNS = (
+    "UPDATE runs SET status = 'running', attempt = attempt + 1, lease_expires_at = ?,"
+    " lease_owner = ?, started_at = COALESCE(started_at, ?), updated_at = ?"
+    " WHERE run_id IN (SELECT run_id FROM runs"
+    "   WHERE status IN ('pending', 'running')"
+    "   AND ((status = 'pending' AND created_at <= ? AND " + sql.THREAD_IS_FREE + ")"
+    "   OR (status = 'running' AND lease_expires_at <= ?))"
+    "   ORDER BY created_at LIMIT ?)"
+    " RETURNING *"
+)
+
+_DEDUP = (
+    "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
+    " WHERE t.flow_id = ? AND t.idempotency_key = ? AND t.received_at > ?"
+    " ORDER BY t.received_at DESC LIMIT 1"
+)
+
+
+class RunVerbs(Database):
+    async def create_trigger_and_run(
+        self, trigger: models.Trigger, run: base.NewRun, now: float
+    ) -> tuple[models.Run, bool]:
+        def job(conn: sqlite3.Connection) -> tuple[sqlite3.Row, bool]:
+            # One writer runs jobs one at a time, so this check and the insert cannot interleave.
+            if trigger.idempotency_key is not None:
+                existing = one(
+                    conn,
+                    _DEDUP,
+                    (
+                        trigger.flow_id,
+                        trigger.idempotency_key,
+                        trigger.received_at - trigger.dedup_window,
+                    ),
+                )
+                if existing is not None:
+                    return existing, False
+            insert_trigger(conn, trigger, run.run_id)
+            return insert_run(conn, run, now, trigger.trigger_id, self.owner), True
+
+        row, created = await self.writer.submit(job)
+        return rows.run(row), created
+
+    async def store_rejected_trigger(self, trigger: models.Trigger) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            insert_trigger(conn, trigger, None)
+
+        await self.writer.submit(job)
+
+    async def create_run(self, run: base.NewRun, now: float) -> models.Run:
+        def job(conn: sqlite3.Connection) -> sqlite3.Row:
+            return insert_run(conn, run, now, None, self.owner)
+
+        return rows.run(await self.writer.submit(job))
+
+    async def get_run(self, run_id: str) -> models.Run | None:
+        row = await self._fetchone("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return rows.run(row) if row else None
+
+    async def get_trigger(self, trigger_id: str) -> models.Trigger | None:
+        row = await self._fetchone("SELECT * FROM triggers WHERE trigger_id = ?", (trigger_id,))
+        return rows.trigger(row) if row else None
+
+    async def claim_runs(self, limit: int, now: float, lease_seconds: float) -> list[models.Run]:
+        def job(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            params = (now + lease_seconds, self.owner, now, now, now, now, limit)
+            with closing(conn.execute(_CLAIM_RUNS, params)) as cursor:
+                return list(cursor.fetchall())
+
+        claimed = await self.writer.submit(job)
+        return sorted((rows.run(row) for row in claimed), key=lambda run: run.created_at)
+
+    async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
+        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row = one(
+                conn,
+                "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
+                " lease_expires_at = NULL, lease_owner = ? WHERE run_id = ?"
+                " AND status IN ('pending', 'running') RETURNING *",
+                (
+                    ending.status.value,
+                    rows.dumps(ending.output),
+                    rows.dumps_or_none(ending.error),
+                    now,
+                    now,
+                    self.owner,
+                    ending.run_id,
+                ),
+            )
+            if row is None:
+                return None
+            insert_deliveries(conn, ending.run_id, ending.deliveries, now)
+            insert_filtered(conn, ending.filtered)
+            if ending.final_event is not None:
+                name, data = ending.final_event
+                insert_event(conn, ending.run_id, name, data, now)
+            return row
+
+        row = await self.writer.submit(job)
+        return rows.run(row) if row else None
+
+    async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
+        if not run_ids:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+                " updated_at = ? WHERE run_id = ? AND status = 'running' AND lease_owner = ?",
+                [(now, run_id, self.owner) for run_id in run_ids],
+            )
+
+        await self.writer.submit(job)
+
+    async def request_cancel(self, run_id: str, reason: str, now: float) -> models.Run | None:
+        row = await self._write_one(
+            "UPDATE runs SET cancel_reason = ?, updated_at = ?"
+            " WHERE run_id = ? AND status IN ('pending', 'running') RETURNING *",
+            (reason, now, run_id),
+        )
+        return rows.run(row) if row else None
+
+    async def renew_run_leases(self, run_ids: Sequence[str], until: float) -> list[str]:
+        return await self._renew("runs", "run_id", "status = 'running'", run_ids, until)
+
+    async def take_over(self, now: float) -> int:
+        alive = sorted(serve_file(self.path, self.owner))
+        others = f"(lease_owner IS NULL OR lease_owner NOT IN ({marks(len(alive))}))"
+
+        def job(conn: sqlite3.Connection) -> int:
+            runs = conn.execute(
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, lease_owner = NULL,"
+                f" updated_at = ? WHERE status = 'running' AND {others}",
+                (now, *alive),
+            ).rowcount
+            deliveries = conn.execute(
+                "UPDATE deliveries SET lease_expires_at = NULL, lease_owner = NULL"
+                f" WHERE status = 'pending' AND lease_expires_at IS NOT NULL AND {others}",
+                alive,
+            ).rowcount
+            return runs + deliveries
+
+        released = await self.writer.submit(job)
+        if released:
+            log.info("leases_taken_over", released=released, path=str(self.path))
+        return released
+
+    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            return insert_event(conn, run_id, event, data, now)
+
+        return await self.writer.submit(job)
+
+    async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
+        found = await self._fetchall(
+            "SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id", (run_id, after_id)
+        )
+        return [rows.event(row) for row in found]
+
+
+def insert_trigger(conn: sqlite3.Connection, trigger: models.Trigger, run_id: str | None) -> None:
+    conn.execute(
+        "INSERT INTO triggers (trigger_id, flow_id, received_at, method, path, query, headers,"
+        " body, content_type, source, idempotency_key, run_id, verification)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows.trigger_values(trigger, run_id),
+    )
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    run: base.NewRun,
+    now: float,
+    trigger_id: str | None,
+    owner: str | None = None,
+) -> sqlite3.Row:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
+    if run.if_thread_idle and run.thread_id is not None:
+        busy = one(
+            conn,
+            "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
+            (run.thread_id,),
+        )
+        if busy is not None:
+            raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    row = one(
+        conn,
+        "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
+        " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at,"
+        " lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        rows.new_run_values(run, now, trigger_id, owner),
+    )
+    assert row is not None
+    return row
+
+
+def insert_event(conn: sqlite3.Connection, run_id: str, event: str, data: Any, now: float) -> int:
+    cursor = conn.execute(
+        "INSERT INTO events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
+        (run_id, event, rows.dumps(data), now),
+    )
+    return int(cursor.lastrowid or 0)
