@@ -3,17 +3,29 @@ clock, keeps what is still to be delivered, and says so in ``/metrics`` and ``/h
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from gateway.models import RunStatus
 from gateway.settings import Settings
+from gateway.store import base
+from gateway.store.sqlite import SQLiteStore
 from gateway.testing import FakeClock, Receiver, eventually
 from tests.integration.helpers import count_rows, finished_run
+from tests.integration.store_contract.common import NOW, new_run, trigger
+from tests.integration.store_contract.test_retention import LATER, RETENTION
 from tests.integration.test_metrics import scrape
+
+SUCCESS = RunStatus.SUCCESS
 
 MINUTE_IN_DAYS = 60 / 86400
 
@@ -90,3 +102,38 @@ async def test_a_thread_is_deleted_when_its_ttl_ends(
     assert (await gateway.get(f"/threads/{forever['thread_id']}")).status == 200
     health = await (await gateway.get("/healthz")).json()
     assert health["retention"]["pruned"]["threads"] == 1
+
+
+async def test_the_sqlite_file_shrinks_after_a_prune(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    store = SQLiteStore(path)
+    await store.open()
+    body = os.urandom(20_000)
+    for _ in range(500):
+        made = dataclasses.replace(trigger(received_at=NOW), body=body)
+        run, _ = await store.create_trigger_and_run(made, new_run(), NOW)
+        await store.finish_run(base.RunEnding(run.run_id, SUCCESS, None, None, []), NOW)
+    await store.close()  # the last connection out checkpoints the WAL into the file
+    full = path.stat().st_size
+    assert full > 10_000_000
+
+    await store.open()
+    pruned = await store.prune(RETENTION.cutoffs(LATER), batch=1000)
+    assert (pruned.runs, pruned.triggers) == (500, 500)
+    await store.close()
+    assert path.stat().st_size < full / 10, "the freed pages went back to the file system"
+
+
+async def test_a_file_made_without_incremental_vacuum_is_converted_once(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA auto_vacuum = NONE")
+        conn.execute("VACUUM")
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (0,)
+    await store.open()
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,), "incremental"
