@@ -20,11 +20,13 @@ from gateway.heartbeat import Heartbeat
 from gateway.inspect import bins
 from gateway.inspect.remote import republish
 from gateway.metrics import Metrics
+from gateway.outbox.admin import Admin
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
 from gateway.pruner import Pruner
 from gateway.runs.events import EventHub
+from gateway.runs.ingest import Ingest
 from gateway.runs.relay import relay_changes
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
@@ -135,8 +137,12 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     service.dispatcher = dispatcher
     app[keys.runs_key] = service
+    app[keys.ingest_key] = Ingest(service, settings)
     app[keys.worker_key] = worker
     app[keys.dispatcher_key] = dispatcher
+    app[keys.admin_key] = Admin(
+        store, clock, settings, app[keys.flows_key].keys(), dispatcher.ready.set
+    )
     heartbeat = Heartbeat(
         store,
         clock,

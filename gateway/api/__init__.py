@@ -14,6 +14,7 @@ from gateway.api import (
     langgraph_crons,
     langgraph_runs,
     middleware,
+    openapi,
     pull,
     runs,
 )
@@ -31,6 +32,7 @@ def setup_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/healthz", health.healthz)
     router.add_get("/metrics", health.metrics)
+    openapi.setup(app)  # /openapi.json and /docs, made from this table and schema.operations
 
     router.add_post("/api/v1/webhook/{flow_id}", langflow.webhook)
     router.add_post("/webhook/{flow_id}", langflow.webhook)

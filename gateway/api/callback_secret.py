@@ -9,13 +9,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, keys, signing
+from gateway.api import schema
+from gateway.api.schema.hookgate import WebhookSecretQuery
 
 
 async def webhook_secret(request: web.Request) -> web.Response:
     """``GET /api/v1/webhook-secret?url=<receiver URL>`` → ``{"origin": …, "secret": "whsec_…"}``."""
-    url = request.query.get("url", "").strip()
-    if not url:
-        raise errors.Unprocessable("url: required, the receiver's http(s) URL as given in webhook=")
+    url = schema.query(request, WebhookSecretQuery).url.strip()
     signing_secret = request.app[keys.dispatcher_key].signing_secret
     try:
         origin = signing.callback_origin(url)

@@ -2,7 +2,7 @@
 
 aiohttp bounds neither half of a request: a client that sends a body a byte a minute, or never
 finishes it, would hold a socket and a handler for as long as it likes. The headers' deadline is
-the server's keep-alive timer, set where ``hookgate serve`` starts it (``gateway.cli``); this is
+the server's keep-alive timer, set where ``hookgate serve`` starts it (``gateway.cli.serve``); this is
 the body's. It watches the body arrive without reading it, so every handler keeps reading it its
 own way (raw, JSON, forms, multipart).
 """

@@ -1,4 +1,4 @@
-"""Subscriber endpoints and the deliveries made to them: register, inspect, retry."""
+"""Subscriber endpoints and the deliveries made to them on the API: the views, and the\nadapters over the operator service (``gateway.outbox.admin``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import clock, errors, keys, log, models, netguard, signing
+from gateway import clock, errors, keys, log, models
 from gateway.api import inputs, relaying
-from gateway.flows import Flow
-from gateway.outbox import routing
-from gateway.outbox.delivery import check_timeout
+from gateway.outbox import endpoint_fields, routing
+from gateway.outbox.admin import Admin
 from gateway.store import base
 
 
@@ -78,80 +77,36 @@ def attempt_view(attempt: models.Attempt) -> dict[str, Any]:
     }
 
 
-async def _endpoint_fields(
-    request: web.Request, data: dict[str, Any], *, creating: bool = False
-) -> dict[str, Any]:
-    """Validate the writable fields present in ``data``; absent ones are left out."""
-    settings = request.app[keys.settings_key]
-    fields: dict[str, Any] = relaying.fields(data, creating=creating)
-    url = inputs.optional(data, "url", str)
-    if url is not None:
-        fields["url"] = netguard.check_callback(url, settings)
-    secret = inputs.optional(data, "secret", str)
-    if secret is not None:
-        try:
-            signing.secret_key(secret)
-        except ValueError as exc:
-            raise errors.Unprocessable(f"secret: {exc}") from None
-        fields["secret"] = secret
-    known_flows: Mapping[str, Flow] = request.app[keys.flows_key]
-    flow_ids = inputs.string_list(data, "flow_ids", tuple(known_flows))
-    if flow_ids is not None:
-        fields["flow_ids"] = flow_ids
-    event_types = inputs.string_list(data, "event_types", models.EVENT_TYPES)
-    if event_types is not None:
-        fields["event_types"] = event_types
-    description = inputs.optional(data, "description", str)
-    if description is not None:
-        fields["description"] = description
-    enabled = inputs.optional(data, "enabled", bool)
-    if enabled is not None:
-        fields["enabled"] = enabled
-    for name, kind, minimum in (
-        ("timeout", (int, float), 0.001),
-        ("max_concurrency", int, 1),
-        ("rate_limit", (int, float), 0.001),
-    ):
+def endpoint_input(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The body's endpoint fields, each read as the type the service checks
+    (``gateway.outbox.endpoint_fields``); those absent are left out."""
+    typed: dict[str, Any] = {}
+    for name, kind in endpoint_fields.TYPES.items():
         if name in data:
-            value = inputs.optional(data, name, kind)
-            if value is not None and value < minimum:
-                raise errors.Unprocessable(f"{name}: must be at least {minimum}")
-            fields[name] = value
-    _check_timeout(fields.get("timeout"))
+            typed[name] = inputs.optional(data, name, kind)
+    for name in endpoint_fields.LISTS:
+        if name in data:
+            typed[name] = inputs.string_list(data, name)
     if "retry_schedule" in data:
-        fields["retry_schedule"] = inputs.delays(data, "retry_schedule")
-    return fields
+        typed["retry_schedule"] = inputs.delays(data, "retry_schedule")
+    if "transform" in data:
+        typed["transform"] = data["transform"]
+    return typed
 
 
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is None:
-        return
-    try:
-        check_timeout(timeout)
-    except ValueError as exc:
-        raise errors.Unprocessable(f"timeout: {exc}") from None
+def _admin(request: web.Request) -> Admin:
+    return request.app[keys.admin_key]
+
+
+def _now(request: web.Request) -> float:
+    return request.app[keys.clock_key].now()
 
 
 async def create_endpoint(request: web.Request) -> web.Response:
-    data = await inputs.json_object(request)
-    pulled = data.get("mode") == "pull"
-    if pulled and data.get("url") is not None:
-        raise errors.Unprocessable("url: a pull endpoint has none: consumers fetch its deliveries")
-    if not pulled and not isinstance(data.get("url"), str):
-        raise errors.Unprocessable("url: required, a http(s) URL")
-    fields = await _endpoint_fields(request, data, creating=True)
-    fields.setdefault("url", "")
-    now = request.app[keys.clock_key].now()
-    endpoint = models.Endpoint(
-        endpoint_id=models.new_id(),
-        secret=fields.pop("secret", None) or signing.new_secret(),
-        created_at=now,
-        updated_at=now,
-        **fields,
-    )
-    await request.app[keys.store_key].create_endpoint(endpoint)
+    data = endpoint_input(await inputs.json_object(request))
+    endpoint = await _admin(request).create_endpoint(data)
     return web.json_response(
-        endpoint_view(endpoint, now, reveal_secret=True),
+        endpoint_view(endpoint, endpoint.created_at, reveal_secret=True),
         status=201,
         headers={"Location": f"/api/v1/endpoints/{endpoint.endpoint_id}"},
     )
@@ -165,101 +120,59 @@ async def list_endpoints(request: web.Request) -> web.Response:
 
 async def get_endpoint(request: web.Request) -> web.Response:
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    endpoint = await request.app[keys.store_key].get_endpoint(endpoint_id)
-    if endpoint is None:
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    return web.json_response(endpoint_view(endpoint, request.app[keys.clock_key].now()))
+    endpoint = await _admin(request).endpoint(endpoint_id)
+    return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def update_endpoint(request: web.Request) -> web.Response:
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    data = await inputs.json_object(request)
-    changes = await _endpoint_fields(request, data)
-    store = request.app[keys.store_key]
-    if "url" in changes:
-        current = await store.get_endpoint(endpoint_id)
-        if current is not None and current.pulled:
-            raise errors.Unprocessable("url: a pull endpoint has none: consumers fetch it")
-    now = request.app[keys.clock_key].now()
-    endpoint = await store.update_endpoint(endpoint_id, changes, now)
-    if endpoint is None:
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    request.app[keys.dispatcher_key].ready.set()
-    return web.json_response(endpoint_view(endpoint, now))
+    data = endpoint_input(await inputs.json_object(request))
+    endpoint = await _admin(request).update_endpoint(endpoint_id, data)
+    return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def pause_endpoint(request: web.Request) -> web.Response:
-    """Stop sending to an endpoint; its deliveries wait, they are not dropped."""
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    now = request.app[keys.clock_key].now()
-    endpoint = await request.app[keys.store_key].update_endpoint(
-        endpoint_id, {"enabled": False}, now
-    )
-    if endpoint is None:
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    return web.json_response(endpoint_view(endpoint, now))
+    endpoint = await _admin(request).pause(endpoint_id)
+    return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def resume_endpoint(request: web.Request) -> web.Response:
-    """Send again: clears a pause, a disabled reason and the failure streak."""
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    now = request.app[keys.clock_key].now()
-    endpoint = await request.app[keys.store_key].resume_endpoint(endpoint_id, now)
-    if endpoint is None:
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    request.app[keys.dispatcher_key].ready.set()
-    return web.json_response(endpoint_view(endpoint, now))
+    endpoint = await _admin(request).resume(endpoint_id)
+    return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    """A new secret (given or generated); the old one keeps signing too for the overlap."""
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
     data = await inputs.json_object(request) if request.can_read_body else {}
-    secret = inputs.optional(data, "secret", str) or signing.new_secret()
-    try:
-        signing.secret_key(secret)
-    except ValueError as exc:
-        raise errors.Unprocessable(f"secret: {exc}") from None
-    now = request.app[keys.clock_key].now()
-    overlap = request.app[keys.settings_key].secret_rotation_overlap
-    endpoint = await request.app[keys.store_key].rotate_secret(
-        endpoint_id, secret, now + overlap, now
-    )
-    if endpoint is None:
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
-    return web.json_response(endpoint_view(endpoint, now, reveal_secret=True))
+    secret = inputs.optional(data, "secret", str)
+    endpoint = await _admin(request).rotate_secret(endpoint_id, secret)
+    return web.json_response(endpoint_view(endpoint, _now(request), reveal_secret=True))
 
 
 async def recover_endpoint(request: web.Request) -> web.Response:
-    """Replay an endpoint's deliveries in a time range (default: the failed ones)."""
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
     data = await inputs.json_object(request) if request.can_read_body else {}
-    if await request.app[keys.store_key].get_endpoint(endpoint_id) is None:
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
     statuses = inputs.string_list(data, "status", tuple(s.value for s in models.DeliveryStatus))
-    selection = base.DeliverySelection(
-        endpoint_id=endpoint_id,
-        statuses=tuple(models.DeliveryStatus(s) for s in statuses or ("failed",)),
+    count = await _admin(request).recover(
+        endpoint_id,
+        tuple(models.DeliveryStatus(s) for s in statuses or ()),
         since=inputs.timestamp(data, "since"),
         until=inputs.timestamp(data, "until"),
     )
-    count = await request.app[keys.dispatcher_key].replay(selection)
     return web.json_response({"endpoint_id": endpoint_id, "replayed": count}, status=202)
 
 
 async def redeliver_run(request: web.Request) -> web.Response:
-    """Send every delivery of a run again, each with its original ``webhook-id``."""
     run_id = inputs.uuid_param(request, "run_id", "run ID")
-    if await request.app[keys.store_key].get_run(run_id) is None:
-        raise errors.NotFound(f"Run {run_id} not found")
-    count = await request.app[keys.dispatcher_key].replay(base.DeliverySelection(run_id=run_id))
+    count = await _admin(request).redeliver_run(run_id)
     return web.json_response({"run_id": run_id, "replayed": count}, status=202)
 
 
 async def delete_endpoint(request: web.Request) -> web.Response:
     endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    if not await request.app[keys.store_key].delete_endpoint(endpoint_id):
-        raise errors.NotFound(f"Endpoint {endpoint_id} not found")
+    await _admin(request).delete_endpoint(endpoint_id)
     return web.Response(status=204)
 
 
@@ -293,9 +206,6 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
-    """Send a delivery again now, whatever its state; it keeps its ``webhook-id``."""
     delivery_id = inputs.uuid_param(request, "delivery_id", "delivery ID")
-    delivery = await request.app[keys.dispatcher_key].retry(delivery_id)
-    if delivery is None:
-        raise errors.NotFound(f"Delivery {delivery_id} not found")
+    delivery = await _admin(request).retry(delivery_id)
     return web.json_response(delivery_view(delivery), status=202)

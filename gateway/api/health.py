@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, keys
+from gateway.api import problems
 from gateway.clock import isoformat
 from gateway.metrics import CONTENT_TYPE
 
@@ -19,7 +20,7 @@ async def healthz(request: web.Request) -> web.Response:
         await request.app[keys.store_key].ping()
     except errors.StoreError as exc:
         body = {"status": "unavailable", "detail": exc.detail, "retention": retention}
-        return web.json_response(body, status=503, headers=exc.headers)
+        return web.json_response(body, status=503, headers=problems.headers_of(exc))
     return web.json_response({"status": "ok", "retention": retention})
 
 

@@ -1,8 +1,8 @@
-"""Reading request bodies and parameters, each failure a clear 4xx naming what is wrong.
-
-Every number that becomes a time, a duration or a row count is bounded here, once, by what the
-gateway can store and show (SQLite integers, Python datetimes): a value outside is refused
-before anything is stored, never written to fail later on every page that shows it.
+"""The hand-written readers ``endpoints``, ``langflow`` and ``relaying`` still use, each
+failure a clear 4xx naming what is wrong. The other handlers read their input through the
+models of ``gateway.api.schema``, which also make ``/openapi.json``; these go the same way as
+those three modules move to their models. The bounds are the models' (``schema``), so both
+refuse the same values.
 """
 
 from __future__ import annotations
@@ -16,31 +16,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway import errors, strictjson
+from gateway import errors
+from gateway.api import schema
+from gateway.api.schema import LATEST_TIMESTAMP, MAX_DELAY_SECONDS, MAX_LIMIT, MAX_OFFSET
+from gateway.api.schema import LATEST_TIMESTAMP_MS as LATEST_TIMESTAMP_MS  # langflow's
 
 T = TypeVar("T")
-
-YEAR_SECONDS = 365 * 24 * 3600
-MAX_DELAY_SECONDS = float(YEAR_SECONDS)
-"""The longest wait the API schedules (a run's ``after_seconds``, a retry delay)."""
-MAX_TTL_MINUTES = 10 * YEAR_SECONDS / 60
-LATEST_TIMESTAMP = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
-"""The last moment taken as a date: every time zone can still show it."""
-LATEST_TIMESTAMP_MS = int(LATEST_TIMESTAMP) * 1000
-MAX_LIMIT = 1000
-MAX_OFFSET = 2**53 - 1
-"""Far past any table, exact in every JSON reader, and well inside SQLite's 64-bit integers."""
 _QUERY_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
-
-
-async def json_body(request: web.Request, *, malformed: type[errors.GatewayError]) -> Any:
-    """The body's JSON value (strictly read: see ``gateway.strictjson``), or ``malformed``
-    (400, or 422 where the peer API says so) saying why it is not JSON we take."""
-    body = await request.read()
-    try:
-        return strictjson.loads(body)
-    except strictjson.InvalidJSON as exc:
-        raise malformed(f"Invalid JSON in request body: {exc}") from None
 
 
 async def json_object(
@@ -51,14 +33,7 @@ async def json_object(
 ) -> dict[str, Any]:
     """The body as a JSON object. An empty body is ``{}`` when ``optional``; an empty or
     unparsable one is refused with ``malformed`` (400 here, 422 where the peer API says so)."""
-    if not (await request.read()).strip():
-        if optional:
-            return {}
-        raise malformed("Request body is empty: expected a JSON object")
-    data = await json_body(request, malformed=malformed)
-    if not isinstance(data, dict):
-        raise errors.Unprocessable("Request body must be a JSON object")
-    return data
+    return await schema.json_object(request, required=not optional, malformed=malformed)
 
 
 def optional(data: Mapping[str, Any], name: str, kind: type[T] | tuple[type, ...]) -> T | None:
@@ -121,12 +96,6 @@ def bounded(value: Any, name: str, minimum: float, maximum: float, unit: str = "
 
 def _plain(number: float) -> str:
     return str(int(number)) if number == int(number) else str(number)
-
-
-def seconds(data: Mapping[str, Any], name: str, maximum: float = MAX_DELAY_SECONDS) -> float:
-    """A duration in seconds, 0 when absent."""
-    value = data.get(name)
-    return 0.0 if value is None else bounded(value, name, 0, maximum, " seconds")
 
 
 def delays(data: Mapping[str, Any], name: str) -> tuple[float, ...] | None:

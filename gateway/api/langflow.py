@@ -1,7 +1,8 @@
 """Langflow's API: ``/api/v1/webhook``, ``/api/v1/run`` (and ``/run/advanced``) and ``/api/v1/build``.
 
-Webhook: the trigger and its run are committed before the 202 goes out; the answer adds the
-``run_id`` and a ``Location`` so the caller can follow the run, which Langflow cannot offer.
+Webhook: an adapter over ``gateway.runs.ingest``, which commits the trigger and its run before
+the 202 goes out; the answer adds the ``run_id`` and a ``Location`` so the caller can follow the
+run, which Langflow cannot offer.
 
 Run and build: every call starts a normal run (stored, visible at ``/api/v1/runs/{id}``,
 delivered to matching endpoints, plus an optional per-run ``webhook``); the Langflow answers
@@ -21,83 +22,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import structlog
 from aiohttp import web
 
-from gateway import errors, flows, keys, log, models, netguard, strictjson, verify
-from gateway.api import inputs
+from gateway import errors, flows, keys, models, netguard
+from gateway.api import inputs, streaming
 from gateway.api.langflow_events import Translator, frame
-from gateway.flows import forward
+from gateway.runs import ingest
 
 logger = structlog.get_logger(__name__)
-IDEMPOTENCY_HEADERS = ("Idempotency-Key", "webhook-id", "svix-id", "X-GitHub-Delivery")
 TRIGGER_TOKEN_PARAM = "token"
 
 
 async def webhook(request: web.Request) -> web.Response:
-    ref = request.match_info["flow_id"]
-    found = flows.find_flow(request.app[keys.flows_key], ref)
-    flow_id = found.flow_id if found is not None else ref
-    service = request.app[keys.runs_key]
-    settings = request.app[keys.settings_key]
-    clock = request.app[keys.clock_key]
-    if TRIGGER_TOKEN_PARAM in request.query:
-        # A signed trigger URL: the API key middleware let it through, so the token must hold.
-        verify.check_trigger_token(
-            settings.signing_secret, request.query[TRIGGER_TOKEN_PARAM], flow_id, clock.now()
-        )
-    if found is None:
-        raise errors.NotFound(f"Flow identifier {ref} not found")
-    body = await request.read()
-    if not body:
-        raise errors.BadRequest(
-            "Request body is empty. You should provide a JSON payload containing the flow ID."
-        )
-    received_at = clock.now()
-    trigger = models.Trigger(
-        trigger_id=models.new_id(),
-        flow_id=flow_id,
-        received_at=received_at,
+    inbound = ingest.Inbound(
         method=request.method,
         path=request.path,
-        query=log.masked_query(request.query_string),
-        headers=log.masked_headers(request.headers),
-        body=body,
+        query_string=request.query_string,
+        headers=request.headers,
+        read=request.read,
         content_type=request.content_type,
         source=request.remote or "",
-        idempotency_key=_idempotency_key(request),
-        dedup_window=settings.dedup_window_seconds,
     )
-    flow_settings = settings.flows.get(flow_id)
-    if flow_settings is not None and flow_settings.verify != verify.NONE:
-        await _verify_or_reject(request, trigger, flow_settings.verify, flow_settings.secret)
-        trigger = dataclasses.replace(trigger, verification="verified")
-
-    callback = request.query.get("webhook")
-    if callback is not None:
-        callback = netguard.check_callback(callback, settings)
-
-    value = (
-        forward.request_value(trigger)
-        if flow_settings is not None and flow_settings.kind == "forward"
-        else flow_input(body)
-    )
-    run, created = await service.start_from_trigger(trigger, value, webhook=callback)
-    request.app[keys.metrics_key].triggers.labels(
-        flow_id, "accepted" if created else "duplicate"
-    ).inc()
-    logger.info(
-        "trigger_received",
-        flow_id=flow_id,
-        run_id=run.run_id,
-        trigger_id=trigger.trigger_id,
-        bytes=len(body),
-        verification=trigger.verification,
-        duplicate=not created,
+    run = await request.app[keys.ingest_key].receive(
+        request.match_info["flow_id"],
+        inbound,
+        token=request.query.get(TRIGGER_TOKEN_PARAM),
+        webhook=request.query.get("webhook"),
     )
     return web.json_response(
         {
@@ -110,45 +66,6 @@ async def webhook(request: web.Request) -> web.Response:
     )
 
 
-async def _verify_or_reject(
-    request: web.Request, trigger: models.Trigger, scheme: str, secret: str
-) -> None:
-    """Check the provider's signature over the raw body; on failure store the trigger as
-    rejected (no run) and answer 401 with the reason."""
-    try:
-        verify.verify(scheme, secret, request.headers, trigger.body, trigger.received_at)
-    except verify.VerificationFailed as exc:
-        rejected = dataclasses.replace(trigger, verification=f"rejected: {exc.reason}")
-        await request.app[keys.store_key].store_rejected_trigger(rejected)
-        request.app[keys.metrics_key].triggers.labels(trigger.flow_id, "rejected").inc()
-        logger.warning(
-            "trigger_rejected",
-            flow_id=trigger.flow_id,
-            trigger_id=trigger.trigger_id,
-            scheme=scheme,
-            reason=exc.reason,
-        )
-        raise errors.Unauthorized(f"Webhook verification failed ({scheme}): {exc.reason}") from None
-
-
-def flow_input(body: bytes) -> Any:
-    """A JSON body is the input as is; anything else becomes ``{"payload": "<text>"}`` (Langflow's
-    rule). JSON the gateway could not store or sign again as valid JSON (``NaN``, ``Infinity``,
-    nesting past ``strictjson.MAX_DEPTH``) counts as text too: the sender's event is kept, whole."""
-    try:
-        return strictjson.loads(body)
-    except strictjson.InvalidJSON:
-        return {"payload": body.decode("utf-8", errors="replace")}
-
-
-def _idempotency_key(request: web.Request) -> str | None:
-    for header in IDEMPOTENCY_HEADERS:
-        value = request.headers.get(header)
-        if value:
-            return f"{header.lower()}:{value}"
-    return None
-
-
 # -- /api/v1/run and /api/v1/build ---------------------------------------------------------------
 
 INPUT_TYPES = ("chat", "text", "any")
@@ -158,7 +75,6 @@ INPUT_VALUE_FIELDS = ("components", "input_value", "session", "type", "client_re
 NDJSON = "application/x-ndjson"
 POLL_WAIT = 10.0
 """How long a polling request waits for a first new event before answering with none."""
-DISCONNECT_CHECK = 0.1
 POLL_CURSORS_KEPT = 10_000
 polls_key: web.AppKey[dict[str, int]] = web.AppKey("langflow_polls")
 
@@ -470,62 +386,16 @@ async def _stream(
         for event in translator.end_from(await store.get_run(run.run_id)):
             await response.write(frame(event))
 
-    try:
-        stayed = await _unless_disconnected(request, pump())
-    except asyncio.CancelledError:  # aiohttp cancels the handler when the client leaves
-        if cancel_on_disconnect:
-            await _cancel_run(request, run.run_id)
-        raise
-    if stayed:
+    departure = functools.partial(_cancel_run, request, run.run_id)
+    if await streaming.while_connected(request, pump, departure if cancel_on_disconnect else None):
         await response.write_eof()
-        return response
-    if cancel_on_disconnect:
-        await _cancel_run(request, run.run_id)
     return response
 
 
-_cancelling: set[asyncio.Task[Any]] = set()
-
-
 async def _cancel_run(request: web.Request, run_id: str) -> None:
-    """Interrupt the run of a stream its client left; completes even if this handler is cancelled."""
+    """Interrupt the run of a stream its client left."""
     logger.info("langflow_stream_disconnected", run_id=run_id)
-    worker = request.app[keys.worker_key]
-    task = asyncio.ensure_future(worker.cancel(run_id, "client disconnected from the stream"))
-    _cancelling.add(task)
-    task.add_done_callback(_cancelling.discard)
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.shield(task)
-
-
-async def _unless_disconnected(request: web.Request, work: Awaitable[None]) -> bool:
-    """Run ``work`` while the client stays; False if the client left first."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.create_task(_disconnected(request))
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await task
-    if task.cancelled():
-        return False
-    exc = task.exception()
-    if isinstance(exc, ConnectionError):
-        return False
-    if exc is not None:
-        raise exc
-    return True
-
-
-async def _disconnected(request: web.Request) -> None:
-    while True:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return
-        await asyncio.sleep(DISCONNECT_CHECK)
+    await request.app[keys.worker_key].cancel(run_id, "client disconnected from the stream")
 
 
 async def _read_build(

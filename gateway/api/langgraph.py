@@ -8,14 +8,15 @@ call ``gateway.runs.threads``, shape the answer. Nothing is stored for a refused
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import metadata as package_metadata
 from typing import Any
 
 from aiohttp import web
 
 from gateway import errors, keys, models
-from gateway.api import inputs
+from gateway.api import schema
+from gateway.api.schema import langgraph as models_lg
 from gateway.clock import isoformat
 from gateway.flows import Flow
 from gateway.runs import threads as lg
@@ -23,21 +24,6 @@ from gateway.store import base
 
 threads_key = web.AppKey("langgraph_threads", lg.Threads)
 started_key = web.AppKey("langgraph_started_at", float)
-
-ASSISTANT_SORTS = ("assistant_id", "graph_id", "name", "created_at", "updated_at")
-ASSISTANT_FIELDS = (
-    "assistant_id",
-    "graph_id",
-    "name",
-    "description",
-    "config",
-    "context",
-    "created_at",
-    "updated_at",
-    "metadata",
-    "version",
-)
-TTL_STRATEGIES = ("delete", "keep_latest")
 
 
 def setup(app: web.Application) -> None:
@@ -68,36 +54,12 @@ def store_of(request: web.Request) -> lg.LangGraphStore:
     return lg.thread_store(request.app[keys.store_key])
 
 
-async def body_of(request: web.Request, *, required: bool = False) -> dict[str, Any]:
-    """A JSON object body, with the peer's 422 for one that is missing or malformed."""
-    return await inputs.json_object(request, optional=not required, malformed=errors.Unprocessable)
-
-
-def uuid_of(value: Any, label: str) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise errors.Unprocessable(f"Invalid {label}: must be a UUID") from None
-
-
-def path_uuid(request: web.Request, name: str, label: str) -> str:
-    return uuid_of(request.match_info[name], label)
-
-
-def field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = data.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise errors.Unprocessable(f"{name}: invalid type {type(value).__name__}")
-    return value
-
-
-def selected(views: list[dict[str, Any]], fields: tuple[str, ...] | None) -> list[dict[str, Any]]:
+def selected(views: list[dict[str, Any]], fields: Sequence[str] | None) -> list[dict[str, Any]]:
     """The views cut to the ``select``ed fields (all of them when none is named)."""
     if not fields:
         return views
-    return [{name: view[name] for name in fields if name in view} for view in views]
+    names = tuple(dict.fromkeys(fields))
+    return [{name: view[name] for name in names if name in view} for view in views]
 
 
 def paginated(items: list[Any], limit: int, offset: int, has_more: bool) -> web.Response:
@@ -137,7 +99,7 @@ def flow_for_assistant(request: web.Request, assistant: Any) -> Flow:
 
 
 async def ok(request: web.Request) -> web.Response:
-    if request.query.get("check_db") in ("1", "true"):
+    if schema.query(request, models_lg.OkQuery).check_db:
         await request.app[keys.store_key].ping()
     return web.json_response({"ok": True})
 
@@ -192,9 +154,9 @@ def assistant_view(request: web.Request, flow: Flow) -> dict[str, Any]:
     }
 
 
-def _assistant_matches(view: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
-    graph_id, name = data.get("graph_id"), data.get("name")
-    wanted = field(data, "metadata", dict, {})
+def _assistant_matches(view: Mapping[str, Any], data: models_lg.AssistantCountRequest) -> bool:
+    graph_id, name = data.graph_id, data.name
+    wanted = data.metadata or {}
     return (
         (graph_id is None or view["graph_id"] == graph_id)
         and (name is None or str(name).lower() in view["name"].lower())
@@ -202,36 +164,36 @@ def _assistant_matches(view: Mapping[str, Any], data: Mapping[str, Any]) -> bool
     )
 
 
-def _assistants(request: web.Request, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _assistants(
+    request: web.Request, data: models_lg.AssistantCountRequest
+) -> list[dict[str, Any]]:
     flows = request.app[keys.flows_key]
     views = [assistant_view(request, flow) for flow in flows.values()]
     return [view for view in views if _assistant_matches(view, data)]
 
 
 async def search_assistants(request: web.Request) -> web.Response:
-    data = await body_of(request)
-    limit, offset = inputs.page(data)
-    fields = inputs.string_list(data, "select", ASSISTANT_FIELDS)
-    sort_by = inputs.choice(data, "sort_by", ASSISTANT_SORTS, "created_at")
-    descending = inputs.choice(data, "sort_order", ("asc", "desc"), "desc") == "desc"
+    data = await schema.body(request, models_lg.AssistantSearchRequest)
+    limit, offset = data.limit, data.offset
     views = sorted(
         _assistants(request, data),
-        key=lambda view: (str(view[sort_by]), view["graph_id"]),
-        reverse=descending,
+        key=lambda view: (str(view[data.sort_by]), view["graph_id"]),
+        reverse=data.sort_order == "desc",
     )
-    window = selected(views[offset : offset + limit + 1], fields)
+    window = selected(views[offset : offset + limit + 1], data.select)
     return paginated(window, limit, offset, len(window) > limit)
 
 
 async def count_assistants(request: web.Request) -> web.Response:
-    return web.json_response(len(_assistants(request, await body_of(request))))
+    data = await schema.body(request, models_lg.AssistantCountRequest)
+    return web.json_response(len(_assistants(request, data)))
 
 
 def _assistant_flow(request: web.Request, *, by_name: bool = False) -> Flow:
     value = request.match_info["assistant_id"]
     if by_name and value in request.app[keys.flows_key]:
         return request.app[keys.flows_key][value]
-    wanted = uuid_of(value, "assistant ID")
+    wanted = schema.path_id(request, "assistant_id")
     for flow in request.app[keys.flows_key].values():
         if models.assistant_id(flow.flow_id) == wanted:
             return flow
@@ -308,76 +270,64 @@ async def _thread_response(
     return lg.thread_view(thread, values, include_ttl=include_ttl)
 
 
-def _ttl(data: Mapping[str, Any], now: float) -> dict[str, Any] | None:
+def _ttl(value: models_lg.Ttl | float | None, now: float) -> dict[str, Any] | None:
     """``ttl``: minutes, or ``{ttl: minutes, strategy}`` as the SDK sends it."""
-    value = data.get("ttl")
     if value is None:
         return None
-    if not isinstance(value, dict):
-        value = {"ttl": value}
-    minutes = inputs.bounded(value.get("ttl"), "ttl", 0, inputs.MAX_TTL_MINUTES, " minutes")
+    minutes, strategy = (
+        (value, "delete") if isinstance(value, float) else (value.ttl, value.strategy)
+    )
     return {
-        "strategy": inputs.choice(value, "strategy", TTL_STRATEGIES, "delete"),
+        "strategy": strategy,
         "ttl_minutes": minutes,
         "expires_at": isoformat(now + minutes * 60),
     }
 
 
 async def create_thread(request: web.Request) -> web.Response:
-    data = await body_of(request)
+    data = await schema.body(request, models_lg.ThreadCreate)
     store = store_of(request)
     now = request.app[keys.clock_key].now()
-    thread_id = (
-        uuid_of(data["thread_id"], "thread ID") if data.get("thread_id") else models.new_id()
-    )
-    if_exists = inputs.choice(data, "if_exists", ("raise", "do_nothing"), "raise")
-    metadata = field(data, "metadata", dict, {})
-    thread = base.Thread(thread_id, metadata, {}, now, now, ttl=_ttl(data, now))
-    updates = lg.superstep_updates(data.get("supersteps"))
+    thread_id = str(data.thread_id) if data.thread_id else models.new_id()
+    if_exists = data.if_exists
+    thread = base.Thread(thread_id, data.metadata or {}, {}, now, now, ttl=_ttl(data.ttl, now))
+    updates = [u for step in data.supersteps or () for u in step.updates or ()]
     stored, created = await store.create_thread(thread, if_exists)
     if not created and if_exists == "raise":
         raise errors.Conflict(f"Thread with ID {thread_id} already exists")
     if created:
         values: Any = None
         for update in updates:
-            values = lg.updated_values(values, update.get("values"))
+            values = lg.updated_values(values, update.values)
             await store.add_thread_state(
                 thread_id,
                 lg.new_checkpoint_id(),
                 values,
-                update.get("as_node"),
+                update.as_node,
                 request.app[keys.clock_key].now(),
             )
     return web.json_response(await _thread_response(store, stored))
 
 
-def _thread_search(data: Mapping[str, Any]) -> base.ThreadSearch:
-    limit, offset = inputs.page(data)
-    ids = tuple(uuid_of(i, "thread ID") for i in field(data, "ids", list, []))
+def _thread_search(data: models_lg.ThreadCountRequest) -> base.ThreadSearch:
+    page = data if isinstance(data, models_lg.ThreadSearchRequest) else None
     return base.ThreadSearch(
-        metadata=field(data, "metadata", dict, {}),
-        ids=ids,
-        status=None
-        if data.get("status") is None
-        else inputs.choice(data, "status", base.THREAD_STATUSES, "idle"),
-        limit=limit + 1,
-        offset=offset,
-        sort_by=inputs.choice(
-            data,
-            "sort_by",
-            ("thread_id", "status", "created_at", "updated_at", "state_updated_at"),
-            "updated_at",
-        ).replace("state_updated_at", "updated_at"),
-        sort_order=inputs.choice(data, "sort_order", ("asc", "desc"), "desc"),
+        metadata=data.metadata or {},
+        ids=tuple(str(i) for i in data.ids or ()),
+        status=data.status,
+        limit=(page.limit if page else 10) + 1,
+        offset=page.offset if page else 0,
+        sort_by=(page.sort_by if page else "updated_at").replace("state_updated_at", "updated_at"),
+        sort_order=page.sort_order if page else "desc",
     )
 
 
 async def search_threads(request: web.Request) -> web.Response:
-    data = await body_of(request)
+    data = await schema.body(request, models_lg.ThreadSearchRequest)
     search = _thread_search(data)
-    fields = inputs.string_list(data, "select", lg.THREAD_FIELDS)
-    extract = field(data, "extract", dict, {})
-    wanted_values = field(data, "values", dict, {})
+    fields: tuple[str, ...] = tuple(data.select or ())
+    extract = data.extract or {}
+    wanted_values = data.values or {}
     store = store_of(request)
     found = await store.search_threads(search)
     views = []
@@ -407,26 +357,25 @@ def _extract(view: Mapping[str, Any], path: str) -> Any:
 
 
 async def count_threads(request: web.Request) -> web.Response:
-    search = _thread_search(await body_of(request))
-    return web.json_response(await store_of(request).count_threads(search))
+    data = await schema.body(request, models_lg.ThreadCountRequest)
+    return web.json_response(await store_of(request).count_threads(_thread_search(data)))
 
 
 async def get_thread(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
+    include = schema.query(request, models_lg.ThreadGetQuery).include or ""
     store = store_of(request)
     thread = await _thread_or_404(store, thread_id)
-    include = request.query.get("include", "")
     view = await _thread_response(store, thread, include_ttl="ttl" in include.split(","))
     return web.json_response(view)
 
 
 async def update_thread(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
-    data = await body_of(request)
+    thread_id = schema.path_id(request, "thread_id")
+    data = await schema.body(request, models_lg.ThreadPatch)
     store = store_of(request)
     now = request.app[keys.clock_key].now()
-    metadata = field(data, "metadata", dict, {})
-    thread = await store.update_thread(thread_id, metadata, now, _ttl(data, now))
+    thread = await store.update_thread(thread_id, data.metadata or {}, now, _ttl(data.ttl, now))
     if thread is None:
         raise errors.NotFound(f"Thread with ID {thread_id} not found")
     if "return=minimal" in request.headers.get("Prefer", ""):
@@ -435,7 +384,7 @@ async def update_thread(request: web.Request) -> web.Response:
 
 
 async def delete_thread(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
     store = store_of(request)
     await _thread_or_404(store, thread_id)
     threads = request.app[threads_key]
@@ -446,7 +395,7 @@ async def delete_thread(request: web.Request) -> web.Response:
 
 
 async def copy_thread(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
     store = store_of(request)
     thread = await _thread_or_404(store, thread_id)
     now = request.app[keys.clock_key].now()
@@ -459,19 +408,19 @@ async def copy_thread(request: web.Request) -> web.Response:
 
 
 async def get_state(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
     store = store_of(request)
     await _thread_or_404(store, thread_id)
     return web.json_response(await lg.current_state(store, thread_id))
 
 
 async def get_state_at(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
     store = store_of(request)
     await _thread_or_404(store, thread_id)
     if request.method == "POST":
-        checkpoint = field(await body_of(request), "checkpoint", dict, {})
-        wanted = checkpoint.get("checkpoint_id")
+        data = await schema.body(request, models_lg.ThreadStateCheckpointRequest)
+        wanted = data.checkpoint.checkpoint_id if data.checkpoint else None
     else:
         wanted = request.match_info["checkpoint_id"]
     checkpoints = await lg.checkpoints(store, thread_id)
@@ -483,15 +432,14 @@ async def get_state_at(request: web.Request) -> web.Response:
 
 
 async def update_state(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
-    data = await body_of(request)
+    thread_id = schema.path_id(request, "thread_id")
+    data = await schema.body(request, models_lg.ThreadStateUpdate)
     store = store_of(request)
     thread = await _thread_or_404(store, thread_id)
     if not thread.metadata.get("graph_id"):
         raise errors.BadRequest(f"Thread {thread_id} has no graph ID: run it once first")
-    update = lg.check_state_values(data.get("values"), "values")
-    as_node = field(data, "as_node", str, None)
-    values = lg.updated_values(await lg.thread_values(store, thread_id), update)
+    as_node = data.as_node
+    values = lg.updated_values(await lg.thread_values(store, thread_id), data.values)
     checkpoint_id = lg.new_checkpoint_id()
     await store.add_thread_state(
         thread_id, checkpoint_id, values, as_node, request.app[keys.clock_key].now()
@@ -503,17 +451,16 @@ async def update_state(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
+    before: str | None
     if request.method == "POST":
-        data = await body_of(request)
-        limit = inputs.integer(data, "limit", 10, 1, inputs.MAX_LIMIT)
-        before = field(data, "before", (dict, str), None)
-        if isinstance(before, dict):
-            before = before.get("checkpoint_id")
+        data = await schema.body(request, models_lg.ThreadStateSearch)
+        limit = data.limit
+        given = data.before
+        before = given.checkpoint_id if isinstance(given, models_lg.CheckpointConfig) else given
     else:
-        query = inputs.query_integers(request.query, "limit")
-        limit = inputs.integer(query, "limit", 1, 1, inputs.MAX_LIMIT)
-        before = request.query.get("before")
+        query = schema.query(request, models_lg.HistoryQuery)
+        limit, before = query.limit, query.before
     store = store_of(request)
     await _thread_or_404(store, thread_id)
     checkpoints = await lg.checkpoints(store, thread_id)

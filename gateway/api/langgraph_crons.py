@@ -8,48 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway import errors, keys, models, netguard
-from gateway.api import inputs
-from gateway.api.inputs import timestamp
-from gateway.api.langgraph import (
-    body_of,
-    field,
-    flow_for_assistant,
-    paginated,
-    path_uuid,
-    selected,
-    store_of,
-    uuid_of,
-)
+from gateway.api import schema
+from gateway.api.langgraph import flow_for_assistant, paginated, selected, store_of
+from gateway.api.schema import langgraph as models_lg
 from gateway.clock import isoformat
-from gateway.runs import crons, sse
-from gateway.runs import threads as lg
+from gateway.runs import crons
 from gateway.store import base
-
-CRON_SORTS = (
-    "cron_id",
-    "assistant_id",
-    "thread_id",
-    "next_run_date",
-    "end_time",
-    "created_at",
-    "updated_at",
-)
-CRON_FIELDS = (
-    "cron_id",
-    "assistant_id",
-    "thread_id",
-    "on_run_completed",
-    "end_time",
-    "schedule",
-    "timezone",
-    "created_at",
-    "updated_at",
-    "user_id",
-    "payload",
-    "next_run_date",
-    "metadata",
-    "enabled",
-)
 
 
 def cron_view(cron: base.Cron) -> dict[str, Any]:
@@ -71,20 +35,10 @@ def cron_view(cron: base.Cron) -> dict[str, Any]:
     }
 
 
-def _check_payload(request: web.Request, data: dict[str, Any]) -> None:
-    webhook = field(data, "webhook", str, None)
+def _check_webhook(request: web.Request, raw: dict[str, Any], webhook: str | None) -> None:
+    """The payload is stored as it was sent, with the callback URL as netguard reads it."""
     if webhook is not None:
-        settings = request.app[keys.settings_key]
-        data["webhook"] = netguard.check_callback(webhook, settings)  # stored as it is sent
-    if data.get("stream_mode") is not None:
-        try:
-            sse.parse_modes(data["stream_mode"])
-        except ValueError as exc:
-            raise errors.Unprocessable(str(exc)) from None
-    field(data, "metadata", dict, {})
-    field(data, "config", dict, {})
-    field(data, "context", dict, {})
-    inputs.choice(data, "multitask_strategy", lg.MULTITASK_STRATEGIES, "enqueue")
+        raw["webhook"] = netguard.check_callback(webhook, request.app[keys.settings_key])
 
 
 def _next_run(schedule: str, timezone: str | None, now: float) -> float:
@@ -96,25 +50,21 @@ def _next_run(schedule: str, timezone: str | None, now: float) -> float:
 
 
 async def create_cron(request: web.Request) -> web.Response:
-    data = await body_of(request, required=True)
+    raw = await schema.json_object(request, required=True)
     store = store_of(request)
     thread_id = None
     if "thread_id" in request.match_info:
-        thread_id = path_uuid(request, "thread_id", "thread ID")
-    flow = flow_for_assistant(request, data.get("assistant_id"))
-    schedule = crons.check_schedule(data.get("schedule"))
-    timezone = crons.check_timezone(data.get("timezone"))
-    _check_payload(request, data)
-    on_completed = None
-    if thread_id is None:
-        on_completed = inputs.choice(data, "on_run_completed", ("delete", "keep"), "delete")
-    enabled = field(data, "enabled", bool, True)
-    end_time = timestamp(data, "end_time")
+        thread_id = schema.path_id(request, "thread_id")
+    data = schema.validate(models_lg.CronCreate, raw)
+    flow = flow_for_assistant(request, data.assistant_id)
+    schedule, timezone = data.schedule, data.timezone
+    _check_webhook(request, raw, data.webhook)
+    on_completed = data.on_run_completed if thread_id is None else None
     if thread_id is not None and await store.get_thread(thread_id) is None:
         raise errors.NotFound(f"Thread with ID {thread_id} not found")
     now = request.app[keys.clock_key].now()
     cron_id = models.new_id()
-    payload = {**data, "assistant_id": models.assistant_id(flow.flow_id)}
+    payload = {**raw, "assistant_id": models.assistant_id(flow.flow_id)}
     cron = base.Cron(
         cron_id=cron_id,
         flow_id=flow.flow_id,
@@ -122,10 +72,10 @@ async def create_cron(request: web.Request) -> web.Response:
         schedule=schedule,
         timezone=timezone,
         payload=payload,
-        metadata=field(data, "metadata", dict, {}),
+        metadata=data.metadata or {},
         on_run_completed=on_completed,
-        enabled=enabled,
-        end_time=end_time,
+        enabled=data.enabled,
+        end_time=data.end_time,
         next_run_date=_next_run(schedule, timezone, now),
         created_at=now,
         updated_at=now,
@@ -134,44 +84,38 @@ async def create_cron(request: web.Request) -> web.Response:
     return web.json_response(cron_view(cron))
 
 
-def _search(request: web.Request, data: dict[str, Any]) -> base.CronSearch:
-    limit, offset = inputs.page(data)
+def _search(request: web.Request, data: models_lg.CronCountRequest) -> base.CronSearch:
+    page = data if isinstance(data, models_lg.CronSearch) else None
     flow_id = None
-    if data.get("assistant_id") is not None:
-        flow_id = flow_for_assistant(request, data["assistant_id"]).flow_id
-    thread_id = None
-    if data.get("thread_id") is not None:
-        thread_id = uuid_of(data["thread_id"], "thread ID")
+    if data.assistant_id is not None:
+        flow_id = flow_for_assistant(request, data.assistant_id).flow_id
     return base.CronSearch(
         flow_id=flow_id,
-        thread_id=thread_id,
-        enabled=field(data, "enabled", bool, None),
-        metadata=field(data, "metadata", dict, {}),
-        limit=limit + 1,
-        offset=offset,
-        sort_by=inputs.choice(data, "sort_by", CRON_SORTS, "created_at").replace(
-            "assistant_id", "flow_id"
-        ),
-        sort_order=inputs.choice(data, "sort_order", ("asc", "desc"), "desc"),
+        thread_id=None if data.thread_id is None else str(data.thread_id),
+        enabled=data.enabled,
+        metadata=data.metadata or {},
+        limit=(page.limit if page else 10) + 1,
+        offset=page.offset if page else 0,
+        sort_by=(page.sort_by if page else "created_at").replace("assistant_id", "flow_id"),
+        sort_order=page.sort_order if page else "desc",
     )
 
 
 async def search_crons(request: web.Request) -> web.Response:
-    data = await body_of(request)
+    data = await schema.body(request, models_lg.CronSearch)
     search = _search(request, data)
-    fields = inputs.string_list(data, "select", CRON_FIELDS)
     found = await store_of(request).search_crons(search)
-    views = selected([cron_view(cron) for cron in found], fields)
+    views = selected([cron_view(cron) for cron in found], data.select)
     return paginated(views, search.limit - 1, search.offset, len(found) >= search.limit)
 
 
 async def count_crons(request: web.Request) -> web.Response:
-    search = _search(request, await body_of(request))
+    search = _search(request, await schema.body(request, models_lg.CronCountRequest))
     return web.json_response(await store_of(request).count_crons(search))
 
 
 async def _cron_or_404(request: web.Request) -> base.Cron:
-    cron_id = path_uuid(request, "cron_id", "cron ID")
+    cron_id = schema.path_id(request, "cron_id")
     cron = await store_of(request).get_cron(cron_id)
     if cron is None:
         raise errors.NotFound(f"Cron with ID {cron_id} not found")
@@ -203,33 +147,32 @@ PAYLOAD_FIELDS = (
 
 
 async def update_cron(request: web.Request) -> web.Response:
-    data = await body_of(request)
-    if not data:
+    raw = await schema.json_object(request)
+    if not raw:
         raise errors.BadRequest("Nothing to update: the body is empty")
+    data = schema.validate(models_lg.CronPatch, raw)
     cron = await _cron_or_404(request)
-    _check_payload(request, data)
+    _check_webhook(request, raw, data.webhook)
     now = request.app[keys.clock_key].now()
     changes: dict[str, Any] = {}
     schedule, timezone = cron.schedule, cron.timezone
-    if "schedule" in data:
-        schedule = changes["schedule"] = crons.check_schedule(data["schedule"])
-    if "timezone" in data:
-        timezone = changes["timezone"] = crons.check_timezone(data["timezone"])
+    if data.schedule is not None:
+        schedule = changes["schedule"] = data.schedule
+    if "timezone" in raw:
+        timezone = changes["timezone"] = data.timezone
     if "schedule" in changes or "timezone" in changes:
         changes["next_run_date"] = _next_run(schedule, timezone, now)
-    if "enabled" in data:
-        changes["enabled"] = bool(field(data, "enabled", bool, True))
-        if changes["enabled"] and not cron.enabled:
+    if data.enabled is not None:
+        changes["enabled"] = data.enabled
+        if data.enabled and not cron.enabled:
             changes["next_run_date"] = _next_run(schedule, timezone, now)
-    if "end_time" in data:
-        changes["end_time"] = timestamp(data, "end_time")
-    if "metadata" in data:
-        changes["metadata"] = field(data, "metadata", dict, {})
-    if "on_run_completed" in data and cron.thread_id is None:
-        changes["on_run_completed"] = inputs.choice(
-            data, "on_run_completed", ("delete", "keep"), "delete"
-        )
-    payload_changes = {k: data[k] for k in PAYLOAD_FIELDS if k in data}
+    if "end_time" in raw:
+        changes["end_time"] = data.end_time
+    if "metadata" in raw:
+        changes["metadata"] = data.metadata or {}
+    if data.on_run_completed is not None and cron.thread_id is None:
+        changes["on_run_completed"] = data.on_run_completed
+    payload_changes = {k: raw[k] for k in PAYLOAD_FIELDS if k in raw}
     if payload_changes:
         changes["payload"] = {**cron.payload, **payload_changes}
     updated = await store_of(request).update_cron(cron.cron_id, changes, now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,16 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway import errors, keys, models, netguard, strictjson
-from gateway.api import inputs
-from gateway.api.langgraph import (
-    body_of,
-    field,
-    flow_for_assistant,
-    path_uuid,
-    selected,
-    store_of,
-    threads_key,
-)
+from gateway.api import schema, streaming
+from gateway.api.langgraph import flow_for_assistant, selected, store_of, threads_key
+from gateway.api.schema import langgraph as models_lg
 from gateway.runs import sse
 from gateway.runs import threads as lg
 from gateway.runs.events import RUN_END
@@ -35,80 +29,65 @@ KEEPALIVE_SECONDS = 5.0
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 _DISCONNECTED = (ConnectionResetError, aiohttp.ClientConnectionResetError)
 _EVENT_ID = re.compile(r"^(\d{1,18})(?:-(\d{1,18}|\*))?$")
-RUN_FIELDS = (
-    "run_id",
-    "thread_id",
-    "assistant_id",
-    "created_at",
-    "updated_at",
-    "status",
-    "metadata",
-    "kwargs",
-    "multitask_strategy",
-    "langsmith_session_name",
-)
 
 
 # the run-create body
 
 
 def parse_run(
-    request: web.Request, data: dict[str, Any], thread_id: str | None, *, streaming: bool
+    request: web.Request,
+    data: models_lg.RunCreateStateless,
+    thread_id: str | None,
+    *,
+    streaming: bool,
 ) -> lg.RunRequest:
-    flow = flow_for_assistant(request, data.get("assistant_id"))
-    try:
-        modes = sse.parse_modes(data.get("stream_mode")) if streaming else ("values",)
-    except ValueError as exc:
-        raise errors.Unprocessable(str(exc)) from None
-    config = field(data, "config", dict, {})
-    context = field(data, "context", dict, {})
+    flow = flow_for_assistant(request, data.assistant_id)
+    modes = (data.stream_mode or sse.DEFAULT_MODES) if streaming else ("values",)
+    config = data.config or {}
+    context = data.context or {}
     if config.get("configurable") and context:
         raise errors.BadRequest(
             "Cannot specify both configurable and context. Prefer setting context alone."
         )
-    command = field(data, "command", dict, None)
+    command = data.command
     if thread_id is None and command and command.get("resume") is not None:
         raise errors.BadRequest("You must provide a thread_id when resuming.")
-    webhook = field(data, "webhook", str, None)
+    webhook = data.webhook
     if webhook is not None:
-        settings = request.app[keys.settings_key]
-        webhook = netguard.check_callback(webhook, settings)
-    metadata = field(data, "metadata", dict, {})
+        webhook = netguard.check_callback(webhook, request.app[keys.settings_key])
     return lg.RunRequest(
         flow_id=flow.flow_id,
         thread_id=thread_id,
-        input=data.get("input"),
+        input=data.input,
         stream_mode=modes,
         webhook=webhook,
         command=command,
         config=config,
         context=context,
-        metadata=metadata,
-        multitask_strategy=inputs.choice(
-            data, "multitask_strategy", lg.MULTITASK_STRATEGIES, "enqueue"
-        ),
-        if_not_exists=inputs.choice(data, "if_not_exists", ("create", "reject"), "reject"),
-        on_completion=inputs.choice(data, "on_completion", ("delete", "keep"), "delete"),
-        on_disconnect=inputs.choice(data, "on_disconnect", ("cancel", "continue"), "continue"),
-        subgraphs=bool(field(data, "stream_subgraphs", bool, False)),
-        resumable=bool(field(data, "stream_resumable", bool, False)),
-        interrupt_before=data.get("interrupt_before"),
-        interrupt_after=data.get("interrupt_after"),
-        feedback_keys=data.get("feedback_keys"),
-        durability=inputs.choice(data, "durability", ("sync", "async", "exit"), "async"),
-        after_seconds=inputs.seconds(data, "after_seconds"),
+        metadata=data.metadata or {},
+        multitask_strategy=data.multitask_strategy,
+        if_not_exists=data.if_not_exists,
+        on_completion=data.on_completion,
+        on_disconnect=data.on_disconnect,
+        subgraphs=bool(data.stream_subgraphs),
+        resumable=bool(data.stream_resumable),
+        interrupt_before=data.interrupt_before,
+        interrupt_after=data.interrupt_after,
+        feedback_keys=data.feedback_keys,
+        durability=data.durability,
+        after_seconds=data.after_seconds or 0.0,
     )
 
 
 def _thread_param(request: web.Request) -> str | None:
     if "thread_id" not in request.match_info:
         return None
-    return path_uuid(request, "thread_id", "thread ID")
+    return schema.path_id(request, "thread_id")
 
 
 async def _create(request: web.Request, *, streaming: bool) -> models.Run:
     thread_id = _thread_param(request)
-    data = await body_of(request, required=True)
+    data = await schema.body(request, models_lg.RunCreateStateless, required=True)
     run_request = parse_run(request, data, thread_id, streaming=streaming)
     return await request.app[threads_key].create_run(run_request)
 
@@ -134,10 +113,11 @@ async def create_run(request: web.Request) -> web.Response:
 
 
 async def create_batch(request: web.Request) -> web.Response:
-    items = await inputs.json_body(request, malformed=errors.Unprocessable)
+    items = await schema.json_value(request, required=True)
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise errors.Unprocessable("Request body must be a non-empty array of run objects")
-    parsed = [parse_run(request, item, None, streaming=True) for item in items]
+    bodies = schema.validate(list[models_lg.RunCreateStateless], items)
+    parsed = [parse_run(request, item, None, streaming=True) for item in bodies]
     threads = request.app[threads_key]
     runs = [await threads.create_run(item) for item in parsed]
     return web.json_response([run_view(run) for run in runs])
@@ -174,7 +154,7 @@ async def wait_run(request: web.Request) -> web.StreamResponse:
 
 async def _run_of_thread(request: web.Request) -> models.Run:
     thread_id = _thread_param(request)
-    run_id = path_uuid(request, "run_id", "run ID")
+    run_id = schema.path_id(request, "run_id")
     run = await store_of(request).get_run(run_id)
     if run is None or (thread_id is not None and run.thread_id != thread_id):
         raise errors.NotFound(f"Run {run_id} not found")
@@ -182,19 +162,13 @@ async def _run_of_thread(request: web.Request) -> models.Run:
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    thread_id = path_uuid(request, "thread_id", "thread ID")
-    query = request.query
-    limit, offset = inputs.page(inputs.query_integers(query, "limit", "offset"))
-    fields = inputs.string_list({"select": query.getall("select", [])}, "select", RUN_FIELDS)
-    status = None
-    if query.get("status"):
-        statuses = tuple(status.value for status in models.RunStatus)
-        status = inputs.choice(query, "status", statuses, "")
+    thread_id = schema.path_id(request, "thread_id")
+    query = schema.query(request, models_lg.RunListQuery)
     store = store_of(request)
     if await store.get_thread(thread_id) is None:
         raise errors.NotFound(f"Thread with ID {thread_id} not found")
-    runs = await store.list_thread_runs(thread_id, limit, offset, status)
-    return web.json_response(selected([run_view(run) for run in runs], fields))
+    runs = await store.list_thread_runs(thread_id, query.limit, query.offset, query.status)
+    return web.json_response(selected([run_view(run) for run in runs], query.select))
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -210,15 +184,13 @@ async def delete_run(request: web.Request) -> web.Response:
 
 
 async def cancel_run(request: web.Request) -> web.StreamResponse:
+    query = schema.query(request, models_lg.CancelQuery)
+    action, wait = query.action, query.wait
     run = await _run_of_thread(request)
-    action = request.query.get("action", "interrupt")
-    if action not in ("interrupt", "rollback"):
-        raise errors.Unprocessable("action: expected interrupt or rollback")
     if run.status.is_final:
         raise errors.NotFound(
             "No matching runs to cancel. The run may have already finished or does not exist."
         )
-    wait = request.query.get("wait", "0").lower() in ("1", "true", "yes")
     await request.app[threads_key].cancel(run, action)
     if not wait:
         return web.Response(status=202)
@@ -229,27 +201,27 @@ async def cancel_run(request: web.Request) -> web.StreamResponse:
 
 
 async def cancel_many(request: web.Request) -> web.Response:
-    data = await body_of(request)
-    action = request.query.get("action", "interrupt")
-    status = data.get("status")
-    thread_id, run_ids = data.get("thread_id"), field(data, "run_ids", list, [])
+    data = await schema.body(request, models_lg.RunsCancel)
+    action = schema.query(request, models_lg.CancelQuery).action
+    status = data.status
+    thread_id = None if data.thread_id is None else str(data.thread_id)
+    run_ids = [str(run_id) for run_id in data.run_ids or ()]
     if status is not None and (thread_id or run_ids):
         raise errors.Unprocessable("status cannot be combined with thread_id or run_ids")
     store = store_of(request)
     threads = request.app[threads_key]
     targets: list[models.Run] = []
     if status is not None:
-        wanted = inputs.choice(data, "status", ("pending", "running", "all"), "all")
         targets = [
-            run for run in await store.inflight_runs(None) if wanted in ("all", run.status.value)
+            run for run in await store.inflight_runs(None) if status in ("all", run.status.value)
         ]
     elif thread_id:
-        targets = await store.inflight_runs(str(thread_id))
+        targets = await store.inflight_runs(thread_id)
         if run_ids:
             targets = [r for r in targets if r.run_id in run_ids]
     else:
         for run_id in run_ids:
-            run = await store.get_run(str(run_id))
+            run = await store.get_run(run_id)
             if run is not None and not run.status.is_final:
                 targets.append(run)
     for run in targets:
@@ -258,12 +230,13 @@ async def cancel_many(request: web.Request) -> web.Response:
 
 
 async def join_run(request: web.Request) -> web.StreamResponse:
+    cancel = schema.query(request, models_lg.JoinQuery).cancel_on_disconnect
     run = await _run_of_thread(request)
-    cancel = request.query.get("cancel_on_disconnect", "").lower() in ("1", "true", "yes")
     return await write_final(request, run, headers={}, cancel_on_disconnect=cancel)
 
 
 async def join_stream(request: web.Request) -> web.StreamResponse:
+    cancel = schema.query(request, models_lg.JoinQuery).cancel_on_disconnect
     run = await _run_of_thread(request)
     modes = _query_modes(request, "stream_mode") or tuple(
         run.kwargs.get("stream_mode") or sse.DEFAULT_MODES
@@ -272,7 +245,6 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
         if mode not in sse.STREAM_MODES:
             raise errors.Unprocessable(f"Invalid stream mode: {mode}")
     after = _last_event_id(request)
-    cancel = request.query.get("cancel_on_disconnect", "").lower() in ("1", "true", "yes")
     return await write_run_stream(
         request, run, modes, after_id=after or 0, headers={}, cancel_on_disconnect=cancel
     )
@@ -346,11 +318,17 @@ async def _keepalive_items(
             await task
 
 
-async def _on_disconnect(request: web.Request, run: models.Run, cancel: bool) -> None:
-    if cancel:
+def _on_disconnect(
+    request: web.Request, run: models.Run, cancel: bool
+) -> streaming.Departure | None:
+    """What a departed client's stream does: interrupt the run, when asked to."""
+
+    async def interrupt() -> None:
         current = await store_of(request).get_run(run.run_id)
         if current is not None and not current.status.is_final:
             await request.app[threads_key].cancel(current, "interrupt")
+
+    return interrupt if cancel else None
 
 
 async def write_run_stream(
@@ -368,26 +346,26 @@ async def write_run_stream(
     await response.prepare(request)
     hub = request.app[keys.runs_key].events
     mapper = sse.ModeMapper(run, modes)
-    try:
+
+    async def beat() -> None:
+        await response.write(sse.HEARTBEAT)
+
+    async def produce() -> None:
         if after_id == 0 and request.headers.get("Last-Event-ID") is None:
             await response.write(
                 sse.encode("metadata", {"run_id": run.run_id, "attempt": max(1, run.attempt)})
             )
-
-        async def beat() -> None:
-            await response.write(sse.HEARTBEAT)
-
         async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
             outs = mapper.feed(event)
             if event.id > after_id:
                 for out in outs:
                     if sse.mode_matches(out.event, modes) or out.event == "error":
                         await response.write(sse.encode(out.event, out.data, str(out.source_id)))
-    except _DISCONNECTED:
-        await _on_disconnect(request, run, cancel_on_disconnect)
-        return response
-    with contextlib.suppress(*_DISCONNECTED):
-        await response.write_eof()
+
+    departure = _on_disconnect(request, run, cancel_on_disconnect)
+    if await streaming.while_connected(request, produce, departure):
+        with contextlib.suppress(*_DISCONNECTED):
+            await response.write_eof()
     return response
 
 
@@ -403,25 +381,26 @@ async def write_final(
     await response.prepare(request)
     hub = request.app[keys.runs_key].events
     events: list[models.Event] = []
-    try:
 
-        async def beat() -> None:
-            await response.write(b"\n")
+    async def beat() -> None:
+        await response.write(b"\n")
 
+    async def produce() -> None:
         async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
             events.append(event)
         final = await store_of(request).get_run(run.run_id) or run
-        body = lg.final_body(final, events)
-        await response.write(sse.dumps(body).encode())
+        await response.write(sse.dumps(lg.final_body(final, events)).encode())
         await response.write_eof()
-    except _DISCONNECTED:
-        await _on_disconnect(request, run, cancel_on_disconnect)
+
+    await streaming.while_connected(
+        request, produce, _on_disconnect(request, run, cancel_on_disconnect)
+    )
     return response
 
 
 async def thread_stream(request: web.Request) -> web.StreamResponse:
     """Every run on the thread, forever: ids ``<event id>-<n>`` so synthetic events resume too."""
-    thread_id = path_uuid(request, "thread_id", "thread ID")
+    thread_id = schema.path_id(request, "thread_id")
     store = store_of(request)
     if await store.get_thread(thread_id) is None:
         raise errors.NotFound(f"Thread with ID {thread_id} not found")
@@ -437,8 +416,7 @@ async def thread_stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     interval = min(request.app[keys.settings_key].poll_interval, 0.2)
     writer = _ThreadStreamWriter(request, response, thread_id, modes, cursor)
-    with contextlib.suppress(*_DISCONNECTED):
-        await writer.run(interval)
+    await streaming.while_connected(request, functools.partial(writer.run, interval))
     return response
 
 

@@ -10,24 +10,12 @@ import structlog
 from aiohttp import hdrs, web
 
 from gateway import crosssite, errors, keys
-from gateway.api import langflow
+from gateway.api import langflow, openapi, problems
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", *openapi.PUBLIC_PATHS})
 API_KEY = "x-api-key"
-
-
-class MisdirectedRequest(errors.GatewayError):
-    """This gateway does not serve that host name."""
-
-    status = 421
-
-
-class UnsupportedMediaType(errors.GatewayError):
-    """The request body must be JSON."""
-
-    status = 415
 
 
 @web.middleware
@@ -35,9 +23,12 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except errors.GatewayError as exc:
-        if exc.status >= 500:
+        status = problems.status_of(exc)
+        if status >= 500:
             log.error("request_failed", path=request.path, detail=exc.detail)
-        return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+        return web.json_response(
+            {"detail": exc.detail}, status=status, headers=problems.headers_of(exc)
+        )
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.settings_key].max_body_bytes
         detail = f"Request body too large: the limit is {limit} bytes"
@@ -60,7 +51,7 @@ async def refuse_foreign_hosts(request: web.Request, handler: Handler) -> web.St
     host = request.headers.get(hdrs.HOST)
     if host is not None and not crosssite.host_allowed(host, settings.host, settings.allowed_hosts):
         log.info("request_refused", reason="host not allowed", host=host[:100])
-        raise MisdirectedRequest(
+        raise problems.MisdirectedRequest(
             f"This gateway does not answer to the host {host[:100]!r}: add the name to "
             "allowed_hosts (GATEWAY_ALLOWED_HOSTS) to reach it that way"
         )
@@ -106,7 +97,7 @@ async def refuse_cross_site_writes(request: web.Request, handler: Handler) -> we
         and not crosssite.declares_json(request)
     ):
         given = request.headers.get(hdrs.CONTENT_TYPE, "no Content-Type")
-        raise UnsupportedMediaType(
+        raise problems.UnsupportedMediaType(
             f"Send the body as JSON with Content-Type: application/json (got {given[:100]})"
         )
     return await handler(request)

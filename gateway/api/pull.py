@@ -13,24 +13,21 @@ key like the rest of the API.
 from __future__ import annotations
 
 import base64
-import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from aiohttp import web
 
 from gateway import clock, errors, keys, models
-from gateway.api import inputs
+from gateway.api import schema
 from gateway.api.endpoints import delivery_view
+from gateway.api.schema.hookgate import Ack, PullQuery
 from gateway.outbox import pull as pulls
 from gateway.outbox import templates
 from gateway.outbox.delivery import MAX_RESPONSE_BYTES
 
 pull_key = web.AppKey("pull", pulls.PullService)
-DEFAULT_LIMIT = 10
-DEFAULT_LEASE = 60.0
 MAX_ERROR = 1000
-MAX_ACK_HEADERS = 100
 
 
 async def pull_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -68,18 +65,13 @@ async def stop_waiting(app: web.Application) -> None:
 
 
 async def pull(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    query = request.query
-    limit = inputs.integer(
-        inputs.query_integers(query, "limit"), "limit", DEFAULT_LIMIT, 1, pulls.MAX_LIMIT
-    )
-    wait = _query_seconds(query, "wait", 0.0, 0.0, pulls.MAX_WAIT)
-    lease = _query_seconds(query, "lease", DEFAULT_LEASE, pulls.MIN_LEASE, pulls.MAX_LEASE)
+    endpoint_id = schema.path_id(request, "endpoint_id")
+    query = schema.query(request, PullQuery)
     state, pulled = await request.app[pull_key].pull(
         endpoint_id,
-        limit=limit,
-        wait=wait,
-        lease_seconds=lease,
+        limit=query.limit,
+        wait=query.wait,
+        lease_seconds=query.lease,
         gone=lambda: request.transport is None or request.transport.is_closing(),
     )
     return web.json_response(
@@ -107,58 +99,25 @@ def pulled_view(item: pulls.Pulled) -> dict[str, Any]:
 
 
 async def ack(request: web.Request) -> web.Response:
-    delivery_id = inputs.uuid_param(request, "delivery_id", "delivery ID")
-    data = await inputs.json_object(request)
-    attempt = inputs.integer(data, "attempt", 0, 1, 2**31 - 1)
-    if attempt == 0:
-        raise errors.Unprocessable("attempt: required, the try being acknowledged (from the pull)")
+    delivery_id = schema.path_id(request, "delivery_id")
+    data = await schema.body(request, Ack, required=True, malformed=errors.BadRequest)
     result = _result(data, request.app[keys.clock_key].now())
-    delivery = await request.app[pull_key].ack(delivery_id, attempt, result)
+    delivery = await request.app[pull_key].ack(delivery_id, data.attempt, result)
     return web.json_response(delivery_view(delivery))
 
 
-def _result(data: Mapping[str, Any], now: float) -> models.AttemptResult:
+def _result(data: Ack, now: float) -> models.AttemptResult:
     """What the consumer's receiver answered (``status_code``, its headers and body), or why
     there was no answer (``error``, ``timed_out``), and how long it took."""
-    status = data.get("status_code")
-    if status is not None:
-        status = inputs.integer(data, "status_code", 0, 100, 599)
-    error = inputs.optional(data, "error", str)
-    if status is None and not error:
+    if data.status_code is None and not data.error:
         raise errors.Unprocessable("status_code or error: one is required")
-    duration = data.get("duration_ms")
-    duration_ms = (
-        0.0 if duration is None else inputs.bounded(duration, "duration_ms", 0, 86_400_000)
-    )
-    headers = inputs.optional(data, "response_headers", dict) or {}
-    if len(headers) > MAX_ACK_HEADERS or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    ):
-        raise errors.Unprocessable(
-            f"response_headers: expected an object of at most {MAX_ACK_HEADERS} strings"
-        )
-    body = inputs.optional(data, "response_body", str) or ""
+    duration_ms = data.duration_ms or 0.0
     return models.AttemptResult(
         started_at=now - duration_ms / 1000,
         duration_ms=duration_ms,
-        status_code=status,
-        response_headers=dict(headers),
-        response_body=body.encode()[:MAX_RESPONSE_BYTES],
-        error=None if error is None else error[:MAX_ERROR],
-        timed_out=bool(inputs.optional(data, "timed_out", bool)),
+        status_code=data.status_code,
+        response_headers=dict(data.response_headers or {}),
+        response_body=(data.response_body or "").encode()[:MAX_RESPONSE_BYTES],
+        error=None if data.error is None else data.error[:MAX_ERROR],
+        timed_out=bool(data.timed_out),
     )
-
-
-def _query_seconds(
-    query: Mapping[str, str], name: str, default: float, minimum: float, maximum: float
-) -> float:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise errors.Unprocessable(f"{name}: expected seconds, got {text[:40]!r}") from None
-    if not math.isfinite(value):
-        raise errors.Unprocessable(f"{name}: expected seconds, got {text[:40]!r}")
-    return inputs.bounded(value, name, minimum, maximum, " seconds")

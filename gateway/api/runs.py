@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import errors, keys
-from gateway.api import inputs
+from gateway.api import schema
 from gateway.runs.payload import run_view
 
 
 async def get_run(request: web.Request) -> web.Response:
-    run_id = inputs.uuid_param(request, "run_id", "run ID")
+    run_id = schema.path_id(request, "run_id")
     run = await request.app[keys.store_key].get_run(run_id)
     if run is None:
         raise errors.NotFound(f"Run {run_id} not found")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -17,7 +18,8 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from gateway import keys, log
+from gateway import errors, keys, log
+from gateway.api import problems
 from gateway.inspect import access, bins, feed, pages, present
 from gateway.store import base
 
@@ -53,7 +55,6 @@ def setup(app: web.Application) -> None:
     # Cookies signed in one process must read in the others serving the same install
     # (``serve --workers``), so the key is the install's signing secret when there is one.
     app[access.session_key] = app[keys.settings_key].signing_secret or secrets.token_urlsafe(32)
-    app[access.login_sessions_key] = access.LoginSessions()
     app[access.login_throttle_key] = access.LoginThrottle()
     app.cleanup_ctx.append(_default_bin_ctx)
     app.on_shutdown.append(_end_streams)
@@ -122,6 +123,13 @@ async def _to_overview(request: web.Request) -> web.Response:
 
 
 async def _default_bin_ctx(app: web.Application) -> AsyncIterator[None]:
+    await choose_default_bin(app)
+    yield
+
+
+async def choose_default_bin(app: web.Application) -> None:
+    """The bin the banner names: the newest one, or a new "default" one. (``serve --workers``
+    chooses it before its children start, so they all find the same one.)"""
     store = bins.inspect_store_of(app)
     existing = await store.list_bins()
     if existing:
@@ -131,7 +139,6 @@ async def _default_bin_ctx(app: web.Application) -> AsyncIterator[None]:
             base.Bin(bin_id=bins.new_bin_id(), name="default", created_at=app[keys.clock_key].now())
         )
         app[default_bin_key].bin_id = created.bin_id
-    yield
 
 
 async def _end_streams(app: web.Application) -> None:
@@ -155,15 +162,24 @@ async def _html_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400 or request.match_info.route.name == "inspect:capture":
             raise
-        response = aiohttp_jinja2.render_template(
-            "error.html",
-            request,
-            {"status_code": exc.status, "reason": exc.reason, "detail": exc.text or ""},
-            status=exc.status,
-        )
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+        status, reason, detail = exc.status, exc.reason, exc.text or ""
+        headers = {}
+    except errors.GatewayError as exc:
+        if request.match_info.route.name == "inspect:capture":
+            raise
+        status = problems.status_of(exc)
+        reason, detail = HTTPStatus(status).phrase, exc.detail
+        headers = problems.headers_of(exc)
+    response = aiohttp_jinja2.render_template(
+        "error.html",
+        request,
+        {"status_code": status, "reason": reason, "detail": detail},
+        status=status,
+    )
+    response.headers.update(headers)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def banner_lines(app: web.Application, base_url: str) -> list[str]:

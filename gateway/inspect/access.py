@@ -3,8 +3,9 @@
 - Bound to loopback with no API key: open, as the rest of the local gateway is.
 - ``api_key`` set: a login form asks for it once and sets a signed session cookie
   (itsdangerous, keyed by the API key, so changing the key ends every session) naming a
-  session the gateway holds in memory: logging out ends it for good, and so does a restart.
-  Failed logins are throttled per client address. Scripts may send ``x-api-key`` instead; a
+  session the store holds (by a hash of its id), so every process of the install honours it
+  and logging out ends it for good. Failed logins are throttled per client address, in
+  each process. Scripts may send ``x-api-key`` instead; a
   browser cannot add that header to a page load, which is why the API-key middleware leaves
   ``/inspect`` to this module (``middleware.served_by_inspect``).
 - Bound elsewhere with no API key: refused, since the pages can act on the gateway.
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import hmac
 import math
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import cast
 from urllib.parse import urlsplit
 
 import itsdangerous
@@ -32,6 +35,7 @@ from yarl import URL
 
 from gateway import keys
 from gateway.crosssite import SAFE_METHODS, is_loopback
+from gateway.store import base
 
 SESSION_COOKIE = "hookgate_inspect"
 SESSION_SALT = "hookgate.inspect.session"
@@ -51,31 +55,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclasses.dataclass(frozen=True)
 class Session:
     csrf: str
-    session_id: str = ""  # set once logged in; names an entry of ``LoginSessions``
+    session_id: str = ""  # set once logged in; names a session the store holds
 
 
 session_request_key = web.RequestKey("inspect_session", Session)
-
-
-class LoginSessions:
-    """The logged-in sessions, held server-side so that a copied cookie dies with logout."""
-
-    def __init__(self) -> None:
-        self._expiry: dict[str, float] = {}
-
-    def open(self, now: float) -> str:
-        self._expiry = {sid: end for sid, end in self._expiry.items() if end > now}
-        while len(self._expiry) >= MAX_TRACKED:
-            del self._expiry[next(iter(self._expiry))]
-        session_id = secrets.token_urlsafe(24)
-        self._expiry[session_id] = now + SESSION_MAX_AGE
-        return session_id
-
-    def is_open(self, session_id: str, now: float) -> bool:
-        return self._expiry.get(session_id, now) > now
-
-    def close(self, session_id: str) -> None:
-        self._expiry.pop(session_id, None)
 
 
 class LoginThrottle:
@@ -112,7 +95,6 @@ class LoginThrottle:
         self._failures.pop(address, None)
 
 
-login_sessions_key = web.AppKey("inspect_login_sessions", LoginSessions)
 login_throttle_key = web.AppKey("inspect_login_throttle", LoginThrottle)
 
 
@@ -126,7 +108,16 @@ def _serializer(request: web.Request) -> itsdangerous.URLSafeTimedSerializer:
     return itsdangerous.URLSafeTimedSerializer(secret, salt=SESSION_SALT)
 
 
-def read_session(request: web.Request) -> Session | None:
+def _sessions(request: web.Request) -> base.InspectStore:
+    return cast(base.InspectStore, request.config_dict[keys.store_key])
+
+
+def _session_hash(session_id: str) -> str:
+    """What the store keeps of a session id: a hash, so reading the database opens no session."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def read_session(request: web.Request) -> Session | None:
     """The session the cookie names; None when it is missing, forged, expired or logged out."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -140,8 +131,8 @@ def read_session(request: web.Request) -> Session | None:
     session_id = data.get("sid")
     if not isinstance(session_id, str):
         return None
-    if session_id and not request.config_dict[login_sessions_key].is_open(
-        session_id, _now(request)
+    if session_id and not await _sessions(request).session_is_open(
+        _session_hash(session_id), _now(request)
     ):
         return None
     return Session(csrf=data["csrf"], session_id=session_id)
@@ -184,19 +175,21 @@ def login_failed(request: web.Request) -> None:
     request.config_dict[login_throttle_key].failed(request.remote or "", _now(request))
 
 
-def log_in(request: web.Request, response: web.StreamResponse) -> None:
+async def log_in(request: web.Request, response: web.StreamResponse) -> None:
     """Start a logged-in session with a fresh CSRF token (nothing of the anonymous one is
     kept) and hand it to the browser in ``response``."""
     request.config_dict[login_throttle_key].succeeded(request.remote or "")
-    session_id = request.config_dict[login_sessions_key].open(_now(request))
+    session_id = secrets.token_urlsafe(24)
+    now = _now(request)
+    await _sessions(request).open_session(_session_hash(session_id), now + SESSION_MAX_AGE, now)
     set_session(request, response, dataclasses.replace(new_session(), session_id=session_id))
 
 
-def log_out(request: web.Request, response: web.StreamResponse) -> None:
+async def log_out(request: web.Request, response: web.StreamResponse) -> None:
     """End this session server-side, so its cookie is refused even if replayed."""
     session_id = session_of(request).session_id
     if session_id:
-        request.config_dict[login_sessions_key].close(session_id)
+        await _sessions(request).close_session(_session_hash(session_id))
     response.del_cookie(SESSION_COOKIE, path=HOME)
 
 
@@ -238,7 +231,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             text="/inspect is served without a login only on a loopback address: "
             "set GATEWAY_API_KEY to use it on " + settings.host,
         )
-    session = read_session(request)
+    session = await read_session(request)
     fresh = session is None
     if session is None:
         session = new_session()

@@ -1,8 +1,8 @@
 """The ``/inspect`` pages: overview, triggers, runs, deliveries, endpoints, bins, search, live feed.
 
 Handlers read through the store protocol (``Store`` and ``InspectStore``) and act through the
-existing services: ``Dispatcher.retry``/``replay`` for deliveries, the store's endpoint verbs
-for endpoints. Forms post, then redirect back with a notice (post/redirect/get).
+operator service (``gateway.outbox.admin``), as the API and the CLI do. Forms post, then
+redirect back with a notice or the service's refusal as a problem (post/redirect/get).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from gateway import errors, keys, models, netguard, signing
+from gateway import errors, keys, models
 from gateway.inspect import access, bins, present, relaying
+from gateway.outbox.admin import Admin
 from gateway.store import base
 
 PAGE_SIZE = 50
@@ -60,6 +61,10 @@ def back(request: web.Request, path: str, **query: str) -> web.Response:
     """Post/redirect/get: answer a form with a 303 to ``path`` (under /inspect)."""
     location = URL("/inspect/" + path.lstrip("/")).with_query({k: v for k, v in query.items() if v})
     return web.Response(status=303, headers={"Location": str(location)})
+
+
+def _admin(request: web.Request) -> Admin:
+    return request.config_dict[keys.admin_key]
 
 
 def _flow_ids(request: web.Request) -> list[str]:
@@ -222,9 +227,7 @@ async def run(request: web.Request) -> web.Response:
 
 async def redeliver_run(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
-    count = await request.config_dict[keys.dispatcher_key].replay(
-        base.DeliverySelection(run_id=run_id)
-    )
+    count = await _admin(request).redeliver_run(run_id)
     return back(request, f"runs/{run_id}", notice=f"Replaying {count} deliveries of this run")
 
 
@@ -286,9 +289,7 @@ async def delivery(request: web.Request) -> web.Response:
 
 async def retry_delivery(request: web.Request) -> web.Response:
     delivery_id = request.match_info["delivery_id"]
-    found = await request.config_dict[keys.dispatcher_key].retry(delivery_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Delivery {delivery_id} not found")
+    await _admin(request).retry(delivery_id)
     return back(
         request, f"deliveries/{delivery_id}", notice="Retry requested: it is being sent now"
     )
@@ -297,15 +298,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
 async def replay_delivery(request: web.Request) -> web.Response:
     """Replay: every delivery of the same run (or, for an operational event, this one) again."""
     delivery_id = request.match_info["delivery_id"]
-    dispatcher = request.config_dict[keys.dispatcher_key]
-    found = await request.config_dict[keys.store_key].get_delivery(delivery_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Delivery {delivery_id} not found")
-    if found.run_id is None:
-        await dispatcher.retry(delivery_id)
-        count = 1
-    else:
-        count = await dispatcher.replay(base.DeliverySelection(run_id=found.run_id))
+    count = await _admin(request).replay_with_run(delivery_id)
     return back(
         request,
         f"deliveries/{delivery_id}",
@@ -351,19 +344,29 @@ async def endpoint(request: web.Request) -> web.Response:
     )
 
 
-def _endpoint_fields(
+def _endpoint_form(
     request: web.Request, form: Mapping[str, Any], *, creating: bool
 ) -> dict[str, Any]:
-    settings = request.config_dict[keys.settings_key]
-    fields: dict[str, Any] = {}
+    """The form's fields as the operator service takes them (``endpoint_fields.TYPES``): the
+    ticked flows and events among those the form offers, relay fields with an empty box meaning
+    the default."""
+    typed: dict[str, Any] = {
+        "description": str(form.get("description", "")).strip()[:200],
+        "flow_ids": [f for f in _all(form, "flow_ids") if f in _flow_ids(request)],
+        "event_types": [e for e in _all(form, "event_types") if e in models.EVENT_TYPES],
+    }
     url = str(form.get("url", "")).strip()
     if url or creating:
-        fields["url"] = netguard.check_callback(url, settings)
-    fields["description"] = str(form.get("description", "")).strip()[:200]
-    flows = request.config_dict[keys.flows_key]
-    fields["flow_ids"] = tuple(f for f in _all(form, "flow_ids") if f in flows)
-    fields["event_types"] = tuple(e for e in _all(form, "event_types") if e in models.EVENT_TYPES)
-    return fields
+        typed["url"] = url
+    if "payload" in form:
+        typed["payload"] = str(form["payload"])
+        names = str(form.get("forward_headers", "")).replace(",", " ").split()
+        typed["forward_headers"] = names or None
+        typed["filter"] = str(form.get("filter", "")).strip() or None
+        source = str(form.get("transform", "")).strip()
+        language = str(form.get("transform_language", "jmespath"))
+        typed["transform"] = {language: source} if source else None
+    return typed
 
 
 def _all(form: Mapping[str, Any], name: str) -> list[str]:
@@ -375,18 +378,11 @@ def _all(form: Mapping[str, Any], name: str) -> list[str]:
 async def create_endpoint(request: web.Request) -> web.Response:
     form = await request.post()
     try:
-        fields = _endpoint_fields(request, form, creating=True)
-    except errors.GatewayError as exc:
+        created = await _admin(request).create_endpoint(
+            _endpoint_form(request, form, creating=True)
+        )
+    except errors.Unprocessable as exc:
         return back(request, "endpoints", problem=exc.detail)
-    now = _now(request)
-    created = models.Endpoint(
-        endpoint_id=models.new_id(),
-        secret=signing.new_secret(),
-        created_at=now,
-        updated_at=now,
-        **fields,
-    )
-    await request.config_dict[keys.store_key].create_endpoint(created)
     return back(
         request,
         f"endpoints/{created.endpoint_id}",
@@ -398,15 +394,11 @@ async def update_endpoint(request: web.Request) -> web.Response:
     endpoint_id = request.match_info["endpoint_id"]
     form = await request.post()
     try:
-        fields = _endpoint_fields(request, form, creating=False)
-    except errors.GatewayError as exc:
+        await _admin(request).update_endpoint(
+            endpoint_id, _endpoint_form(request, form, creating=False)
+        )
+    except errors.Unprocessable as exc:
         return back(request, f"endpoints/{endpoint_id}", problem=exc.detail)
-    updated = await request.config_dict[keys.store_key].update_endpoint(
-        endpoint_id, fields, _now(request)
-    )
-    if updated is None:
-        raise web.HTTPNotFound(text=f"Endpoint {endpoint_id} not found")
-    request.config_dict[keys.dispatcher_key].ready.set()
     return back(request, f"endpoints/{endpoint_id}", notice="Saved")
 
 
@@ -414,53 +406,28 @@ async def endpoint_action(request: web.Request) -> web.Response:
     """pause, resume, rotate, test, recover, delete: the endpoint verbs the API offers."""
     endpoint_id = request.match_info["endpoint_id"]
     action = request.match_info["action"]
-    store = request.config_dict[keys.store_key]
-    dispatcher = request.config_dict[keys.dispatcher_key]
-    now = _now(request)
-    found = await store.get_endpoint(endpoint_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Endpoint {endpoint_id} not found")
-    notice = ""
+    admin = _admin(request)
     if action == "pause":
-        await store.update_endpoint(endpoint_id, {"enabled": False}, now)
+        await admin.pause(endpoint_id)
         notice = "Paused: its deliveries wait, they are not dropped"
     elif action == "resume":
-        await store.resume_endpoint(endpoint_id, now)
+        await admin.resume(endpoint_id)
         notice = "Resumed"
     elif action == "rotate":
+        await admin.rotate_secret(endpoint_id)
         overlap = request.config_dict[keys.settings_key].secret_rotation_overlap
-        await store.rotate_secret(endpoint_id, signing.new_secret(), now + overlap, now)
         notice = f"New secret; the old one keeps signing too for {overlap / 3600:g} h"
     elif action == "test":
-        body = json.dumps(
-            {
-                "type": "hookgate.test",
-                "timestamp": present.iso(now),
-                "data": {"endpoint_id": endpoint_id, "message": "a test event from /inspect"},
-            },
-            separators=(",", ":"),
-        ).encode()
-        delivery_id = models.new_id()
-        await store.enqueue_deliveries(
-            None,
-            [models.NewDelivery(delivery_id, found.url, "hookgate.test", body, endpoint_id)],
-            now,
-        )
-        dispatcher.ready.set()
+        delivery_id = await admin.send_test(endpoint_id)
         return back(request, f"deliveries/{delivery_id}", notice="Test event queued")
     elif action == "recover":
-        count = await dispatcher.replay(
-            base.DeliverySelection(
-                endpoint_id=endpoint_id, statuses=(models.DeliveryStatus.FAILED,)
-            )
-        )
+        count = await admin.recover(endpoint_id)
         notice = f"Replaying {count} failed deliveries"
     elif action == "delete":
-        await store.delete_endpoint(endpoint_id)
+        await admin.delete_endpoint(endpoint_id)
         return back(request, "endpoints", notice="Endpoint deleted")
     else:
         raise web.HTTPNotFound()
-    dispatcher.ready.set()
     return back(request, f"endpoints/{endpoint_id}", notice=notice)
 
 
@@ -600,11 +567,11 @@ async def login(request: web.Request) -> web.Response:
         response.set_status(401)
         return response
     redirect = web.Response(status=303, headers={"Location": target})
-    access.log_in(request, redirect)
+    await access.log_in(request, redirect)
     return redirect
 
 
 async def logout(request: web.Request) -> web.Response:
     redirect = web.Response(status=303, headers={"Location": "/inspect/login"})
-    access.log_out(request, redirect)
+    await access.log_out(request, redirect)
     return redirect

@@ -22,7 +22,6 @@ from gateway import models, signing
 from gateway.metrics import Metrics
 from gateway.outbox import routing
 from gateway.outbox.delivery import Sender
-from gateway.outbox.limits import RateLimiter
 from gateway.outbox.retry import RetryPolicy
 from gateway.store import Store, base
 
@@ -59,7 +58,6 @@ class Dispatcher:
         self.ready = ready
         self.limits = limits
         self.metrics = metrics
-        self.rates = RateLimiter()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._held: set[str] = set()  # deliveries leased here and not yet recorded
         self._stopping = False
@@ -141,26 +139,6 @@ class Dispatcher:
         self.ready.set()
         await self.wait_idle()
 
-    async def retry(self, delivery_id: str) -> models.Delivery | None:
-        """Make a delivery due now (manual retry or replay) and wake the loop."""
-        delivery = await self.store.retry_delivery(delivery_id, self.clock.now())
-        if delivery is not None:
-            log.info("delivery_retry_requested", delivery_id=delivery_id, run_id=delivery.run_id)
-            self.ready.set()
-        return delivery
-
-    async def replay(self, selection: base.DeliverySelection) -> int:
-        """Make every selected delivery due now (bulk recovery); each keeps its ``webhook-id``."""
-        count = await self.store.replay_deliveries(selection, self.clock.now())
-        log.info(
-            "deliveries_replayed",
-            count=count,
-            endpoint_id=selection.endpoint_id,
-            run_id=selection.run_id,
-        )
-        self.ready.set()
-        return count
-
     async def deliver(self, delivery: models.Delivery) -> None:
         bound = log.bind(
             delivery_id=delivery.delivery_id,
@@ -181,7 +159,9 @@ class Dispatcher:
                 bound.info("delivery_cancelled", reason="endpoint deleted")
                 return
             if endpoint.rate_limit:
-                wait = self.rates.wait_time(endpoint.endpoint_id, endpoint.rate_limit, now)
+                wait = await self.store.take_rate_token(
+                    endpoint.endpoint_id, endpoint.rate_limit, now
+                )
                 if wait > 0:
                     await self.store.defer_delivery(delivery.delivery_id, now + wait)
                     self._held.discard(delivery.delivery_id)

@@ -1,56 +1,31 @@
-"""Per-endpoint request rates: a token bucket each, so a fast endpoint is never held by a slow one."""
+"""Per-endpoint request rates: a token bucket each, so a fast endpoint is never held by a slow one.
+
+The bucket is stored with its endpoint (``Store.take_rate_token``), so every process sending to
+it draws from the same one; this module is only the arithmetic.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
-import structlog
 
-log = structlog.get_logger(__name__)
-
-MAX_BUCKETS = 10_000
-"""Endpoints whose bucket is kept; beyond, full buckets go (a new one starts full anyway)."""
-
-
-@dataclasses.dataclass
-class _Bucket:
+@dataclasses.dataclass(frozen=True)
+class Bucket:
     tokens: float
     updated_at: float
-    rate: float = 1.0
-
-    def full(self, now: float) -> bool:
-        return self.tokens + (now - self.updated_at) * self.rate >= max(1.0, self.rate)
 
 
-class RateLimiter:
-    """Allows ``rate`` requests per second per key, with bursts of up to ``max(1, rate)``."""
-
-    def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
-        self.max_buckets = max_buckets
-        self._buckets: dict[str, _Bucket] = {}
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def wait_time(self, key: str, rate: float, now: float) -> float:
-        """0 if a request may go now (and takes a token), else the seconds until one may."""
-        capacity = max(1.0, rate)
-        if key not in self._buckets and len(self._buckets) >= self.max_buckets:
-            self._forget(now)
-        bucket = self._buckets.setdefault(key, _Bucket(capacity, now))
-        bucket.rate = rate
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated_at) * rate)
-        bucket.updated_at = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / rate
-
-    def _forget(self, now: float) -> None:
-        """Make room: drop the buckets idle long enough to be full again, else the oldest."""
-        idle = [key for key, bucket in self._buckets.items() if bucket.full(now)]
-        if not idle:
-            log.warning("rate_buckets_full", max_buckets=self.max_buckets)
-            idle = [next(iter(self._buckets))]
-        for key in idle:
-            del self._buckets[key]
+def take(bucket: Bucket | None, rate: float, now: float) -> tuple[Bucket, float]:
+    """The bucket after a request asks to go at ``now`` (``None``: a full bucket), and 0 if it
+    may go (it took a token), else the seconds until it may. ``rate`` requests per second, in
+    bursts of up to ``max(1, rate)``; a clock behind the bucket's (another host's) refills
+    nothing rather than draining it."""
+    capacity = max(1.0, rate)
+    if bucket is None:
+        tokens, updated_at = capacity, now
+    else:
+        updated_at = max(now, bucket.updated_at)
+        tokens = min(capacity, bucket.tokens + (updated_at - bucket.updated_at) * rate)
+    if tokens >= 1:
+        return Bucket(tokens - 1, updated_at), 0.0
+    return Bucket(tokens, updated_at), (1 - tokens) / rate

@@ -234,6 +234,12 @@ class Store(Protocol):
 
     async def delete_endpoint(self, endpoint_id: str) -> bool: ...
 
+    async def take_rate_token(self, endpoint_id: str, rate: float, now: float) -> float:
+        """0 if a request to the endpoint may go now (it took a token from the endpoint's
+        bucket), else the seconds until one may (``outbox.limits.take``). Atomic with N
+        writers: every process draws from the one bucket stored with the endpoint."""
+        ...
+
     # deliveries
     async def enqueue_deliveries(
         self, run_id: str | None, deliveries: Sequence[models.NewDelivery], now: float
@@ -492,6 +498,15 @@ class InspectStore(Protocol):
         """Newest first, of one bin or of all; ``search`` matches method, path, query, body."""
 
     async def get_capture(self, capture_id: int) -> CapturedRequest | None: ...
+
+    async def open_session(self, session_hash: str, expires_at: float, now: float) -> None:
+        """Record a logged-in ``/inspect`` session (by a hash of its id, never the id), so
+        every process serving the store honours it; sessions expired by ``now`` go."""
+
+    async def session_is_open(self, session_hash: str, now: float) -> bool: ...
+
+    async def close_session(self, session_hash: str) -> None:
+        """End the session for every process (logout)."""
 
 
 @dataclasses.dataclass(frozen=True)

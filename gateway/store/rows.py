@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gateway import models
+from gateway.outbox import limits
 from gateway.store import base
 from gateway.store.retention import thread_expiry
 from gateway.store.secretbox import SecretBox
@@ -96,6 +97,13 @@ def endpoint(row: Row, secrets: SecretBox) -> models.Endpoint:
         retry_schedule=None if schedule is None else tuple(schedule),
         enabled=bool(row["enabled"]),
     )
+
+
+def rate_bucket(row: Row) -> limits.Bucket | None:
+    """An endpoint's stored rate-limit bucket; None while it was never drawn from (full)."""
+    if row["rate_updated_at"] is None:
+        return None
+    return limits.Bucket(row["rate_tokens"], row["rate_updated_at"])
 
 
 _ENDPOINT_LISTS = ("flow_ids", "event_types", "retry_schedule", "forward_headers")

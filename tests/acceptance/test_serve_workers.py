@@ -81,6 +81,9 @@ async def test_two_workers_on_postgres_share_one_port_and_the_runs(
     gateway = spawn_gateway(postgres_url, env, "--workers", "2")
     base = await asyncio.to_thread(gateway.wait_ready, 60)
     children = await children_of(gateway)
+    [bin_url] = re.findall(r"test bin: +(\S+)", "".join(gateway.stdout))
+    async with aiohttp.ClientSession() as http, http.post(bin_url, data=b"hi") as captured:
+        assert captured.status == 200, "the banner's bin is every child's"
     run_ids = await trigger(base, TRIGGERS)
 
     async def finished() -> dict[int, int] | None:

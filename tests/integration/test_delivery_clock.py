@@ -98,6 +98,34 @@ async def test_a_rate_limit_spaces_the_sends_and_uses_no_attempts(
         assert (await settled_delivery(gateway, run_id, "succeeded"))["attempts"] == 1
 
 
+async def test_a_rate_limit_holds_across_gateways_on_one_database(
+    aiohttp_client: Callable[..., Any],
+    settings: Settings,
+    clock: FakeClock,
+    receiver: Receiver,
+) -> None:
+    """Two gateways on one database (``serve --workers``, or several hosts on PostgreSQL)
+    send to a rate-limited endpoint at its rate together, not each at its rate."""
+    gateways = [await on_clock(aiohttp_client, settings, clock) for _ in range(2)]
+    hook = await endpoint(gateways[0], receiver.url, rate_limit=1)
+    runs = [await trigger(gateways[n % 2], n) for n in range(4)]
+
+    await receiver.wait_for(1)
+    await held_back(gateways[0], hook["endpoint_id"], 3)
+    assert len(receiver.received) == 1, "one a second between both gateways"
+
+    clock.advance(1.0)
+    await receiver.wait_for(2)
+    await held_back(gateways[1], hook["endpoint_id"], 2)
+    assert len(receiver.received) == 2
+
+    for sent in (3, 4):
+        clock.advance(1.0)
+        await receiver.wait_for(sent)
+    for run_id in runs:
+        assert (await settled_delivery(gateways[0], run_id, "succeeded"))["attempts"] == 1
+
+
 async def test_the_old_secret_stops_signing_when_the_overlap_ends(
     aiohttp_client: Callable[..., Any],
     make_settings: Callable[..., Settings],

@@ -14,10 +14,13 @@ import pytest
 import standardwebhooks
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from markupsafe import escape
 
+from gateway.settings import Settings
 from gateway.testing import Receiver, eventually
 from tests.integration.helpers import finished_run, settled_delivery
 from tests.integration.test_inspect import csrf_of, page
+from tests.integration.test_relay import IS_PUSH, PULL_REQUEST, PUSH, send_github
 
 Client = TestClient[web.Request, web.Application]
 Form = dict[str, str] | list[tuple[str, str]]
@@ -290,3 +293,93 @@ async def test_actions_on_an_unknown_endpoint_or_delivery_are_404(gateway: Clien
     ):
         response = await gateway.post(path, data={"csrf_token": token})
         assert response.status == 404, path
+
+
+async def test_relay_fields_set_in_the_form_shape_what_is_sent(
+    gateway: Client, settings: Settings, receiver: Receiver
+) -> None:
+    path, _ = await press(
+        gateway,
+        "/inspect/endpoints",
+        "/inspect/endpoints",
+        [
+            ("url", receiver.url),
+            ("flow_ids", "github_push"),
+            ("payload", "raw"),
+            ("forward_headers", "X-GitHub-Event, X-GitHub-Delivery"),
+            ("filter", IS_PUSH),
+            ("transform_language", "jmespath"),
+            ("transform", "{ref: ref, repo: repository.full_name}"),
+        ],
+    )
+    endpoint_id = path.removeprefix("/inspect/endpoints/")
+    stored = await api_endpoint(gateway, endpoint_id)
+    assert stored["payload"] == "raw"
+    assert stored["forward_headers"] == ["X-GitHub-Event", "X-GitHub-Delivery"]
+    assert (stored["filter"], stored["transform"]) == (
+        IS_PUSH,
+        {"jmespath": "{ref: ref, repo: repository.full_name}"},
+    )
+    html = await page(gateway, path)
+    assert f'name="filter" class="mono" value="{escape(IS_PUSH)}"' in html, "the form shows it"
+
+    turned_away = await send_github(gateway, settings, PULL_REQUEST, "pull_request", "d-1")
+    sent = await send_github(gateway, settings, PUSH, "push", "d-2")
+    await settled_delivery(gateway, sent, "succeeded")
+    await finished_run(gateway, turned_away)
+    [call] = receiver.received
+    assert json.loads(call.body) == {"ref": "refs/heads/main", "repo": "octo/app"}
+    assert (call.headers["x-github-event"], call.headers["x-github-delivery"]) == ("push", "d-2")
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ([("filter", "headers.x == ")], "filter: Invalid jmespath expression"),
+        ([("transform_language", "jinja"), ("transform", "{% for x in y %}")], "transform: line 1"),
+        ([("transform_language", "python"), ("transform", "x")], "transform: expected"),
+        ([("forward_headers", "Authorization")], "is never forwarded"),
+        ([("payload", "body")], "payload: expected one of run, raw"),
+    ],
+)
+async def test_bad_relay_fields_are_the_forms_problem_and_change_nothing(
+    gateway: Client, receiver: Receiver, fields: list[tuple[str, str]], problem: str
+) -> None:
+    form = [("url", receiver.url), *fields]
+    if "payload" not in dict(fields):  # the form's relay boxes come with its payload choice
+        form.append(("payload", "run"))
+    path, said = await press(gateway, "/inspect/endpoints", "/inspect/endpoints", form)
+    assert path == "/inspect/endpoints"
+    assert problem in said["problem"]
+    assert await (await gateway.get("/api/v1/endpoints")).json() == []
+
+    endpoint_id = await created(gateway, receiver.url)
+    before = await api_endpoint(gateway, endpoint_id)
+    on_page = f"/inspect/endpoints/{endpoint_id}"
+    path, said = await press(gateway, on_page, on_page, form)
+    assert path == on_page
+    assert problem in said["problem"]
+    assert await api_endpoint(gateway, endpoint_id) == before
+
+
+async def test_emptied_relay_boxes_clear_the_filter_and_transform(
+    gateway: Client, receiver: Receiver
+) -> None:
+    response = await gateway.post(
+        "/api/v1/endpoints",
+        json={
+            "url": receiver.url,
+            "payload": "raw",
+            "forward_headers": ["X-GitHub-Event"],
+            "filter": IS_PUSH,
+            "transform": {"jinja": '{"n": 1}'},
+        },
+    )
+    endpoint_id = (await response.json())["endpoint_id"]
+    on_page = f"/inspect/endpoints/{endpoint_id}"
+    form = [("url", receiver.url), ("payload", "run"), ("forward_headers", "")]
+    _, said = await press(gateway, on_page, on_page, [*form, ("filter", ""), ("transform", "")])
+    assert said == {"notice": "Saved"}
+    stored = await api_endpoint(gateway, endpoint_id)
+    assert (stored["payload"], stored["forward_headers"]) == ("run", None)
+    assert (stored["filter"], stored["transform"]) == (None, None)

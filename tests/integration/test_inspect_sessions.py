@@ -172,3 +172,28 @@ async def test_a_page_from_one_process_works_against_another(
     )
     assert created.status == 303
     assert created.headers["Location"].startswith("/inspect/bins/")
+
+
+async def test_a_login_and_a_logout_hold_in_every_process(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    """Sessions live in the store: logged in through one process, a browser is logged in for
+    all of them, and a logout through another ends the session everywhere."""
+    settings = make_settings(api_key=KEY)
+    first: Client = await aiohttp_client(create_app(settings))
+    second: Client = await aiohttp_client(create_app(settings))
+    assert (await log_in(first)).status == 303
+    cookie = {"Cookie": f"{access.SESSION_COOKIE}={session_cookie(first)}"}
+    page = await second.get("/inspect/runs", headers=cookie, allow_redirects=False)
+    assert page.status == 200
+    logged_out = await second.post(
+        "/inspect/logout",
+        data={"csrf_token": csrf_of(await page.text())},
+        headers=cookie,
+        allow_redirects=False,
+    )
+    assert logged_out.status == 303
+    first.session.cookie_jar.clear()
+    again = await first.get("/inspect/runs", headers=cookie, allow_redirects=False)
+    assert again.status == 303
+    assert again.headers["Location"].startswith("/inspect/login")

@@ -14,6 +14,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from gateway.api import langgraph_runs
 from gateway.settings import FlowSettings, Settings
+from gateway.testing import eventually
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data"
 FINAL = {"topic": "ice cream and cats", "joke": "This is a joke about ice cream and cats"}
@@ -266,3 +267,31 @@ async def test_heartbeats_while_a_run_is_quiet(
     text = await wait.text()
     assert text.startswith("\n")
     assert json.loads(text) == {"seconds": 0.5}
+
+
+async def test_a_client_leaving_a_stream_with_on_disconnect_cancel_interrupts_the_run(
+    gateway: Any,
+) -> None:
+    """Noticed at once, with nothing written meanwhile (no heartbeat falls due), on both the
+    threaded and the stateless route."""
+    thread_id = (await (await gateway.post("/threads", json={})).json())["thread_id"]
+    body = {
+        "assistant_id": "slow",
+        "input": {"seconds": 60},
+        "on_disconnect": "cancel",
+        "stream_mode": ["values"],
+    }
+    for path in (f"/threads/{thread_id}/runs/stream", "/runs/stream"):
+        async with aiohttp.ClientSession() as session:
+            response = await session.post(gateway.make_url(path), json=body)
+            first = await response.content.readuntil(b"\r\n\r\n")
+            [metadata] = parse_sse(first)
+            run_id = metadata["data"]["run_id"]
+            assert run_id in response.headers["Location"]
+            response.close()  # the client goes away while the run sleeps
+
+        async def interrupted(run_id: str = run_id) -> bool:
+            run = await (await gateway.get(f"/api/v1/runs/{run_id}")).json()
+            return bool(run["status"] == "interrupted")
+
+        await eventually(interrupted, timeout=langgraph_runs.KEEPALIVE_SECONDS * 0.8)

@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway import errors
+from gateway.api import problems
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import store_from_url
@@ -220,4 +221,4 @@ def test_only_storage_failures_count_as_unavailable(tmp_path: Path) -> None:
     assert not is_storage_failure(constraint)
     assert not is_storage_failure(syntax)
     assert issubclass(errors.StoreUnavailable, errors.StoreError)
-    assert errors.StoreUnavailable.status == 503
+    assert problems.status_of(errors.StoreUnavailable()) == 503

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 
 from gateway import models
+from gateway.outbox import limits
 from gateway.store import base, rows
 from gateway.store.postgres.pool import Connection, Database, assignments, placeholders
 from gateway.store.secretbox import SecretBox
@@ -79,6 +80,24 @@ class EndpointVerbs(Database):
             announce="endpoint_changed",
         )
         return bool(found)
+
+    async def take_rate_token(self, endpoint_id: str, rate: float, now: float) -> float:
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                "SELECT rate_tokens, rate_updated_at FROM endpoints WHERE endpoint_id = $1"
+                " FOR UPDATE",
+                endpoint_id,
+            )
+            if row is None:
+                return 0.0
+            bucket, wait = limits.take(rows.rate_bucket(row), rate, now)
+            await conn.execute(
+                "UPDATE endpoints SET rate_tokens = $1, rate_updated_at = $2 WHERE endpoint_id = $3",
+                bucket.tokens,
+                bucket.updated_at,
+                endpoint_id,
+            )
+            return wait
 
 
 async def seal_secrets(conn: Connection, secrets: SecretBox) -> None:

@@ -115,6 +115,26 @@ class InspectVerbs(Database):
         )
         return bool(found)
 
+    async def open_session(self, session_hash: str, expires_at: float, now: float) -> None:
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM inspect_sessions WHERE expires_at <= $1", now)
+            await conn.execute(
+                "INSERT INTO inspect_sessions (session_id, expires_at) VALUES ($1, $2)",
+                session_hash,
+                expires_at,
+            )
+
+    async def session_is_open(self, session_hash: str, now: float) -> bool:
+        found = await self._fetchval(
+            "SELECT 1 FROM inspect_sessions WHERE session_id = $1 AND expires_at > $2",
+            session_hash,
+            now,
+        )
+        return found is not None
+
+    async def close_session(self, session_hash: str) -> None:
+        await self._write("DELETE FROM inspect_sessions WHERE session_id = $1", session_hash)
+
     async def capture_request(
         self, capture: base.CapturedRequest, keep: int
     ) -> base.CapturedRequest:

@@ -9,6 +9,7 @@ import aiosqlite
 import structlog
 
 from gateway import models
+from gateway.outbox import limits
 from gateway.store import base, rows
 from gateway.store.secretbox import SecretBox
 from gateway.store.sqlite.connection import Database, insert
@@ -72,6 +73,23 @@ class EndpointVerbs(Database):
             "DELETE FROM endpoints WHERE endpoint_id = ?", (endpoint_id,)
         )
         return deleted > 0
+
+    async def take_rate_token(self, endpoint_id: str, rate: float, now: float) -> float:
+        def job(conn: sqlite3.Connection) -> float:
+            row = conn.execute(
+                "SELECT rate_tokens, rate_updated_at FROM endpoints WHERE endpoint_id = ?",
+                (endpoint_id,),
+            ).fetchone()
+            if row is None:
+                return 0.0
+            bucket, wait = limits.take(rows.rate_bucket(row), rate, now)
+            conn.execute(
+                "UPDATE endpoints SET rate_tokens = ?, rate_updated_at = ? WHERE endpoint_id = ?",
+                (bucket.tokens, bucket.updated_at, endpoint_id),
+            )
+            return wait
+
+        return await self.writer.submit(job)
 
 
 async def seal_secrets(conn: aiosqlite.Connection, secrets: SecretBox) -> None:

@@ -118,6 +118,28 @@ class InspectVerbs(Database):
 
         return await self.writer.submit(job)
 
+    async def open_session(self, session_hash: str, expires_at: float, now: float) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM inspect_sessions WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT INTO inspect_sessions (session_id, expires_at) VALUES (?, ?)",
+                (session_hash, expires_at),
+            )
+
+        await self.writer.submit(job)
+
+    async def session_is_open(self, session_hash: str, now: float) -> bool:
+        row = await self._fetchone(
+            "SELECT 1 FROM inspect_sessions WHERE session_id = ? AND expires_at > ?",
+            (session_hash, now),
+        )
+        return row is not None
+
+    async def close_session(self, session_hash: str) -> None:
+        await self._write_count(
+            "DELETE FROM inspect_sessions WHERE session_id = ?", (session_hash,)
+        )
+
     async def capture_request(
         self, capture: base.CapturedRequest, keep: int
     ) -> base.CapturedRequest:
