@@ -24,6 +24,7 @@ from gateway.outbox.admin import Admin
 from gateway.outbox.delivery import Sender
 from gateway.outbox.dispatcher import Dispatcher, DispatchLimits
 from gateway.outbox.retry import RetryPolicy
+from gateway.pruner import Pruner
 from gateway.runs.events import EventHub
 from gateway.runs.ingest import Ingest
 from gateway.runs.relay import relay_changes
@@ -48,7 +49,7 @@ def create_app(
     app[keys.store_key] = store or store_from_url(settings.database_url, settings.secret_key)
     app[keys.flows_key] = flows.load_flows(settings)
     app[keys.metrics_key] = Metrics()
-    app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _http_ctx, _workers_ctx, _pruner_ctx])
     api.setup_routes(app)
     inspect.setup(app)  # /inspect pages and bins; their live feed observes the store's writes
     return app
@@ -168,6 +169,19 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _pruner_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Retention: the pruner deletes what has expired, by the app's clock."""
+    pruner = Pruner.for_settings(
+        app[keys.settings_key], app[keys.store_key], app[keys.clock_key], app[keys.metrics_key]
+    )
+    app[keys.pruner_key] = pruner
+    task = _background(pruner.run_forever, "pruner")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _background(loop: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:

@@ -11,6 +11,7 @@ from gateway import clock, flows, settings, store
 from gateway.metrics import Metrics
 from gateway.outbox.admin import Admin
 from gateway.outbox.dispatcher import Dispatcher
+from gateway.pruner import Pruner
 from gateway.runs.ingest import Ingest
 from gateway.runs.service import RunService
 from gateway.runs.worker import RunWorker
@@ -26,3 +27,4 @@ worker_key = web.AppKey("worker", RunWorker)
 dispatcher_key = web.AppKey("dispatcher", Dispatcher)
 metrics_key = web.AppKey("metrics", Metrics)
 admin_key = web.AppKey("admin", Admin)
+pruner_key = web.AppKey("pruner", Pruner)

@@ -9,6 +9,7 @@ import prometheus_client as prom
 
 from gateway import models
 from gateway.store import Store
+from gateway.store.retention import Pruned
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
@@ -56,6 +57,22 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+        self.pruned_rows = prom.Counter(
+            "hookgate_pruned_rows",
+            "Rows the retention pruner deleted, by kind (deliveries, attempts, events, runs,"
+            " triggers, rejected_triggers, captures, threads).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.last_prune = prom.Gauge(
+            "hookgate_last_prune_timestamp_seconds",
+            "When this process last finished a prune (0 before its first).",
+            registry=self.registry,
+        )
+
+    def pruned(self, pruned: Pruned) -> None:
+        for kind, count in pruned.counts().items():
+            self.pruned_rows.labels(kind).inc(count)
 
     def attempt(self, result: models.AttemptResult) -> None:
         label = "error" if result.status_code is None else f"{result.status_code // 100}xx"

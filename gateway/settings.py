@@ -119,6 +119,14 @@ class Settings:
     log_level: str = "info"
     flows_path: str = ""
     dedup_window_seconds: float = 24 * 3600.0
+    # Retention (gateway/store/retention.py), in days, fractions accepted; 0 keeps forever.
+    # Settled deliveries and finished runs with their triggers go after retention_days.
+    retention_days: float = 30.0
+    rejected_retention_days: float = 7.0  # triggers that failed verification
+    event_retention_days: float = 7.0  # the event logs of finished runs (the runs stay)
+    bin_keep_captures: int = 500  # the newest requests each /inspect bin keeps
+    prune_interval: float = 300.0  # seconds between background prunes; 0: only `hookgate prune`
+    prune_batch: int = 500  # rows deleted per transaction, so a prune never holds the writer long
     flows: Mapping[str, FlowSettings] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -220,6 +228,19 @@ def validate(settings: Settings) -> None:
     except ValueError as exc:
         raise errors.ConfigError(f"delivery_timeout: {exc}") from None
     _check_leases(settings.lease_seconds, settings.heartbeat_seconds)
+    _check_retention(settings)
+
+
+def _check_retention(settings: Settings) -> None:
+    for name in ("retention_days", "rejected_retention_days", "event_retention_days"):
+        if not 0 <= getattr(settings, name) < math.inf:
+            raise errors.ConfigError(f"{name} must be a number of days, 0 keeping forever")
+    if not 0 <= settings.prune_interval < math.inf:
+        raise errors.ConfigError("prune_interval must be seconds, 0 turning background pruning off")
+    if settings.bin_keep_captures < 1:
+        raise errors.ConfigError("bin_keep_captures must be at least 1")
+    if settings.prune_batch < 1:
+        raise errors.ConfigError("prune_batch must be at least 1")
 
 
 def _check_leases(lease: float, heartbeat: float) -> None:

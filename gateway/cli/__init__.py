@@ -1,6 +1,6 @@
 """The ``hookgate`` command, a module per command group: ``serve`` (the gateway, ``--workers``),
 ``token`` and ``secret`` (signing), the operator commands (``deliveries``, ``replay``,
-``endpoints``, over ``gateway.outbox.admin`` and the store), ``migrate`` and ``listen``. Each
+``endpoints``, over ``gateway.outbox.admin`` and the store, and ``prune``), ``migrate`` and ``listen``. Each
 command answers failure through ``errors.handle_errors``."""
 
 from __future__ import annotations

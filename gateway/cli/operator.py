@@ -1,4 +1,4 @@
-"""The operator commands (``deliveries``, ``replay``, ``endpoints``): their arguments, and the
+"""The operator commands (``deliveries``, ``replay``, ``endpoints``, ``prune``): their arguments, and the
 store they work on, the configured one, whether or not a gateway is running. SQLite in WAL mode
 lets a second process read and write, and a running gateway's dispatcher sends replayed
 deliveries on its next poll."""
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import options, render, replay
+from gateway.cli import options, prune, render, replay
 from gateway.cli.errors import CommandFailed, handle_errors
 from gateway.cli.selection import STATUSES
 from gateway.log import configure_logging
@@ -86,6 +86,7 @@ def add_commands(commands: Any) -> None:
         "list", parents=[on_store, as_json], help="every endpoint, its state and filters"
     )
     endpoint_list.set_defaults(action=render.list_endpoints, parser=endpoint_list)
+    prune.add_command(commands, on_store, as_json)
 
 
 def _selection_options(parser: argparse.ArgumentParser, *, status_help: str) -> None:

@@ -4,6 +4,10 @@ A reader subscribes to live events first, then reads the stored backlog after it
 seen id, and drops duplicates by id: no gap, no repeat. While idle it re-reads the store
 now and then, so events written by another process still arrive, and so does the end of a
 run whose final event was lost in a crash.
+
+Memory is bounded: each live reader holds at most ``queue_size`` events (a slow one is sent
+back to the store instead), and at most ``max_readers`` readers get live events at all; the
+others, while that many are connected, read the store every ``idle_check`` seconds.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import structlog
+
 from gateway import models
 from gateway.clock import Clock
 from gateway.store import Store
+
+log = structlog.get_logger(__name__)
 
 RUN_END = "run_end"
 """The last event of every run: ``{"status", "output", "error"}``."""
@@ -24,13 +32,27 @@ RUN_END = "run_end"
 
 class EventHub:
     def __init__(
-        self, store: Store, clock: Clock, *, queue_size: int = 1024, idle_check: float = 1.0
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        queue_size: int = 1024,
+        idle_check: float = 1.0,
+        max_readers: int = 10_000,
     ) -> None:
         self.store = store
         self.clock = clock
         self.queue_size = queue_size
         self.idle_check = idle_check
+        self.max_readers = max_readers
         self._readers: defaultdict[str, set[asyncio.Queue[models.Event | None]]] = defaultdict(set)
+        self._live = 0
+        self._full = False
+
+    @property
+    def readers(self) -> int:
+        """Readers getting live events now."""
+        return self._live
 
     async def emit(self, run_id: str, event: str, data: Any) -> models.Event:
         """Store an event, then hand it to this process's live readers."""
@@ -69,10 +91,19 @@ class EventHub:
     @contextlib.contextmanager
     def _subscribe(self, run_id: str) -> Iterator[asyncio.Queue[models.Event | None]]:
         queue: asyncio.Queue[models.Event | None] = asyncio.Queue(self.queue_size)
+        if self._live >= self.max_readers:
+            if not self._full:
+                log.warning("event_readers_full", max_readers=self.max_readers)
+            self._full = True
+            yield queue  # never fed: this reader re-reads the store every idle_check
+            return
+        self._full = False
         self._readers[run_id].add(queue)
+        self._live += 1
         try:
             yield queue
         finally:
+            self._live -= 1
             self._readers[run_id].discard(queue)
             if not self._readers[run_id]:
                 del self._readers[run_id]

@@ -8,9 +8,10 @@ from its runs by the store, never kept in step by hand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
-from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any, Protocol, cast
 
 from gateway import clock as clocks
@@ -62,6 +63,30 @@ class RunRequest:
     extra_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+class KeyedLocks:
+    """A lock per key, kept in memory only while someone holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class Threads:
     def __init__(
         self, service: RunService, worker: RunWorker, store: LangGraphStore, clock: clocks.Clock
@@ -70,7 +95,7 @@ class Threads:
         self.worker = worker
         self.store = store
         self.clock = clock
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
 
     async def create_run(self, request: RunRequest) -> models.Run:
         """Store the run (and its thread if asked to); apply the multitask strategy."""
@@ -81,7 +106,7 @@ class Threads:
                 await self._new_thread(thread_id, request.flow_id)
             return await self._start(request, thread_id, {}, temporary=temporary)
         thread_id = request.thread_id
-        async with self._locks[thread_id]:
+        async with self._locks.hold(thread_id):
             thread = await self.store.get_thread(thread_id)
             if thread is None:
                 if request.if_not_exists != "create":

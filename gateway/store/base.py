@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from gateway import models
+from gateway.store.retention import Cutoffs, Pruned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -612,3 +613,20 @@ def stale_ack(delivery: models.Delivery, attempt: int) -> str:
             "webhook-id"
         )
     return f"delivery {delivery.delivery_id} is {delivery.status.value}: nothing to acknowledge"
+
+
+# --- retention (gateway/store/retention.py says what expires and what never does) -------------
+
+
+class PruneStore(Protocol):
+    """Deleting what has expired, in batches, on top of ``Store``."""
+
+    async def prune(self, cutoffs: Cutoffs, batch: int) -> Pruned:
+        """Delete up to ``batch`` expired rows of each kind, each kind in its own short
+        transaction (attempts with their deliveries, a run's events with the run, a thread
+        with its runs, events and states); what was deleted. The caller repeats while a kind
+        fills its batch (``Pruned.filled``). With N writers, a row is deleted once and a row
+        that stops being expired meanwhile (a delivery replayed) is kept."""
+
+    async def count_prunable(self, cutoffs: Cutoffs) -> Pruned:
+        """What ``prune`` would delete, repeated until nothing is left; deletes nothing."""

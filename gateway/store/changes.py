@@ -15,7 +15,11 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
+import structlog
+
 from gateway import models
+
+log = structlog.get_logger(__name__)
 
 MAX_IDS = 50
 """More ids of one kind than this travel as ``None``: "many, re-read" (NOTIFY payloads are
@@ -102,6 +106,7 @@ class ChangeFeed:
             try:
                 queue.put_nowait(change)
             except asyncio.QueueFull:
+                log.warning("change_feed_subscriber_behind", dropped=queue.qsize())
                 with contextlib.suppress(asyncio.QueueEmpty):
                     while True:
                         queue.get_nowait()

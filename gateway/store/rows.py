@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from gateway import models
 from gateway.outbox import limits
 from gateway.store import base
+from gateway.store.retention import thread_expiry
 from gateway.store.secretbox import SecretBox
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ def thread(row: Row) -> base.Thread:
 
 
 def thread_values(thread: base.Thread) -> tuple[Any, ...]:
-    """Column values of a new thread: id, metadata, config, ttl, created_at, updated_at."""
+    """Column values of a new thread: ``THREAD_COLUMNS``."""
     return (
         thread.thread_id,
         dumps(thread.metadata),
@@ -195,7 +196,11 @@ def thread_values(thread: base.Thread) -> tuple[Any, ...]:
         dumps_or_none(thread.ttl),
         thread.created_at,
         thread.updated_at,
+        thread_expiry(thread.ttl),
     )
+
+
+THREAD_COLUMNS = "thread_id, metadata, config, ttl, created_at, updated_at, expires_at"
 
 
 def cron_value(name: str, value: Any) -> Any:

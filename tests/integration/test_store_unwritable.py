@@ -139,7 +139,7 @@ async def test_every_api_answers_503_while_the_store_cannot_write(
     assert accepted.status == 202, await accepted.text()
     health = await client.get("/healthz")
     assert health.status == 200
-    assert await health.json() == {"status": "ok"}
+    assert (await health.json())["status"] == "ok"
 
 
 @pytest.mark.parametrize("failure", FAILURES)
@@ -170,14 +170,12 @@ async def test_healthz_is_503_while_the_store_is_unreachable(
     try:
         health = await client.get("/healthz")
         assert health.status == 503
-        assert await health.json() == {
-            "status": "unavailable",
-            "detail": "the store is not open",
-        }
+        body = await health.json()
+        assert (body["status"], body["detail"]) == ("unavailable", "the store is not open")
     finally:
         await store.open()
     health = await client.get("/healthz")
-    assert (health.status, await health.json()) == (200, {"status": "ok"})
+    assert (health.status, (await health.json())["status"]) == (200, "ok")
 
 
 async def test_the_probe_leaves_nothing_behind(tmp_path: Path) -> None:

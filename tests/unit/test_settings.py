@@ -58,11 +58,21 @@ def test_gateway_config_names_the_file(tmp_path: Path) -> None:
         ("GATEWAY_ALLOW_PRIVATE_NETWORKS", "maybe", "true or false"),
         ("GATEWAY_SIGNING_SECRET", "not base64!", "signing_secret"),
         ("GATEWAY_DATABASE_URL", "mysql://x", "sqlite"),
+        ("GATEWAY_RETENTION_DAYS", "-1", "retention_days"),
+        ("GATEWAY_EVENT_RETENTION_DAYS", "inf", "event_retention_days"),
+        ("GATEWAY_PRUNE_INTERVAL", "nan", "prune_interval"),
+        ("GATEWAY_BIN_KEEP_CAPTURES", "0", "bin_keep_captures"),
     ],
 )
 def test_bad_values_are_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(errors.ConfigError, match=message):
         load_settings(CONFIG, {name: value})
+
+
+def test_retention_takes_fractions_of_a_day() -> None:
+    settings = load_settings(CONFIG, {"GATEWAY_RETENTION_DAYS": "0.5"})
+    assert (settings.retention_days, settings.rejected_retention_days) == (0.5, 7.0)
+    assert load_settings(CONFIG, {}).retention_days == 30.0
 
 
 def test_secrets_stay_out_of_repr() -> None:

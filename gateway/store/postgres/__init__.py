@@ -13,13 +13,16 @@ from gateway.store.postgres.deliveries import DeliveryVerbs
 from gateway.store.postgres.endpoints import EndpointVerbs
 from gateway.store.postgres.inspection import InspectVerbs
 from gateway.store.postgres.relay import RelayVerbs
+from gateway.store.postgres.retention import PruneVerbs
 from gateway.store.postgres.runs import RunVerbs
 from gateway.store.postgres.threads import ThreadVerbs
 
 
-class PostgresStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs):
-    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore`` and ``RelayStore``, one
-    transaction each."""
+class PostgresStore(
+    RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs, PruneVerbs
+):
+    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore``, ``RelayStore`` and
+    ``PruneStore``, one transaction each (a prune, one per batch)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -10,13 +10,14 @@ from gateway.store import base, rows, sql
 from gateway.store.changes import created_kinds
 from gateway.store.postgres.pool import Database, assignments, placeholders
 from gateway.store.postgres.runs import insert_run
+from gateway.store.retention import thread_expiry
 
 
 class ThreadVerbs(Database):
     async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
         inserted = await self._write(
-            "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO NOTHING"
+            f"INSERT INTO threads ({rows.THREAD_COLUMNS})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id) DO NOTHING"
             " RETURNING thread_id",
             *rows.thread_values(thread),
             announce="thread_changed",
@@ -35,11 +36,14 @@ class ThreadVerbs(Database):
         # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
         found = await self._write(
             "UPDATE threads SET metadata = metadata || $1::jsonb, updated_at = $2,"
-            " ttl = COALESCE($3::json, ttl) WHERE thread_id = $4 RETURNING thread_id",
+            " ttl = COALESCE($3::json, ttl),"
+            " expires_at = CASE WHEN $3::json IS NULL THEN expires_at ELSE $5 END"
+            " WHERE thread_id = $4 RETURNING thread_id",
             rows.dumps(dict(metadata)),
             now,
             rows.dumps_or_none(ttl),
             thread_id,
+            thread_expiry(ttl),
             announce="thread_changed",
         )
         if not found:

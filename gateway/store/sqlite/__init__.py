@@ -1,7 +1,7 @@
 """The embedded store: SQLite in WAL mode, one group-committing writer, one reader connection.
 
 Each aggregate's verbs live in their own module (runs, deliveries, endpoints, threads,
-inspection, relay); ``connection`` holds the file, its lock, the migrations, the writer and
+inspection, relay, retention); ``connection`` holds the file, its lock, the migrations, the writer and
 the reader.
 """
 
@@ -18,13 +18,16 @@ from gateway.store.sqlite.deliveries import DeliveryVerbs, record_outcome
 from gateway.store.sqlite.endpoints import EndpointVerbs
 from gateway.store.sqlite.inspection import InspectVerbs
 from gateway.store.sqlite.relay import RelayVerbs
+from gateway.store.sqlite.retention import PruneVerbs
 from gateway.store.sqlite.runs import RunVerbs
 from gateway.store.sqlite.threads import ThreadVerbs
 
 
-class SQLiteStore(RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs):
-    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore`` and ``RelayStore``, each
-    write one job of the group-committing writer."""
+class SQLiteStore(
+    RunVerbs, DeliveryVerbs, EndpointVerbs, ThreadVerbs, InspectVerbs, RelayVerbs, PruneVerbs
+):
+    """Every verb of ``Store``, ``ThreadStore``, ``InspectStore``, ``RelayStore`` and
+    ``PruneStore``, each write one job of the group-committing writer (a prune, one a batch)."""
 
 
 __all__ = [

@@ -34,6 +34,7 @@ from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_
 log = structlog.get_logger(__name__)
 
 MIGRATIONS = sql.migrations("gateway.store")
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
 @dataclasses.dataclass
@@ -209,6 +210,7 @@ class Database:
         async with conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
+        await self._vacuum_incrementally(conn, rewrite=version > 0)
         applied = []
         for script in MIGRATIONS:
             number = sql.version(script)
@@ -219,6 +221,19 @@ class Database:
                 log.info("store_migrated", version=number)
                 applied.append(number)
         return applied
+
+    async def _vacuum_incrementally(self, conn: aiosqlite.Connection, *, rewrite: bool) -> None:
+        """``auto_vacuum = INCREMENTAL``, so that the pages a prune frees can go back to the
+        file system (``PRAGMA incremental_vacuum``). A new file takes it before its first
+        table; a file made without it needs one ``VACUUM``, which rewrites it, once."""
+        async with conn.execute("PRAGMA auto_vacuum") as cursor:
+            row = await cursor.fetchone()
+        if row is not None and row[0] == INCREMENTAL:
+            return
+        await conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
+        if rewrite:
+            await conn.execute("VACUUM")
+            log.info("store_vacuumed", path=str(self.path), auto_vacuum="incremental")
 
     async def migrate(self) -> list[int]:
         """Apply the migrations the file lacks, and nothing else; the versions applied."""

@@ -9,6 +9,7 @@ from typing import Any
 from gateway import models
 from gateway.store import base, rows, sql
 from gateway.store.changes import created_kinds
+from gateway.store.retention import thread_expiry
 from gateway.store.sqlite.connection import Database, insert, one
 from gateway.store.sqlite.runs import insert_run
 
@@ -32,8 +33,7 @@ class ThreadVerbs(Database):
             if found is not None:
                 return False
             conn.execute(
-                "INSERT INTO threads (thread_id, metadata, config, ttl, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO threads ({rows.THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows.thread_values(thread),
             )
             return True
@@ -57,11 +57,17 @@ class ThreadVerbs(Database):
             if row is None:
                 return False
             merged = {**rows.loads(row[0]), **metadata}
-            conn.execute(
-                "UPDATE threads SET metadata = ?, updated_at = ?, ttl = COALESCE(?, ttl)"
-                " WHERE thread_id = ?",
-                (rows.dumps(merged), now, rows.dumps_or_none(ttl), thread_id),
-            )
+            if ttl is None:
+                conn.execute(
+                    "UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
+                    (rows.dumps(merged), now, thread_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE threads SET metadata = ?, updated_at = ?, ttl = ?, expires_at = ?"
+                    " WHERE thread_id = ?",
+                    (rows.dumps(merged), now, rows.dumps(ttl), thread_expiry(ttl), thread_id),
+                )
             return True
 
         if not await self.writer.submit(job):

@@ -15,7 +15,9 @@ BACKENDS = ["sqlite", "postgres"]
 SECRET_KEY = Fernet.generate_key().decode()  # GATEWAY_SECRET_KEY of the stores tests open
 
 
-class FullStore(Store, base.ThreadStore, base.InspectStore, base.RelayStore, Protocol):
+class FullStore(
+    Store, base.ThreadStore, base.InspectStore, base.RelayStore, base.PruneStore, Protocol
+):
     """Every verb a backend implements."""
 
 
