@@ -9,19 +9,17 @@ import argparse
 import asyncio
 import functools
 import io
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
+from gateway import errors
 from gateway.cli import options, prune, render, replay
 from gateway.cli.errors import CommandFailed, handle_errors
 from gateway.cli.selection import STATUSES
 from gateway.log import configure_logging
 from gateway.settings import Settings
-from gateway.store import Store, backend_of, store_from_url
-from gateway.store.sqlite import path_from_url
+from gateway.store import Store, store_from_url
 
 Action = Callable[[Store, Settings, argparse.Namespace], Awaitable[int]]
 
@@ -133,39 +131,21 @@ def operate(args: argparse.Namespace) -> int:
 
 def _operate(args: argparse.Namespace) -> int:
     settings = options.settings_of(args)
-    store = store_from_url(settings.database_url, settings.secret_key)
-    sqlite = backend_of(settings.database_url) == "sqlite"
-    path = path_from_url(settings.database_url) if sqlite else None
+    store = store_from_url(settings.database_url, settings.secret_key, must_exist=True)
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show "…" gets "\u2026"
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     # Only problems on stderr: the store's info lines would drown the output.
     configure_logging(settings.log_format, "warning")
-    if path is not None and not path.is_file():
-        raise CommandFailed(f"no database at {path} (see --database)")
-    if path is not None and not _looks_like_sqlite(path):
-        raise CommandFailed(f"{path} is not a SQLite database (see --database)")
-    try:
-        return asyncio.run(_on_store(store, settings, args))
-    except (sqlite3.Error, OSError) as exc:
-        if isinstance(exc, BrokenPipeError):
-            raise
-        raise CommandFailed(f"database {path}: {exc}") from None
-
-
-def _looks_like_sqlite(path: Path) -> bool:
-    """An empty file or one with SQLite's header: anything else would fail half-way through opening."""
-    try:
-        with path.open("rb") as fh:
-            header = fh.read(16)
-    except OSError:
-        return False
-    return header in (b"", b"SQLite format 3\x00")
+    return asyncio.run(_on_store(store, settings, args))
 
 
 async def _on_store(store: Store, settings: Settings, args: argparse.Namespace) -> int:
     action: Action = args.action
-    await store.open()
+    try:
+        await store.open()
+    except errors.StoreError as exc:
+        raise CommandFailed(f"{exc.detail} (see --database)") from None
     try:
         return await action(store, settings, args)
     finally:

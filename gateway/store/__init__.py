@@ -56,15 +56,16 @@ def local_state_dir(database_url: str) -> Path:
     return sqlite.path_from_url(database_url).parent
 
 
-def store_from_url(database_url: str, secret_key: str = "") -> Store:
-    """``secret_key``: the keys that encrypt endpoint secrets at rest (``GATEWAY_SECRET_KEY``)."""
+def store_from_url(database_url: str, secret_key: str = "", *, must_exist: bool = False) -> Store:
+    """``secret_key``: the keys that encrypt endpoint secrets at rest (``GATEWAY_SECRET_KEY``).
+    ``must_exist``: open an existing database only, never create one (operator commands)."""
     if backend_of(database_url) == "postgres":
         from gateway.store.postgres import PostgresStore
 
         return PostgresStore(database_url, secret_key)
     from gateway.store import sqlite
 
-    return sqlite.SQLiteStore(sqlite.path_from_url(database_url), secret_key)
+    return sqlite.SQLiteStore(sqlite.path_from_url(database_url), secret_key, must_exist=must_exist)
 
 
 __all__ = ["Store", "backend_of", "local_state_dir", "store_from_url", "without_password"]

@@ -114,10 +114,13 @@ def path_from_url(database_url: str) -> Path:
 class Database:
     """The file's writer and reader; the verbs of each aggregate build on it."""
 
-    def __init__(self, path: Path | str, secret_key: str = "") -> None:
+    def __init__(self, path: Path | str, secret_key: str = "", *, must_exist: bool = False) -> None:
         """``secret_key``: ``GATEWAY_SECRET_KEY``, the keys sealing endpoint secrets (newest
-        first); empty means the install's generated key beside the database."""
+        first); empty means the install's generated key beside the database. ``must_exist``:
+        opening refuses a missing or foreign file instead of creating a database (an operator
+        command's mistyped path must not leave an empty one behind)."""
         self.path = Path(path)
+        self.must_exist = must_exist
         self._secret_key = secret_key
         self._secrets: SecretBox | None = None
         self._writer_conn: aiosqlite.Connection | None = None
@@ -162,10 +165,23 @@ class Database:
     # lifecycle
 
     async def open(self) -> None:
+        if self.must_exist:
+            self._check_exists()
         try:
             await self._open()
         except (sqlite3.Error, OSError) as exc:
             raise errors.StoreError(f"cannot open the database {self.path}: {exc}") from None
+
+    def _check_exists(self) -> None:
+        if not self.path.is_file():
+            raise errors.StoreError(f"no database at {self.path}")
+        try:
+            with self.path.open("rb") as fh:
+                header = fh.read(16)
+        except OSError as exc:
+            raise errors.StoreError(f"cannot open the database {self.path}: {exc}") from None
+        if header not in (b"", b"SQLite format 3\x00"):
+            raise errors.StoreError(f"{self.path} is not a SQLite database")
 
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type(sqlite3.OperationalError),
@@ -278,7 +294,7 @@ class Database:
         except sqlite3.Error as exc:
             if is_storage_failure(exc):
                 raise storage_unavailable(exc) from None
-            raise
+            raise errors.StoreError(f"database {self.path}: {exc}") from None
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
