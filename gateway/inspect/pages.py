@@ -347,7 +347,7 @@ async def endpoint(request: web.Request) -> web.Response:
 def _endpoint_form(
     request: web.Request, form: Mapping[str, Any], *, creating: bool
 ) -> dict[str, Any]:
-    """The form's fields as the operator service takes them (``endpoint_fields.TYPES``): the
+    """The form's fields as the operator service takes them (``endpoint_fields``): the
     ticked flows and events among those the form offers, relay fields with an empty box meaning
     the default."""
     typed: dict[str, Any] = {

@@ -11,6 +11,7 @@ from gateway import models
 from gateway.api.schema import (
     MAX_DELAY_SECONDS,
     Body,
+    Checked,
     Closed,
     JsonObject,
     Limit,
@@ -21,6 +22,7 @@ from gateway.api.schema import (
 )
 from gateway.api.schema.langgraph import Run
 from gateway.outbox import pull as pulls
+from gateway.outbox import routing
 from gateway.outbox.delivery import MAX_TIMEOUT
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
@@ -34,6 +36,23 @@ EventType = Literal[
     "endpoint.recovered",
 ]
 assert set(EventType.__args__) == set(models.EVENT_TYPES)  # type: ignore[attr-defined]
+Mode = Literal["push", "pull"]
+Payload = Literal["run", "raw"]
+assert Mode.__args__ == routing.MODES  # type: ignore[attr-defined]
+assert Payload.__args__ == routing.PAYLOADS  # type: ignore[attr-defined]
+Transform = Annotated[
+    Any,
+    Checked(
+        lambda value: value,  # its rules need a parser: gateway.outbox.endpoint_fields
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1},
+                {"type": "null"},
+            ]
+        },
+    ),
+]
 Delay = Annotated[float, Range(0, MAX_DELAY_SECONDS, " seconds")]
 
 
@@ -41,7 +60,9 @@ Delay = Annotated[float, Range(0, MAX_DELAY_SECONDS, " seconds")]
 
 
 class EndpointPatch(Closed):
-    """The writable fields of an endpoint; absent ones are left as they are."""
+    """The writable fields of an endpoint; absent ones are left as they are. Their types and
+    bounds are checked here; what needs the configuration, the registered flows or a parser
+    (URLs, secrets, flow ids, expressions) by ``gateway.outbox.endpoint_fields``."""
 
     url: str | None = Field(
         None,
@@ -57,10 +78,11 @@ class EndpointPatch(Closed):
     max_concurrency: Annotated[int, Range(1, 2**31 - 1, integer=True)] | None = None
     rate_limit: Annotated[float, Range(0.001, 1e9, " per second")] | None = None
     retry_schedule: list[Delay] | None = Field(None, min_length=1)
-    payload: Literal["run", "raw"] | None = None
+    mode: Mode | None = Field(None, description="Set when creating: a change is refused (422).")
+    payload: Payload | None = None
     forward_headers: list[str] | None = None
     filter: str | None = Field(None, description="A JMESPath expression over the payload.")
-    transform: str | dict[str, str] | None = Field(
+    transform: Transform = Field(
         None,
         description='A JMESPath string, `{"jmespath": "…"}` or `{"jinja": "<template producing '
         'JSON>"}`; null removes it.',
@@ -68,7 +90,7 @@ class EndpointPatch(Closed):
 
 
 class EndpointCreate(EndpointPatch):
-    mode: Literal["push", "pull"] = Field(
+    mode: Mode = Field(
         "push", description="pull: no URL; consumers fetch deliveries (`hookgate listen`)."
     )
 
