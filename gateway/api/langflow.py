@@ -31,7 +31,8 @@ from aiohttp import web
 
 from gateway import errors, flows, keys, models, netguard
 from gateway.api import schema, streaming
-from gateway.api.langflow_events import Translator, frame
+from gateway.api.langflow_events import Translator
+from gateway.api.langflow_shapes import frame
 from gateway.api.schema import langflow as lf
 from gateway.runs import ingest
 
