@@ -36,10 +36,6 @@ EventType = Literal[
     "endpoint.recovered",
 ]
 assert set(EventType.__args__) == set(models.EVENT_TYPES)  # type: ignore[attr-defined]
-Mode = Literal["push", "pull"]
-Payload = Literal["run", "raw"]
-assert Mode.__args__ == routing.MODES  # type: ignore[attr-defined]
-assert Payload.__args__ == routing.PAYLOADS  # type: ignore[attr-defined]
 Transform = Annotated[
     Any,
     Checked(
@@ -78,8 +74,10 @@ class EndpointPatch(Closed):
     max_concurrency: Annotated[int, Range(1, 2**31 - 1, integer=True)] | None = None
     rate_limit: Annotated[float, Range(0.001, 1e9, " per second")] | None = None
     retry_schedule: list[Delay] | None = Field(None, min_length=1)
-    mode: Mode | None = Field(None, description="Set when creating: a change is refused (422).")
-    payload: Payload | None = None
+    mode: routing.Mode | None = Field(
+        None, description="Set when creating: a change is refused (422)."
+    )
+    payload: routing.Payload | None = None
     forward_headers: list[str] | None = None
     filter: str | None = Field(None, description="A JMESPath expression over the payload.")
     transform: Transform = Field(
@@ -90,7 +88,7 @@ class EndpointPatch(Closed):
 
 
 class EndpointCreate(EndpointPatch):
-    mode: Mode = Field(
+    mode: routing.Mode = Field(
         "push", description="pull: no URL; consumers fetch deliveries (`hookgate listen`)."
     )
 

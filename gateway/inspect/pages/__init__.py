@@ -16,7 +16,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from gateway import keys
+from gateway import errors, keys
 from gateway.inspect import access
 from gateway.outbox.admin import Admin
 
@@ -68,6 +68,14 @@ def flow_ids(request: web.Request) -> list[str]:
 
 
 E = TypeVar("E", bound=enum.StrEnum)
+T = TypeVar("T")
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, or the 404 page saying ``what`` was not found."""
+    if value is None:
+        raise errors.NotFound(f"{what} not found")
+    return value
 
 
 def param(request: web.Request, name: str) -> str | None:

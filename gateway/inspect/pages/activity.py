@@ -92,10 +92,9 @@ async def triggers(request: web.Request) -> web.Response:
 
 async def trigger(request: web.Request) -> web.Response:
     trigger_id = request.match_info["trigger_id"]
-    found = await request.config_dict[keys.store_key].get_trigger(trigger_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Trigger {trigger_id} not found")
-    run = await request.config_dict[keys.store_key].get_run(found.run_id) if found.run_id else None
+    store = request.config_dict[keys.store_key]
+    found = pages.found(await store.get_trigger(trigger_id), f"Trigger {trigger_id}")
+    run = await store.get_run(found.run_id) if found.run_id else None
     return pages.render(
         request,
         "trigger.html",
@@ -105,7 +104,7 @@ async def trigger(request: web.Request) -> web.Response:
         body=present.body_view(found.body, found.content_type),
         query=present.masked_query(found.query),
         curl=present.curl_command(found, pages.base_url(request)),
-        routes=await relaying.trigger_routes(request.config_dict[keys.store_key], found),
+        routes=await relaying.trigger_routes(store, found),
     )
 
 
@@ -135,9 +134,7 @@ async def runs(request: web.Request) -> web.Response:
 async def run(request: web.Request) -> web.Response:
     run_id = request.match_info["run_id"]
     store = request.config_dict[keys.store_key]
-    found = await store.get_run(run_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Run {run_id} not found")
+    found = pages.found(await store.get_run(run_id), f"Run {run_id}")
     events = await store.list_events(run_id)
     return pages.render(
         request,

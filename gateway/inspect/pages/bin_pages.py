@@ -33,9 +33,7 @@ async def create_bin(request: web.Request) -> web.Response:
 async def bin_page(request: web.Request) -> web.Response:
     bin_id = request.match_info["bin_id"]
     store = bins.inspect_store(request)
-    found = await store.get_bin(bin_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Bin {bin_id} not found")
+    found = pages.found(await store.get_bin(bin_id), f"Bin {bin_id}")
     now = pages.now(request)
     endpoints = await request.config_dict[keys.store_key].list_endpoints()
     choices = bins.secret_choices(
@@ -76,8 +74,7 @@ async def update_bin(request: web.Request) -> web.Response:
     except ValueError as exc:
         return pages.back(request, f"bins/{bin_id}/view", problem=str(exc))
     updated = await bins.inspect_store(request).update_bin(bin_id, changes)
-    if updated is None:
-        raise web.HTTPNotFound(text=f"Bin {bin_id} not found")
+    pages.found(updated, f"Bin {bin_id}")
     request.config_dict[bins.notifier_key].publish("bin", bin_id=bin_id)
     return pages.back(request, f"bins/{bin_id}/view", notice="Saved")
 

@@ -41,9 +41,7 @@ async def deliveries(request: web.Request) -> web.Response:
 async def delivery(request: web.Request) -> web.Response:
     delivery_id = request.match_info["delivery_id"]
     store = request.config_dict[keys.store_key]
-    found = await store.get_delivery(delivery_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Delivery {delivery_id} not found")
+    found = pages.found(await store.get_delivery(delivery_id), f"Delivery {delivery_id}")
     attempts = await store.list_attempts(delivery_id)
     endpoint = await store.get_endpoint(found.endpoint_id) if found.endpoint_id else None
     run_obj = await store.get_run(found.run_id) if found.run_id else None
@@ -107,9 +105,7 @@ async def endpoints(request: web.Request) -> web.Response:
 async def endpoint(request: web.Request) -> web.Response:
     endpoint_id = request.match_info["endpoint_id"]
     store = request.config_dict[keys.store_key]
-    found = await store.get_endpoint(endpoint_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Endpoint {endpoint_id} not found")
+    found = await pages.admin(request).endpoint(endpoint_id)
     return pages.render(
         request,
         "endpoint.html",
@@ -215,7 +211,5 @@ async def endpoint_action(request: web.Request) -> web.Response:
 async def endpoint_secret(request: web.Request) -> web.Response:
     """The secret, as JSON, for the Copy button only (CSRF-checked POST; never in a page)."""
     endpoint_id = request.match_info["endpoint_id"]
-    found = await request.config_dict[keys.store_key].get_endpoint(endpoint_id)
-    if found is None:
-        raise web.HTTPNotFound(text=f"Endpoint {endpoint_id} not found")
+    found = await pages.admin(request).endpoint(endpoint_id)
     return web.json_response({"secret": found.secret}, headers={"Cache-Control": "no-store"})
