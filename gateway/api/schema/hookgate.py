@@ -23,7 +23,7 @@ from gateway.api.schema import (
 from gateway.api.schema.langgraph import Run
 from gateway.outbox import pull as pulls
 from gateway.outbox import routing
-from gateway.outbox.delivery import MAX_TIMEOUT
+from gateway.outbox.delivery import MAX_TIMEOUT, check_timeout
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
 EventType = Literal[
@@ -52,6 +52,19 @@ Transform = Annotated[
 Delay = Annotated[float, Range(0, MAX_DELAY_SECONDS, " seconds")]
 
 
+def _timeout(value: Any) -> float:
+    """A number within ``check_timeout``'s rule, the one ``delivery_timeout`` follows too."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    check_timeout(value)
+    return float(value)
+
+
+Timeout = Annotated[
+    float, Checked(_timeout, {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT})
+]
+
+
 # endpoints
 
 
@@ -70,7 +83,7 @@ class EndpointPatch(Closed):
     event_types: list[EventType] | None = None
     description: str | None = None
     enabled: bool | None = None
-    timeout: Annotated[float, Range(0.001, MAX_TIMEOUT, " seconds")] | None = None
+    timeout: Timeout | None = None
     max_concurrency: Annotated[int, Range(1, 2**31 - 1, integer=True)] | None = None
     rate_limit: Annotated[float, Range(0.001, 1e9, " per second")] | None = None
     retry_schedule: list[Delay] | None = Field(None, min_length=1)
