@@ -50,9 +50,12 @@ async def webhook(request: web.Request) -> web.Response:
         content_type=request.content_type,
         source=request.remote or "",
     )
-    query = schema.query(request, lf.WebhookQuery)
+    # read as sent, not through ``lf.WebhookQuery``: an empty ``token`` is a wrong one, not none
     run = await request.app[keys.ingest_key].receive(
-        request.match_info["flow_id"], inbound, token=query.token, webhook=query.webhook
+        request.match_info["flow_id"],
+        inbound,
+        token=request.query.get(TRIGGER_TOKEN_PARAM),
+        webhook=request.query.get("webhook"),
     )
     return web.json_response(
         {
