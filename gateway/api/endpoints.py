@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from gateway import clock, errors, keys, log, models
-from gateway.api import inputs, relaying
-from gateway.outbox import endpoint_fields, routing
+from gateway.api import relaying, schema
+from gateway.api.schema import hookgate as hg
+from gateway.outbox import routing
 from gateway.outbox.admin import Admin
 from gateway.store import base
 
@@ -77,21 +77,11 @@ def attempt_view(attempt: models.Attempt) -> dict[str, Any]:
     }
 
 
-def endpoint_input(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The body's endpoint fields, each read as the type the service checks
-    (``gateway.outbox.endpoint_fields``); those absent are left out."""
-    typed: dict[str, Any] = {}
-    for name, kind in endpoint_fields.TYPES.items():
-        if name in data:
-            typed[name] = inputs.optional(data, name, kind)
-    for name in endpoint_fields.LISTS:
-        if name in data:
-            typed[name] = inputs.string_list(data, name)
-    if "retry_schedule" in data:
-        typed["retry_schedule"] = inputs.delays(data, "retry_schedule")
-    if "transform" in data:
-        typed["transform"] = data["transform"]
-    return typed
+async def endpoint_input(request: web.Request, model: type[hg.EndpointPatch]) -> dict[str, Any]:
+    """The body's endpoint fields, typed and bounded by ``model``; those absent are left out
+    (the operator service checks the rest: ``gateway.outbox.endpoint_fields``)."""
+    body = await schema.body(request, model, required=True, malformed=errors.BadRequest)
+    return body.model_dump(exclude_unset=True)
 
 
 def _admin(request: web.Request) -> Admin:
@@ -103,7 +93,7 @@ def _now(request: web.Request) -> float:
 
 
 async def create_endpoint(request: web.Request) -> web.Response:
-    data = endpoint_input(await inputs.json_object(request))
+    data = await endpoint_input(request, hg.EndpointCreate)
     endpoint = await _admin(request).create_endpoint(data)
     return web.json_response(
         endpoint_view(endpoint, endpoint.created_at, reveal_secret=True),
@@ -119,81 +109,74 @@ async def list_endpoints(request: web.Request) -> web.Response:
 
 
 async def get_endpoint(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    endpoint_id = schema.path_id(request, "endpoint_id")
     endpoint = await _admin(request).endpoint(endpoint_id)
     return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def update_endpoint(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    data = endpoint_input(await inputs.json_object(request))
+    endpoint_id = schema.path_id(request, "endpoint_id")
+    data = await endpoint_input(request, hg.EndpointPatch)
     endpoint = await _admin(request).update_endpoint(endpoint_id, data)
     return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def pause_endpoint(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    endpoint_id = schema.path_id(request, "endpoint_id")
     endpoint = await _admin(request).pause(endpoint_id)
     return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def resume_endpoint(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    endpoint_id = schema.path_id(request, "endpoint_id")
     endpoint = await _admin(request).resume(endpoint_id)
     return web.json_response(endpoint_view(endpoint, _now(request)))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    data = await inputs.json_object(request) if request.can_read_body else {}
-    secret = inputs.optional(data, "secret", str)
-    endpoint = await _admin(request).rotate_secret(endpoint_id, secret)
+    endpoint_id = schema.path_id(request, "endpoint_id")
+    body = await schema.body(request, hg.RotateSecret, malformed=errors.BadRequest)
+    endpoint = await _admin(request).rotate_secret(endpoint_id, body.secret)
     return web.json_response(endpoint_view(endpoint, _now(request), reveal_secret=True))
 
 
 async def recover_endpoint(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
-    data = await inputs.json_object(request) if request.can_read_body else {}
-    statuses = inputs.string_list(data, "status", tuple(s.value for s in models.DeliveryStatus))
+    endpoint_id = schema.path_id(request, "endpoint_id")
+    body = await schema.body(request, hg.Recover, malformed=errors.BadRequest)
     count = await _admin(request).recover(
         endpoint_id,
-        tuple(models.DeliveryStatus(s) for s in statuses or ()),
-        since=inputs.timestamp(data, "since"),
-        until=inputs.timestamp(data, "until"),
+        tuple(models.DeliveryStatus(s) for s in dict.fromkeys(body.status or ())),
+        since=body.since,
+        until=body.until,
     )
     return web.json_response({"endpoint_id": endpoint_id, "replayed": count}, status=202)
 
 
 async def redeliver_run(request: web.Request) -> web.Response:
-    run_id = inputs.uuid_param(request, "run_id", "run ID")
+    run_id = schema.path_id(request, "run_id")
     count = await _admin(request).redeliver_run(run_id)
     return web.json_response({"run_id": run_id, "replayed": count}, status=202)
 
 
 async def delete_endpoint(request: web.Request) -> web.Response:
-    endpoint_id = inputs.uuid_param(request, "endpoint_id", "endpoint ID")
+    endpoint_id = schema.path_id(request, "endpoint_id")
     await _admin(request).delete_endpoint(endpoint_id)
     return web.Response(status=204)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    query = request.query
-    status = query.get("status")
-    if status is not None and status not in models.DeliveryStatus.__members__.values():
-        allowed = ", ".join(s.value for s in models.DeliveryStatus)
-        raise errors.Unprocessable(f"status: expected one of {allowed}")
-    limit, _ = inputs.page(inputs.query_integers(query, "limit"), default_limit=100)
+    query = schema.query(request, hg.DeliveriesQuery)
     selection = base.DeliverySelection(
-        run_id=query.get("run_id"),
-        endpoint_id=query.get("endpoint_id"),
-        statuses=(models.DeliveryStatus(status),) if status else (),
+        run_id=query.run_id,
+        endpoint_id=query.endpoint_id,
+        statuses=(models.DeliveryStatus(query.status),) if query.status else (),
     )
-    deliveries = await request.app[keys.store_key].list_deliveries(selection, limit=limit)
+    deliveries = await request.app[keys.store_key].list_deliveries(selection, limit=query.limit)
     return web.json_response([delivery_view(delivery) for delivery in deliveries])
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    delivery_id = inputs.uuid_param(request, "delivery_id", "delivery ID")
+    delivery_id = schema.path_id(request, "delivery_id")
     store = request.app[keys.store_key]
     delivery = await store.get_delivery(delivery_id)
     if delivery is None:
@@ -206,6 +189,6 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
-    delivery_id = inputs.uuid_param(request, "delivery_id", "delivery ID")
+    delivery_id = schema.path_id(request, "delivery_id")
     delivery = await _admin(request).retry(delivery_id)
     return web.json_response(delivery_view(delivery), status=202)

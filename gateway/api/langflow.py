@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterator
@@ -31,8 +30,10 @@ import structlog
 from aiohttp import web
 
 from gateway import errors, flows, keys, models, netguard
-from gateway.api import inputs, streaming
-from gateway.api.langflow_events import Translator, frame
+from gateway.api import schema, streaming
+from gateway.api.langflow_events import Translator
+from gateway.api.langflow_shapes import frame
+from gateway.api.schema import langflow as lf
 from gateway.runs import ingest
 
 logger = structlog.get_logger(__name__)
@@ -49,6 +50,7 @@ async def webhook(request: web.Request) -> web.Response:
         content_type=request.content_type,
         source=request.remote or "",
     )
+    # read as sent, not through ``lf.WebhookQuery``: an empty ``token`` is a wrong one, not none
     run = await request.app[keys.ingest_key].receive(
         request.match_info["flow_id"],
         inbound,
@@ -68,10 +70,6 @@ async def webhook(request: web.Request) -> web.Response:
 
 # -- /api/v1/run and /api/v1/build ---------------------------------------------------------------
 
-INPUT_TYPES = ("chat", "text", "any")
-OUTPUT_TYPES = ("chat", "text", "any", "debug")
-EVENT_DELIVERIES = ("streaming", "polling", "direct")
-INPUT_VALUE_FIELDS = ("components", "input_value", "session", "type", "client_request_time")
 NDJSON = "application/x-ndjson"
 POLL_WAIT = 10.0
 """How long a polling request waits for a first new event before answering with none."""
@@ -84,29 +82,17 @@ def setup(app: web.Application) -> None:
     app[polls_key] = {}
 
 
-@dataclasses.dataclass(frozen=True)
-class RunRequest:
-    """Langflow's ``SimplifiedAPIRequest``, checked field by field (422, never silent defaults)."""
-
-    input_value: str | None
-    input_type: str
-    output_type: str
-    output_component: str
-    tweaks: dict[str, Any]
-    session_id: str | None
-    webhook: str | None
-
-
 async def run_flow(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/run/{flow_id_or_name}[?stream=true]``."""
     flow = _find_flow(request, request.match_info["flow_id"])
-    body = await inputs.json_object(request, optional=True, malformed=errors.Unprocessable)
+    body = await schema.json_object(request)
     if isinstance(body.get("input_request"), dict):  # FastAPI's embedded form
         body = body["input_request"]
-    parsed = _run_request(body, request)
-    stream = _bool_query(request, "stream", default=False)
-    tweaks = _tweaks(flow, parsed.tweaks)
-    webhook_url = _callback(request, parsed.webhook)
+    parsed = schema.validate(lf.SimplifiedAPIRequest, body, wording=lf.WORDING)
+    query = schema.query(request, lf.RunQuery, wording=lf.WORDING)
+    stream = query.stream
+    tweaks = _tweaks(flow, parsed.tweaks or {})
+    webhook_url = _callback(request, parsed.webhook or query.webhook)
     kwargs = {
         "session_id": parsed.session_id,
         "input_value": parsed.input_value,
@@ -116,7 +102,7 @@ async def run_flow(request: web.Request) -> web.StreamResponse:
             "stream": stream,
             "input_type": parsed.input_type,
             "output_type": parsed.output_type,
-            "output_component": parsed.output_component,
+            "output_component": parsed.output_component or "",
         },
     }
     run = await request.app[keys.runs_key].start(
@@ -141,22 +127,20 @@ async def run_flow(request: web.Request) -> web.StreamResponse:
 async def run_advanced(request: web.Request) -> web.Response:
     """``POST /api/v1/run/advanced/{flow_id_or_name}``: one run per input, one answer."""
     flow = _find_flow(request, request.match_info["flow_id"])
-    body = await inputs.json_object(request, optional=True, malformed=errors.Unprocessable)
-    raw_inputs = inputs.optional(body, "inputs", list)
-    if raw_inputs is None:
-        raw_inputs = [{"components": [], "input_value": ""}]
-    values = [_input_value_request(item, f"inputs[{n}]") for n, item in enumerate(raw_inputs)]
-    outputs = inputs.string_list(body, "outputs") or ()
-    tweaks = _tweaks(flow, inputs.optional(body, "tweaks", dict) or {})
-    inputs.optional(body, "stream", bool)
-    session_id = inputs.optional(body, "session_id", str)
-    webhook_url = _callback(request, inputs.optional(body, "webhook", str))
+    body = await schema.body(request, lf.RunAdvancedRequest, wording=lf.WORDING)
+    values = body.inputs
+    if values is None:
+        values = [lf.InputValueRequest(input_value="")]
+    outputs = tuple(dict.fromkeys(body.outputs or ()))
+    tweaks = _tweaks(flow, body.tweaks or {})
+    session_id = body.session_id
+    webhook_url = _callback(request, body.webhook)
     service = request.app[keys.runs_key]
     runs = []
     for value in values:
-        input_value = value.get("input_value")
+        input_value = value.input_value
         kwargs = {
-            "session_id": session_id or value.get("session"),
+            "session_id": session_id or value.session,
             "input_value": input_value,
             "tweaks": tweaks,
             "langflow": {"route": "run/advanced", "outputs": list(outputs)},
@@ -179,32 +163,25 @@ async def run_advanced(request: web.Request) -> web.Response:
 async def build_flow(request: web.Request) -> web.StreamResponse:
     """``POST /api/v1/build/{flow_id}/flow`` → ``{"job_id"}`` (or the events, when direct)."""
     flow = _find_flow(request, request.match_info["flow_id"], label="Flow with id {} not found")
-    body = await inputs.json_object(request, optional=True, malformed=errors.Unprocessable)
-    given = inputs.optional(body, "inputs", dict)
-    value = _input_value_request(given, "inputs") if given is not None else {}
-    data = inputs.optional(body, "data", dict)
-    if data is not None:
-        for key in ("nodes", "edges"):
-            inputs.optional(data, key, list)
-    inputs.string_list(body, "files")
-    delivery = _choice(request, "event_delivery", EVENT_DELIVERIES, default="polling")
-    _bool_query(request, "log_builds", default=True)
-    start = request.query.get("start_component_id") or None
-    stop = request.query.get("stop_component_id") or None
+    body = await schema.body(request, lf.BuildRequest, wording=lf.WORDING)
+    query = schema.query(request, lf.BuildQuery, wording=lf.WORDING)
+    value = body.inputs or lf.InputValueRequest()
+    start, stop = query.start_component_id, query.stop_component_id
     try:
         flow.plan(start, stop)
     except ValueError as exc:
         raise errors.Unprocessable(str(exc)) from None
-    webhook_url = _callback(request, inputs.optional(body, "webhook", str))
+    webhook_url = _callback(request, body.webhook)
+    delivery = query.event_delivery
     kwargs = {
-        "session_id": value.get("session"),
-        "input_value": value.get("input_value"),
+        "session_id": value.session,
+        "input_value": value.input_value,
         "start_step": start,
         "stop_step": stop,
         "langflow": {"route": "build", "event_delivery": delivery},
     }
     run = await request.app[keys.runs_key].start(
-        flow.flow_id, _input(value.get("input_value")), webhook=webhook_url, kwargs=kwargs
+        flow.flow_id, _input(value.input_value), webhook=webhook_url, kwargs=kwargs
     )
     logger.info("langflow_build_started", flow_id=flow.flow_id, run_id=run.run_id)
     if delivery == "direct":
@@ -215,12 +192,10 @@ async def build_flow(request: web.Request) -> web.StreamResponse:
 async def build_events(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/build/{job_id}/events``: NDJSON streamed, polled, or one event per call."""
     run, flow = await _job(request)
-    if "event_delivery" not in request.query and "stream" in request.query:
-        if _bool_query(request, "stream", default=True):
-            return await _stream(request, run, flow, NDJSON, cancel_on_disconnect=False)
+    query = schema.query(request, lf.BuildEventsQuery, wording=lf.WORDING)
+    if query.stream is False and "event_delivery" not in query.model_fields_set:
         return await _legacy_event(request, run, flow)
-    delivery = _choice(request, "event_delivery", EVENT_DELIVERIES, default="streaming")
-    if delivery == "polling":
+    if query.event_delivery == "polling":
         events = await _poll(request, run, flow, POLL_WAIT)
         body = "\n".join(json.dumps(event) + "\n\n" for event in events)
         return web.Response(body=body.encode(), content_type=NDJSON)
@@ -254,64 +229,10 @@ async def _job(request: web.Request) -> tuple[models.Run, flows.Flow | None]:
     job_id = request.match_info["job_id"]
     run = None
     with contextlib.suppress(errors.GatewayError):
-        run = await request.app[keys.store_key].get_run(inputs.uuid_param(request, "job_id", "job"))
+        run = await request.app[keys.store_key].get_run(schema.path_id(request, "job_id"))
     if run is None:
         raise errors.NotFound(f"Job not found: {job_id}")
     return run, request.app[keys.flows_key].get(run.flow_id)
-
-
-def _run_request(body: dict[str, Any], request: web.Request) -> RunRequest:
-    tweaks = inputs.optional(body, "tweaks", dict) or {}
-    inputs.optional(body, "user_id", str)
-    return RunRequest(
-        input_value=inputs.optional(body, "input_value", str),
-        input_type=inputs.choice(body, "input_type", INPUT_TYPES, "chat"),
-        output_type=inputs.choice(body, "output_type", OUTPUT_TYPES, "chat"),
-        output_component=inputs.optional(body, "output_component", str) or "",
-        tweaks=tweaks,
-        session_id=inputs.optional(body, "session_id", str),
-        webhook=inputs.optional(body, "webhook", str) or request.query.get("webhook"),
-    )
-
-
-def _input_value_request(item: Any, label: str) -> dict[str, Any]:
-    """Langflow's ``InputValueRequest``: known fields only (``extra="forbid"``), typed."""
-    if not isinstance(item, dict):
-        raise errors.Unprocessable(f"{label}: expected an object")
-    unknown = sorted(set(item) - set(INPUT_VALUE_FIELDS))
-    if unknown:
-        raise errors.Unprocessable(
-            f"{label}: unknown field(s) {', '.join(unknown)}; "
-            f"expected any of {', '.join(INPUT_VALUE_FIELDS)}"
-        )
-    try:
-        inputs.string_list(item, "components")
-        inputs.optional(item, "input_value", str)
-        inputs.optional(item, "session", str)
-        inputs.integer(item, "client_request_time", 0, 0, inputs.LATEST_TIMESTAMP_MS)
-        inputs.choice(item, "type", INPUT_TYPES, "any")
-    except errors.Unprocessable as exc:
-        raise errors.Unprocessable(f"{label}.{exc.detail}") from None
-    return item
-
-
-def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.query.get(name, default)
-    if value not in allowed:
-        raise errors.Unprocessable(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-def _bool_query(request: web.Request, name: str, *, default: bool) -> bool:
-    value = request.query.get(name)
-    if value is None or value == "":
-        return default
-    text = value.strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise errors.Unprocessable(f"{name}: expected true or false, got {value!r}")
 
 
 def _tweaks(flow: flows.Flow, tweaks: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -6,38 +6,22 @@ read: the ``/run?stream=true`` events (``add_message``, ``token``, ``end {"resul
 ``error``), the build events (``vertices_sorted``, ``build_start``, ``add_message``,
 ``token``, ``end_vertex``, ``end {"build_duration"}``, ``error``) and the ``RunResponse``
 (``{"session_id", "outputs": [{"inputs", "outputs": [ResultData…]}]}``). Message ids and
-timestamps come from the stored events, so a late or second reader gets identical bytes.
+timestamps come from the stored events, so a late or second reader gets identical bytes. The
+JSON shapes themselves are made by ``langflow_shapes``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from gateway import clock, models
+from gateway import models
+from gateway.api import langflow_shapes as shapes
+from gateway.api.langflow_shapes import Event, Said, Vertex, message_id, text_of
 from gateway.flows import Flow
 from gateway.runs.events import RUN_END
 
 Mode = Literal["run", "build"]
-Event = dict[str, Any]
-_IDS = uuid.UUID("0b9a2f5e-54c3-4a5e-9d43-6c0a8a3f1d27")
-TEXT_KEYS = ("message", "text", "output", "answer", "result")
-
-
-def frame(event: Event) -> bytes:
-    """One event on the wire: its JSON, then a blank line (no ``data:``, no ``id:``)."""
-    return (json.dumps(event) + "\n\n").encode()
-
-
-def lf_timestamp(moment: float) -> str:
-    return clock.utc(moment).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
-
-
-def message_id(run_id: str, tag: str) -> str:
-    return str(uuid.uuid5(_IDS, f"{run_id}/{tag}"))
 
 
 def input_text(run: models.Run) -> str | None:
@@ -49,71 +33,6 @@ def input_text(run: models.Run) -> str | None:
         text: str = run.input["input_value"]
         return text
     return None
-
-
-def text_of(value: Any) -> str:
-    """A value as message text: a string as is, a dict's one text field, else JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        langflow = _langflow_answer(value)
-        if langflow is not None:
-            return langflow
-        for key in TEXT_KEYS:
-            if isinstance(value.get(key), str):
-                text: str = value[key]
-                return text
-        if len(value) == 1 and isinstance(next(iter(value.values())), str):
-            only: str = next(iter(value.values()))
-            return only
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _langflow_answer(value: dict[str, Any]) -> str | None:
-    """The text of a Langflow ``RunResponse`` (what a relay to a real Langflow answers)."""
-    try:
-        text = value["outputs"][0]["outputs"][0]["results"]["message"]["text"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return text if isinstance(text, str) else None
-
-
-def duration_text(seconds: float) -> str:
-    if seconds < 1:
-        return f"{round(seconds * 1000)} ms"
-    return f"{seconds:.1f} seconds"
-
-
-@dataclasses.dataclass
-class Vertex:
-    """A step (or the whole one-step flow) as the run went through it."""
-
-    name: str
-    started_at: float
-    update: dict[str, Any] = dataclasses.field(default_factory=dict)
-    raw: Any = None
-    ended_at: float | None = None
-    valid: bool = True
-    error: str | None = None
-
-    @property
-    def timedelta(self) -> float | None:
-        if self.ended_at is None:
-            return None
-        return round(max(0.0, self.ended_at - self.started_at), 6)
-
-
-@dataclasses.dataclass
-class Said:
-    """A message the run produced (its id, text, sender and time)."""
-
-    id: str
-    text: str
-    sender: str
-    timestamp: float
-    vertex: str
 
 
 class Translator:
@@ -133,6 +52,7 @@ class Translator:
         except ValueError:
             self.plan = flow.vertices if flow else (run.flow_id,)
         self.flow = flow
+        self.session = shapes.Session(run.run_id, self.session_id, run.flow_id, self.flow_uuid)
         self.stepped = bool(flow and flow.steps)
         self.vertices: dict[str, Vertex] = {}
         self.current: Vertex | None = None
@@ -191,12 +111,6 @@ class Translator:
         data = {"status": run.status.value, "output": run.output, "error": run.error}
         moment = run.ended_at or run.updated_at
         return self.feed(models.Event(0, run.run_id, RUN_END, data, moment))
-
-    def feed_all(self, events: Iterable[models.Event]) -> list[Event]:
-        out: list[Event] = []
-        for event in events:
-            out.extend(self.feed(event))
-        return out
 
     def _on_step_start(self, event: models.Event) -> list[Event]:
         events = self._close(event.created_at)
@@ -296,7 +210,11 @@ class Translator:
         vertex.ended_at = at
         if not emit or self.mode != "build":
             return []
-        return [{"event": "end_vertex", "data": self._end_vertex(vertex)}]
+        said = self._vertex_said(vertex)
+        data = shapes.end_vertex(
+            self.session, vertex, said, self._successors(vertex.name), stepped=self.stepped
+        )
+        return [{"event": "end_vertex", "data": data}]
 
     @property
     def build_duration(self) -> float:
@@ -307,58 +225,12 @@ class Translator:
             return []
         return [v for v in self.flow.successors(name) if v in self.plan]
 
-    def _vertex_text(self, vertex: Vertex) -> str:
-        if vertex.name == self.plan[-1] and self.output_message is not None:
-            return self.output_message.text
-        return text_of(vertex.raw)
-
-    def _end_vertex(self, vertex: Vertex) -> dict[str, Any]:
-        terminal = not self._successors(vertex.name)
-        text = self._vertex_text(vertex)
-        if vertex.valid:
-            message = self._vertex_message(vertex, text)
-            results: dict[str, Any] = {"message": self._message(message)}
-            outputs: dict[str, Any] = {"message": {"message": text, "type": "text"}}
-        else:
-            results = {}
-            error = {"errorMessage": vertex.error or "", "stackTrace": ""}
-            outputs = {"message": {"message": error, "type": "error"}}
-        next_ids = self._successors(vertex.name) if vertex.valid else []
-        return {
-            "build_data": {
-                "id": vertex.name,
-                "inactivated_vertices": [],
-                "next_vertices_ids": next_ids,
-                "top_level_vertices": next_ids,
-                "valid": vertex.valid,
-                "params": None,
-                "data": {
-                    "results": results,
-                    "outputs": outputs,
-                    "logs": {"message": []},
-                    "message": self._artifacts(text) if vertex.valid else outputs["message"],
-                    "artifacts": self._artifacts(text) if vertex.valid else {},
-                    "timedelta": vertex.timedelta,
-                    "duration": duration_text(vertex.timedelta or 0.0),
-                    "used_frozen_result": False,
-                    "token_usage": None,
-                },
-                "timestamp": clock.isoformat(vertex.ended_at),
-            },
-            "output_meta": {
-                "component_id": vertex.name,
-                "display_name": vertex.name,
-                "vertex_type": "Step" if self.stepped else "Flow",
-                "is_output": terminal,
-                "is_terminal": terminal,
-                "output_types": ["Message"],
-            },
-        }
-
-    def _vertex_message(self, vertex: Vertex, text: str) -> Said:
+    def _vertex_said(self, vertex: Vertex) -> Said:
+        """A vertex's message: the run's answer for the last one, else its output as text."""
         if vertex.name == self.plan[-1] and self.output_message is not None:
             return self.output_message
         at = vertex.ended_at or vertex.started_at
+        text = text_of(vertex.raw)
         return Said(
             message_id(self.run.run_id, f"vertex-{vertex.name}"), text, "Machine", at, vertex.name
         )
@@ -378,143 +250,19 @@ class Translator:
             return str(self.error["message"])
         return f"run ended as {self.status}"
 
-    # -- shapes -----------------------------------------------------------------------------
-
-    def _message(
-        self, said: Said, *, user: bool = False, state: str = "complete", error: bool = False
-    ) -> dict[str, Any]:
-        sender_name = "User" if user else "AI"
-        source = (
-            {"id": None, "display_name": None, "source": None}
-            if user
-            else {"id": said.vertex, "display_name": said.vertex, "source": self.flow_id}
-        )
-        properties: dict[str, Any] = {
-            "text_color": None,
-            "background_color": None,
-            "edited": False,
-            "source": source,
-            "icon": None,
-            "allow_markdown": False,
-            "positive_feedback": None,
-            "state": state,
-            "targets": [],
-            "usage": None,
-            "build_duration": None,
-        }
-        timestamp = lf_timestamp(said.timestamp)
-        category = "error" if error else "message"
-        blocks: list[Any] = []
-        if error:
-            blocks = [
-                {
-                    "title": "Error",
-                    "contents": [
-                        {
-                            "type": "error",
-                            "component": said.vertex,
-                            "field": None,
-                            "reason": said.text,
-                            "solution": None,
-                            "traceback": None,
-                        }
-                    ],
-                    "allow_markdown": True,
-                    "media_url": None,
-                }
-            ]
-        session_metadata = {"graph_run_id": self.run.run_id}
-        return {
-            "text_key": "text",
-            "data": {
-                "timestamp": timestamp,
-                "sender": said.sender,
-                "sender_name": sender_name,
-                "session_id": self.session_id,
-                "context_id": "",
-                "text": said.text,
-                "files": [],
-                "error": error,
-                "edit": False,
-                "properties": properties,
-                "category": category,
-                "content_blocks": blocks,
-                "session_metadata": session_metadata,
-                "id": said.id,
-                "flow_id": self.flow_uuid,
-                "run_id": self.run.run_id,
-                "duration": None,
-            },
-            "default_value": "",
-            "sender": said.sender,
-            "sender_name": sender_name,
-            "files": [],
-            "session_id": self.session_id,
-            "context_id": "",
-            "run_id": self.run.run_id,
-            "timestamp": timestamp,
-            "flow_id": self.flow_uuid,
-            "error": error,
-            "edit": False,
-            "properties": properties,
-            "category": category,
-            "content_blocks": blocks,
-            "duration": None,
-            "session_metadata": session_metadata,
-            "text": said.text,
-        }
-
     def _add_message(self, said: Said, *, user: bool = False, state: str = "complete") -> Event:
-        data = self._message(said, user=user, state=state)
-        data["id"] = said.id
-        return {"event": "add_message", "data": data}
+        return shapes.add_message(self.session, said, user=user, state=state)
 
     def _error_message(self, reason: str, at: float) -> dict[str, Any]:
         said = Said(
             message_id(self.run.run_id, "error"), reason, "Machine", at, self._vertex_name()
         )
-        data = self._message(said, error=True)
-        data["id"] = said.id
-        return data
-
-    def _artifacts(self, text: str) -> dict[str, Any]:
-        return {
-            "message": text,
-            "sender": "Machine",
-            "sender_name": "AI",
-            "files": [],
-            "type": "object",
-        }
+        return shapes.error_message(self.session, said)
 
     def result_data(self, vertex_name: str) -> dict[str, Any]:
-        """Langflow's ``ResultData`` for one vertex: every key, nulls included."""
+        """Langflow's ``ResultData`` for one vertex."""
         vertex = self.vertices.get(vertex_name) or Vertex(vertex_name, self.run.created_at)
-        text = self._vertex_text(vertex)
-        said = self._vertex_message(vertex, text)
-        return {
-            "results": {"message": self._message(said)},
-            "artifacts": self._artifacts(text),
-            "outputs": {"message": {"message": text, "type": "text"}},
-            "logs": {"message": []},
-            "messages": [
-                {
-                    "message": text,
-                    "sender": "Machine",
-                    "sender_name": "AI",
-                    "session_id": self.session_id,
-                    "stream_url": None,
-                    "component_id": vertex_name,
-                    "files": [],
-                    "type": "text",
-                }
-            ],
-            "timedelta": vertex.timedelta,
-            "duration": None if vertex.timedelta is None else duration_text(vertex.timedelta),
-            "component_display_name": vertex_name,
-            "component_id": vertex_name,
-            "used_frozen_result": False,
-            "token_usage": None,
-        }
+        return shapes.result_data(self.session, vertex, self._vertex_said(vertex))
 
     def selected(
         self, output_type: str = "chat", output_component: str = "", outputs: Iterable[str] = ()
@@ -540,13 +288,3 @@ class Translator:
             str(options.get("output_type") or "chat"), str(options.get("output_component") or "")
         )
         return {"session_id": self.session_id, "outputs": [self.run_outputs(selected)]}
-
-
-def translate(
-    run: models.Run, flow: Flow | None, mode: Mode, events: Iterable[models.Event]
-) -> Translator:
-    """A translator that has read ``events`` (convenience for whole-run answers)."""
-    translator = Translator(run, flow, mode)
-    translator.start()
-    translator.feed_all(events)
-    return translator

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from gateway import errors, keys, log
 from gateway.api import problems
-from gateway.inspect import access, bins, feed, pages, present
+from gateway.inspect import access, bins, feed, present
+from gateway.inspect.pages import activity, bin_pages, login, outbox
 from gateway.store import base
 
 logger = structlog.get_logger(__name__)
@@ -83,36 +84,36 @@ def _subapp() -> web.Application:
     )
     r = sub.router
     r.add_static("/static", HERE / "static", name="inspect:static")
-    r.add_get("/", pages.overview, name="inspect:overview")
-    r.add_get("/live", pages.live, name="inspect:live")
-    r.add_get("/search", pages.search, name="inspect:search")
-    login = r.add_resource("/login", name="inspect:login")
-    login.add_route("GET", pages.login_form)
-    login.add_route("POST", pages.login)
-    r.add_post("/logout", pages.logout)
-    r.add_get("/triggers", pages.triggers)
-    r.add_get("/triggers/{trigger_id}", pages.trigger)
-    r.add_get("/runs", pages.runs)
-    r.add_get("/runs/{run_id}", pages.run)
-    r.add_post("/runs/{run_id}/redeliver", pages.redeliver_run)
-    r.add_get("/deliveries", pages.deliveries)
-    r.add_get("/deliveries/{delivery_id}", pages.delivery)
-    r.add_post("/deliveries/{delivery_id}/retry", pages.retry_delivery)
-    r.add_post("/deliveries/{delivery_id}/replay", pages.replay_delivery)
-    r.add_get("/endpoints", pages.endpoints)
-    r.add_post("/endpoints", pages.create_endpoint)
-    r.add_get("/endpoints/{endpoint_id}", pages.endpoint)
-    r.add_post("/endpoints/{endpoint_id}", pages.update_endpoint)
-    r.add_post("/endpoints/{endpoint_id}/secret", pages.endpoint_secret)
+    r.add_get("/", activity.overview, name="inspect:overview")
+    r.add_get("/live", activity.live, name="inspect:live")
+    r.add_get("/search", activity.search, name="inspect:search")
+    login_page = r.add_resource("/login", name="inspect:login")
+    login_page.add_route("GET", login.login_form)
+    login_page.add_route("POST", login.login)
+    r.add_post("/logout", login.logout)
+    r.add_get("/triggers", activity.triggers)
+    r.add_get("/triggers/{trigger_id}", activity.trigger)
+    r.add_get("/runs", activity.runs)
+    r.add_get("/runs/{run_id}", activity.run)
+    r.add_post("/runs/{run_id}/redeliver", activity.redeliver_run)
+    r.add_get("/deliveries", outbox.deliveries)
+    r.add_get("/deliveries/{delivery_id}", outbox.delivery)
+    r.add_post("/deliveries/{delivery_id}/retry", outbox.retry_delivery)
+    r.add_post("/deliveries/{delivery_id}/replay", outbox.replay_delivery)
+    r.add_get("/endpoints", outbox.endpoints)
+    r.add_post("/endpoints", outbox.create_endpoint)
+    r.add_get("/endpoints/{endpoint_id}", outbox.endpoint)
+    r.add_post("/endpoints/{endpoint_id}", outbox.update_endpoint)
+    r.add_post("/endpoints/{endpoint_id}/secret", outbox.endpoint_secret)
     r.add_post(
         "/endpoints/{endpoint_id}/{action:pause|resume|rotate|test|recover|delete}",
-        pages.endpoint_action,
+        outbox.endpoint_action,
     )
-    r.add_get("/bins", pages.bins_page)
-    r.add_post("/bins", pages.create_bin)
-    r.add_get("/bins/{bin_id}/view", pages.bin_page)
-    r.add_post("/bins/{bin_id}/settings", pages.update_bin)
-    r.add_post("/bins/{bin_id}/delete", pages.delete_bin)
+    r.add_get("/bins", bin_pages.bins_page)
+    r.add_post("/bins", bin_pages.create_bin)
+    r.add_get("/bins/{bin_id}/view", bin_pages.bin_page)
+    r.add_post("/bins/{bin_id}/settings", bin_pages.update_bin)
+    r.add_post("/bins/{bin_id}/delete", bin_pages.delete_bin)
     r.add_route("*", "/bins/{bin_id}", bins.capture, name="inspect:capture")
     return sub
 

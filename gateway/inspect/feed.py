@@ -13,57 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
+from gateway.fanout import FanOut
 from gateway.store.changes import ChangeSource
 
 Change = dict[str, Any]
 
 
 class Notifier:
-    """Fan-out of changes to the ``/inspect`` live streams of this process."""
+    """Fan-out of changes to the ``/inspect`` live streams of this process; a slow reader is
+    told to re-read everything (``{"kind": "resync"}``), the end of a stream is ``None``."""
 
     def __init__(self, queue_size: int = 256) -> None:
-        self.queue_size = queue_size
-        self._queues: set[asyncio.Queue[Change | None]] = set()
-        self.closed = False
+        self._fanout: FanOut[Change | None] = FanOut(
+            {"kind": "resync"}, queue_size, name="inspect live"
+        )
 
     @property
     def subscribers(self) -> int:
-        return len(self._queues)
+        return self._fanout.subscribers
 
     def publish(self, kind: str, **fields: Any) -> None:
-        change = {"kind": kind, **fields}
-        for queue in self._queues:
-            try:
-                queue.put_nowait(change)
-            except asyncio.QueueFull:
-                # A slow reader is told to re-read everything instead of holding memory.
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    while True:
-                        queue.get_nowait()
-                queue.put_nowait({"kind": "resync"})
+        self._fanout.publish({"kind": kind, **fields})
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Change | None]]:
-        queue: asyncio.Queue[Change | None] = asyncio.Queue(self.queue_size)
-        if self.closed:
-            queue.put_nowait(None)
-        self._queues.add(queue)
-        try:
-            yield queue
-        finally:
-            self._queues.discard(queue)
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Change | None]]:
+        return self._fanout.subscribe()
 
     def close(self) -> None:
         """End every stream (shutdown): each subscriber receives ``None``."""
-        self.closed = True
-        for queue in self._queues:
-            with contextlib.suppress(asyncio.QueueEmpty):
-                while True:
-                    queue.get_nowait()
-            queue.put_nowait(None)
+        self._fanout.close(None)
 
 
 # store change kind → (page change kind, the id field pages filter on)

@@ -1,9 +1,12 @@
-"""The rules of an endpoint's writable fields, checked once for every way of setting them
-(the API's JSON, ``/inspect``'s forms): each refusal an ``Unprocessable`` naming the field and,
-for an expression, quoting its parser. The relay rules are ``gateway.outbox.routing``'s.
+"""The rules of an endpoint's writable fields that need the configuration, the registered
+flows or a parser, checked once for every way of setting them (the API's JSON, ``/inspect``'s
+forms): each refusal an ``Unprocessable`` naming the field and, for an expression, quoting its
+parser. The relay rules are ``gateway.outbox.routing``'s.
 
-Adapters read their request into ``typed`` values first (each field of the type in ``TYPES``,
-``None`` for a JSON null); a field left out is left alone.
+The fields' shapes (JSON types, numeric bounds) are the API model's
+(``gateway.api.schema.hookgate.EndpointPatch``), which also documents them: callers give typed
+values, ``None`` for a JSON null, and a field left out is left alone. ``/inspect``'s forms give
+text and lists of text only, and the CLI sets no field.
 """
 
 from __future__ import annotations
@@ -13,25 +16,9 @@ from typing import Any
 
 from gateway import errors, models, netguard, settings, signing
 from gateway.outbox import routing
-from gateway.outbox.delivery import check_timeout
 
-NUMBER = (int, float)
-TYPES: Mapping[str, type | tuple[type, ...]] = {
-    "url": str,
-    "secret": str,
-    "description": str,
-    "enabled": bool,
-    "mode": str,
-    "payload": str,
-    "filter": str,
-    "timeout": NUMBER,
-    "max_concurrency": int,
-    "rate_limit": NUMBER,
-}
-"""The scalar fields and their types; the lists (``LISTS``) hold strings, ``retry_schedule``
-seconds, and ``transform`` is checked here whatever its shape."""
-LISTS = ("flow_ids", "event_types", "forward_headers")
-MINIMUMS = {"timeout": 0.001, "max_concurrency": 1, "rate_limit": 0.001}
+LIMITS = ("timeout", "max_concurrency", "rate_limit")
+"""Taken as given (bounded by the API's model); null is the default."""
 
 
 def endpoint_fields(
@@ -57,27 +44,11 @@ def endpoint_fields(
     for name in ("description", "enabled"):
         if typed.get(name) is not None:
             fields[name] = typed[name]
-    fields.update(_limits(typed))
+    fields.update({name: typed[name] for name in LIMITS if name in typed})
     if "retry_schedule" in typed:
-        fields["retry_schedule"] = typed["retry_schedule"]
+        schedule = typed["retry_schedule"]
+        fields["retry_schedule"] = None if schedule is None else tuple(schedule)
     return fields
-
-
-def _limits(typed: Mapping[str, Any]) -> dict[str, Any]:
-    """``timeout``, ``max_concurrency`` and ``rate_limit``, those present; null is the default."""
-    found = {}
-    for name, minimum in MINIMUMS.items():
-        if name in typed:
-            value = typed[name]
-            if value is not None and value < minimum:
-                raise errors.Unprocessable(f"{name}: must be at least {minimum}")
-            found[name] = value
-    if found.get("timeout") is not None:
-        try:
-            check_timeout(found["timeout"])
-        except ValueError as exc:
-            raise errors.Unprocessable(f"timeout: {exc}") from None
-    return found
 
 
 def checked_secret(secret: str) -> str:

@@ -18,7 +18,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jmespath
 import jmespath.exceptions
@@ -27,8 +27,10 @@ import jmespath.parser
 from gateway import log, models, strictjson
 from gateway.outbox import templates
 
-PAYLOADS = ("run", "raw")
-MODES = ("push", "pull")
+Payload = Literal["run", "raw"]
+PAYLOADS: tuple[str, ...] = get_args(Payload)
+Mode = Literal["push", "pull"]
+MODES: tuple[str, ...] = get_args(Mode)
 LANGUAGES = ("jmespath", "jinja")
 MAX_EXPRESSION = 2048
 MAX_HEADERS = 50

@@ -13,11 +13,11 @@ import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from gateway import models
 
-STREAM_MODES = (
+StreamMode = Literal[
     "values",
     "messages",
     "messages-tuple",
@@ -27,7 +27,8 @@ STREAM_MODES = (
     "events",
     "debug",
     "custom",
-)
+]
+STREAM_MODES: tuple[str, ...] = get_args(StreamMode)
 DEFAULT_MODES = ("values",)
 HEARTBEAT = b": heartbeat\r\n\r\n"
 SSE_HEADERS = {

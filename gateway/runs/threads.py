@@ -230,19 +230,6 @@ def run_fields(
 
 # views: LangGraph's shapes
 
-THREAD_FIELDS = (
-    "thread_id",
-    "created_at",
-    "updated_at",
-    "state_updated_at",
-    "metadata",
-    "config",
-    "status",
-    "values",
-    "interrupts",
-)
-"""What a thread search may ``select`` (LangGraph's schema): the fields of ``thread_view``."""
-
 
 def thread_view(thread: base.Thread, values: Any, *, include_ttl: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {

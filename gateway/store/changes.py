@@ -12,14 +12,11 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
-import structlog
-
 from gateway import models
-
-log = structlog.get_logger(__name__)
+from gateway.fanout import FanOut
 
 MAX_IDS = 50
 """More ids of one kind than this travel as ``None``: "many, re-read" (NOTIFY payloads are
@@ -90,36 +87,11 @@ def changes(origin: str, **kinds: Iterable[str] | None) -> Changes:
     return Changes(found, origin=origin)
 
 
-class ChangeFeed:
-    """In-process fan-out of ``Changes`` to subscribers, each with a bounded queue."""
+class ChangeFeed(FanOut[Changes]):
+    """In-process fan-out of ``Changes`` to subscribers; a slow one finds ``RESYNC``."""
 
     def __init__(self, queue_size: int = 1024) -> None:
-        self.queue_size = queue_size
-        self._queues: set[asyncio.Queue[Changes]] = set()
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._queues)
-
-    def publish(self, change: Changes) -> None:
-        for queue in self._queues:
-            try:
-                queue.put_nowait(change)
-            except asyncio.QueueFull:
-                log.warning("change_feed_subscriber_behind", dropped=queue.qsize())
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    while True:
-                        queue.get_nowait()
-                queue.put_nowait(RESYNC)
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Changes]]:
-        queue: asyncio.Queue[Changes] = asyncio.Queue(self.queue_size)
-        self._queues.add(queue)
-        try:
-            yield queue
-        finally:
-            self._queues.discard(queue)
+        super().__init__(RESYNC, queue_size, name="store changes")
 
 
 @runtime_checkable

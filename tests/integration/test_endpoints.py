@@ -94,6 +94,7 @@ async def test_filters_choose_which_runs_reach_an_endpoint(
         (b'{"url": "http://127.0.0.1:9/x", "flow_ids": "echo"}', 422, "list"),
         (b'{"url": "http://127.0.0.1:9/x", "secret": "hunter2"}', 422, "secret"),
         (b'{"url": "http://127.0.0.1:9/x", "enabled": "yes"}', 422, "enabled"),
+        (b'{"url": "http://127.0.0.1:9/x", "colour": "red"}', 422, "unknown field(s) colour"),
     ],
 )
 async def test_bad_endpoint_input_is_refused_and_nothing_stored(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -204,12 +204,11 @@ JsonObject = dict[str, Any]
 # reading requests
 
 
-def detail(exc: ValidationError) -> str:
-    """Every failure as ``field: what was expected``, in the API's words."""
-    return "; ".join(_message(error) for error in exc.errors(include_url=False))
+Wording = Mapping[str, str]
+"""Message templates by pydantic error type, over ``MESSAGES``: an API's own words where its
+clients rely on them (``schema.langflow.WORDING``)."""
 
-
-_MESSAGES = {
+MESSAGES: Wording = {
     "missing": "required",
     "string_type": "expected str, got {kind}",
     "bool_type": "expected bool, got {kind}",
@@ -220,22 +219,51 @@ _MESSAGES = {
     "float_type": "expected a number, got {kind}",
     "uuid_type": "must be a UUID",
     "uuid_parsing": "must be a UUID",
-    "extra_forbidden": "unknown field",
     "model_type": "expected an object, got {kind}",
     "model_attributes_type": "expected an object, got {kind}",
+    "literal_error": "expected one of {expected}, got {shown}",
+    "literal_type": "expected one of {expected}, got {shown}",
 }
+"""``literal_type`` is a choice given as something other than a string."""
 
 
-def _message(error: Any) -> str:
-    where = _location(error["loc"])
+def detail(exc: ValidationError, wording: Wording = MESSAGES) -> str:
+    """Every failure as ``field: what was expected``, in the API's words; a body's unknown
+    fields are named together, where they are."""
+    unknown: dict[str, list[str]] = {}
+    messages = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "extra_forbidden":
+            *parent, name = error["loc"]
+            unknown.setdefault(_location(tuple(parent)), []).append(str(name))
+        else:
+            messages.append(_message(error, wording))
+    for where, names in reversed(unknown.items()):
+        text = f"unknown field(s) {', '.join(names)}"
+        messages.insert(0, f"{where}: {text}" if where else text)
+    return "; ".join(messages)
+
+
+def _message(error: Any, wording: Wording) -> str:
+    loc = error["loc"]
     value = error.get("input")
-    if error["type"] == "literal_error":
+    kind = error["type"]
+    expected = ""
+    if kind == "literal_error":
         expected = ", ".join(re.findall(r"'([^']*)'", error["ctx"]["expected"]))
-        text = f"expected one of {expected}, got {value!r}"
-    elif error["type"] in _MESSAGES:
-        text = _MESSAGES[error["type"]].format(kind=_kind(value), input=str(value)[:40])
-    else:
+        if not isinstance(value, str):
+            kind = "literal_type"
+    template = wording.get(kind) or MESSAGES.get(kind)
+    if kind == "string_type" and loc and isinstance(loc[-1], int):
+        text = f"expected a list of strings, got {_kind(value)} at [{loc[-1]}]"
+        loc = loc[:-1]
+    elif template is None:
         text = error["msg"]
+    else:
+        text = template.format(
+            kind=_kind(value), input=str(value)[:40], shown=repr(value)[:60], expected=expected
+        )
+    where = _location(loc)
     return f"{where}: {text}" if where else text
 
 
@@ -259,7 +287,9 @@ def _adapter(kind: Any) -> TypeAdapter[Any]:
     return TypeAdapter(kind)
 
 
-def validate(kind: type[T], data: Any, *, from_text: bool = False) -> T:
+def validate(
+    kind: type[T], data: Any, *, from_text: bool = False, wording: Wording = MESSAGES
+) -> T:
     """``data`` as ``kind`` (a model, or a type such as ``list[Model]``), or 422 naming each
     field that is wrong."""
     try:
@@ -267,7 +297,7 @@ def validate(kind: type[T], data: Any, *, from_text: bool = False) -> T:
             data, context={_FROM_TEXT: from_text}
         )
     except ValidationError as exc:
-        raise errors.Unprocessable(detail(exc)) from None
+        raise errors.Unprocessable(detail(exc, wording)) from None
     return value
 
 
@@ -310,13 +340,14 @@ async def body(
     *,
     required: bool = False,
     malformed: type[errors.GatewayError] = errors.Unprocessable,
+    wording: Wording = MESSAGES,
 ) -> M:
     """The request's JSON object body as ``model`` (see ``json_value``)."""
     data = await json_object(request, required=required, malformed=malformed)
-    return validate(model, data)
+    return validate(model, data, wording=wording)
 
 
-def query(request: web.Request, model: type[M]) -> M:
+def query(request: web.Request, model: type[M], wording: Wording = MESSAGES) -> M:
     """The query string as ``model``; a repeated parameter is a list where the model says so."""
     data: dict[str, Any] = {}
     for name, field in model.model_fields.items():
@@ -325,7 +356,7 @@ def query(request: web.Request, model: type[M]) -> M:
             data[name] = [v for v in values if v != ""]
         elif values and values[0] != "":
             data[name] = values[0]
-    return validate(model, data, from_text=True)
+    return validate(model, data, from_text=True, wording=wording)
 
 
 def _is_list(annotation: Any) -> bool:

@@ -11,6 +11,7 @@ from gateway import models
 from gateway.api.schema import (
     MAX_DELAY_SECONDS,
     Body,
+    Checked,
     Closed,
     JsonObject,
     Limit,
@@ -21,7 +22,8 @@ from gateway.api.schema import (
 )
 from gateway.api.schema.langgraph import Run
 from gateway.outbox import pull as pulls
-from gateway.outbox.delivery import MAX_TIMEOUT
+from gateway.outbox import routing
+from gateway.outbox.delivery import MAX_TIMEOUT, check_timeout
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
 EventType = Literal[
@@ -34,14 +36,42 @@ EventType = Literal[
     "endpoint.recovered",
 ]
 assert set(EventType.__args__) == set(models.EVENT_TYPES)  # type: ignore[attr-defined]
+Transform = Annotated[
+    Any,
+    Checked(
+        lambda value: value,  # its rules need a parser: gateway.outbox.endpoint_fields
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1},
+                {"type": "null"},
+            ]
+        },
+    ),
+]
 Delay = Annotated[float, Range(0, MAX_DELAY_SECONDS, " seconds")]
+
+
+def _timeout(value: Any) -> float:
+    """A number within ``check_timeout``'s rule, the one ``delivery_timeout`` follows too."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    check_timeout(value)
+    return float(value)
+
+
+Timeout = Annotated[
+    float, Checked(_timeout, {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT})
+]
 
 
 # endpoints
 
 
 class EndpointPatch(Closed):
-    """The writable fields of an endpoint; absent ones are left as they are."""
+    """The writable fields of an endpoint; absent ones are left as they are. Their types and
+    bounds are checked here; what needs the configuration, the registered flows or a parser
+    (URLs, secrets, flow ids, expressions) by ``gateway.outbox.endpoint_fields``."""
 
     url: str | None = Field(
         None,
@@ -53,14 +83,17 @@ class EndpointPatch(Closed):
     event_types: list[EventType] | None = None
     description: str | None = None
     enabled: bool | None = None
-    timeout: Annotated[float, Range(0.001, MAX_TIMEOUT, " seconds")] | None = None
+    timeout: Timeout | None = None
     max_concurrency: Annotated[int, Range(1, 2**31 - 1, integer=True)] | None = None
     rate_limit: Annotated[float, Range(0.001, 1e9, " per second")] | None = None
     retry_schedule: list[Delay] | None = Field(None, min_length=1)
-    payload: Literal["run", "raw"] | None = None
+    mode: routing.Mode | None = Field(
+        None, description="Set when creating: a change is refused (422)."
+    )
+    payload: routing.Payload | None = None
     forward_headers: list[str] | None = None
     filter: str | None = Field(None, description="A JMESPath expression over the payload.")
-    transform: str | dict[str, str] | None = Field(
+    transform: Transform = Field(
         None,
         description='A JMESPath string, `{"jmespath": "…"}` or `{"jinja": "<template producing '
         'JSON>"}`; null removes it.',
@@ -68,7 +101,7 @@ class EndpointPatch(Closed):
 
 
 class EndpointCreate(EndpointPatch):
-    mode: Literal["push", "pull"] = Field(
+    mode: routing.Mode = Field(
         "push", description="pull: no URL; consumers fetch deliveries (`hookgate listen`)."
     )
 

@@ -12,8 +12,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from gateway.api.schema import LATEST_TIMESTAMP_MS, Body, JsonObject, Query, Range, Response
+from gateway.api.schema import (
+    LATEST_TIMESTAMP_MS,
+    Body,
+    JsonObject,
+    Query,
+    Range,
+    Response,
+    Wording,
+)
 
+WORDING: Wording = {
+    "dict_type": "expected dict, got {kind}",
+    "model_type": "expected dict, got {kind}",
+    "literal_type": "expected str, got {kind}",
+}
+"""The Langflow API's refusals name Python's types, as they always have."""
 InputType = Literal["chat", "text", "any"]
 OutputType = Literal["chat", "text", "any", "debug"]
 EventDelivery = Literal["streaming", "polling", "direct"]

@@ -86,17 +86,6 @@ CronField = Literal[
     "metadata",
     "enabled",
 ]
-StreamMode = Literal[
-    "values",
-    "messages",
-    "messages-tuple",
-    "tasks",
-    "checkpoints",
-    "updates",
-    "events",
-    "debug",
-    "custom",
-]
 _MODE = {"type": "string", "enum": list(sse.STREAM_MODES)}
 StreamModes = Annotated[
     tuple[str, ...],
@@ -355,7 +344,7 @@ class JoinQuery(Query):
 
 
 class JoinStreamQuery(JoinQuery):
-    stream_mode: list[StreamMode] = Field(
+    stream_mode: list[sse.StreamMode] = Field(
         [], description="Repeated, comma-separated, or a JSON array; the run's own by default."
     )
 

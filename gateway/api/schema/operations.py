@@ -100,6 +100,12 @@ TAG_HOOKS = "Endpoints and deliveries"
 TAG_RUNS = "Runs"
 TAG_OPS = "Operations"
 
+
+def run_creation(summary: str, answer: Answer, body: Any = lg.RunCreateStateful) -> Operation:
+    """A LangGraph route that starts a run: a required body, and the run's refusals."""
+    return Operation(summary, TAG_LG, (answer,), body=body, body_required=True, errors=RUN_ERRORS)
+
+
 OPERATIONS: dict[tuple[str, Handler], Operation] = {
     # operations
     ("GET", health.healthz): Operation(
@@ -310,37 +316,13 @@ OPERATIONS: dict[tuple[str, Handler], Operation] = {
         query=lg.HistoryQuery,
     ),
     # runs
-    ("POST", langgraph_runs.create_run): Operation(
-        "Create a run",
-        TAG_LG,
-        (ok(lg.Run),),
-        body=lg.RunCreateStateful,
-        body_required=True,
-        errors=RUN_ERRORS,
+    ("POST", langgraph_runs.create_run): run_creation("Create a run", ok(lg.Run)),
+    ("POST", langgraph_runs.stream_run): run_creation(
+        "Create a run and stream its events", SSE_STREAM
     ),
-    ("POST", langgraph_runs.stream_run): Operation(
-        "Create a run and stream its events",
-        TAG_LG,
-        (SSE_STREAM,),
-        body=lg.RunCreateStateful,
-        body_required=True,
-        errors=RUN_ERRORS,
-    ),
-    ("POST", langgraph_runs.wait_run): Operation(
-        "Create a run and wait for its result",
-        TAG_LG,
-        (FINAL,),
-        body=lg.RunCreateStateful,
-        body_required=True,
-        errors=RUN_ERRORS,
-    ),
-    ("POST", langgraph_runs.create_batch): Operation(
-        "Create stateless runs",
-        TAG_LG,
-        (ok(list[lg.Run]),),
-        body=list[lg.RunCreateStateless],
-        body_required=True,
-        errors=RUN_ERRORS,
+    ("POST", langgraph_runs.wait_run): run_creation("Create a run and wait for its result", FINAL),
+    ("POST", langgraph_runs.create_batch): run_creation(
+        "Create stateless runs", ok(list[lg.Run]), list[lg.RunCreateStateless]
     ),
     ("POST", langgraph_runs.cancel_many): Operation(
         "Cancel runs", TAG_LG, (NO_CONTENT,), body=lg.RunsCancel, query=lg.CancelQuery
