@@ -223,7 +223,7 @@ async def test_an_overloaded_store_refuses_new_work_with_503(
     triggers and runs get 503 with Retry-After and nothing is stored; at the limit itself a
     trigger is still taken. A write that waits (a stalled disk) holds the store behind; the
     worker and dispatcher are stopped so that only the triggers queue writes behind it."""
-    settings = make_settings(max_write_backlog=2)
+    settings = make_settings(max_write_backlog=2, prune_interval=0)  # no pruner writes either
     if not settings.database_url.startswith("sqlite:///"):
         # The stall is staged inside SQLite's group-commit writer.
         settings = settings.replace(database_url=f"sqlite:///{tmp_path / 'backlog.db'}")
