@@ -11,6 +11,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from gateway.store.sqlite import SQLiteStore
 from gateway.store.writer import GroupCommitWriter
 
 Writer = Callable[..., Awaitable[GroupCommitWriter]]
@@ -114,3 +115,15 @@ async def test_a_lone_write_commits_at_once_in_a_batch_of_its_own(
 
     assert (writer.batches, writer.jobs) == (2, 2)
     assert writer.backlog == 0
+
+
+async def test_the_sqlite_store_takes_its_writers_max_batch(tmp_path: Path) -> None:
+    """``max_batch=1``: one commit per write, what the benchmark compares group commit with."""
+    store = SQLiteStore(tmp_path / "store.db", max_batch=1)
+    await store.open()
+    try:
+        before = store.writer.batches
+        await asyncio.gather(*(store.writer.submit(lambda conn: None) for _ in range(3)))
+        assert store.writer.batches - before == 3
+    finally:
+        await store.close()
