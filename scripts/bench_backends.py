@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import secrets
-import socket
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import asyncpg
 import bench
 
-HEALTH_TIMEOUT = 60.0
+from gateway.testing import serve_command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,13 +34,6 @@ class BackendResult:
     backend: Backend
     ingest: bench.LoadResult
     delivered: bench.DeliveryResult
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def create_schema(database_url: str) -> str:
@@ -70,83 +59,20 @@ async def drop_schema(database_url: str, schema_url: str) -> None:
 
 
 async def start(backend: Backend, tmp: Path) -> bench.Server:
-    """``hookgate serve`` on a known port (``--workers`` share it), ready when /healthz is."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "GATEWAY_CONFIG": str(bench.CONFIG),
-        "GATEWAY_LOG_LEVEL": bench.LOG_LEVEL,
-    }
-    argv = [bench.PYTHON, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--database", backend.url]
-    if backend.workers > 1:
-        argv += ["--workers", str(backend.workers)]
+    """``hookgate serve`` (``--workers`` processes sharing its port) on the backend's database."""
+    options = ["--workers", str(backend.workers)] if backend.workers > 1 else []
     name = f"{backend.label}-{backend.workers}"
-    with (tmp / f"{name}.stderr").open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=bench.ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    server = bench.Server(name, proc, f"http://127.0.0.1:{port}", tmp / f"{name}.stderr")
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                raise RuntimeError(f"{name} exited:\n{server.stderr_tail()}")
-            try:
-                async with session.get(server.url("/healthz")) as response:
-                    if response.status == 200:
-                        return server
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    await server.stop()
-    raise RuntimeError(f"{name} was not healthy within {HEALTH_TIMEOUT:g} s")
+    argv = serve_command(backend.url, *options)
+    return await bench.start_server(name, argv, bench.bench_env(), tmp / f"{name}.stderr")
 
 
 async def delivered(
     server: bench.Server, *, triggers: int, concurrency: int, timeout: float
 ) -> bench.DeliveryResult:
-    """``triggers`` triggers, ``concurrency`` in flight, until every callback has arrived."""
-    receiver = bench.CallbackReceiver()
-    await receiver.start()
-    url = server.url(bench.TRIGGER_PATH)
-    try:
-        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await bench.register_endpoint(session, server, receiver.url)
-            warm = min(50, triggers)
-            receiver.expect(warm)
-            await asyncio.gather(*(bench.trigger(session, url) for _ in range(warm)))
-            await asyncio.wait_for(receiver.all_arrived.wait(), timeout)
-            receiver.expect(triggers)
-            meter = bench.CpuMeter(server.pid)
-            pending = iter(range(triggers))
-
-            async def fire() -> None:
-                for _ in pending:
-                    await bench.trigger(session, url)
-
-            meter.start()
-            started = time.perf_counter()
-            await asyncio.gather(*(fire() for _ in range(concurrency)))
-            acked = time.perf_counter() - started
-            try:
-                await asyncio.wait_for(receiver.all_arrived.wait(), timeout)
-            except TimeoutError:
-                raise RuntimeError(
-                    f"only {len(receiver.arrivals)} of {triggers} callbacks within {timeout:g} s"
-                ) from None
-            elapsed = time.perf_counter() - started
-            meter.stop(client="self")
-        return bench.DeliveryResult(triggers, elapsed, acked, receiver.duplicates, meter)
-    finally:
-        await receiver.stop()
+    async with bench.callback_receiver() as callbacks:
+        return await bench.measure_delivery(
+            server, callbacks, triggers=triggers, concurrency=concurrency, timeout=timeout
+        )
 
 
 async def measure(

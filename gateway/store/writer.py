@@ -27,6 +27,8 @@ from gateway import errors
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]
+MAX_BATCH = 512
+"""Jobs under one COMMIT at most, so that one batch cannot hold the writer for long."""
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +102,7 @@ def run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> tuple[list[Outcome],
 
 
 class GroupCommitWriter:
-    def __init__(self, conn: aiosqlite.Connection, max_batch: int = 512) -> None:
+    def __init__(self, conn: aiosqlite.Connection, max_batch: int = MAX_BATCH) -> None:
         self._conn = conn
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any]]] = asyncio.Queue()

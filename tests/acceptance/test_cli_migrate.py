@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.acceptance.conftest import ROOT, gateway_env
+from gateway.testing import ROOT, gateway_env
 
 
 def migrate(database_url: str) -> subprocess.CompletedProcess[str]:

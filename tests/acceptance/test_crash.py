@@ -23,8 +23,7 @@ import aiohttp
 import pytest
 import standardwebhooks
 
-from gateway.testing import Receiver
-from tests.acceptance.conftest import ROOT, GatewayProcess, gateway_env, serve_command
+from gateway.testing import ROOT, GatewayProcess, Receiver, gateway_env, serve_command
 
 pytestmark = pytest.mark.slow
 

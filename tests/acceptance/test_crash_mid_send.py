@@ -20,8 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from gateway.store.base import ATTEMPT_OUTCOME_UNKNOWN
-from gateway.testing import eventually
-from tests.acceptance.conftest import GatewayProcess, gateway_env
+from gateway.testing import GatewayProcess, eventually, gateway_env
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from gateway.testing import Receiver
-from tests.acceptance.conftest import GatewayProcess, gateway_env
+from gateway.testing import GatewayProcess, Receiver, gateway_env
 from tests.acceptance.test_crash import (
     CONCURRENCY,
     KILL_AFTER,

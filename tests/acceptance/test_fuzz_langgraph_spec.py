@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from gateway.testing import GatewayProcess, gateway_env, serve_command
 from tests import needs
-from tests.acceptance.conftest import GatewayProcess, gateway_env, serve_command
 
 schemathesis = needs.module("schemathesis")
 from schemathesis.config import CacheConfig  # noqa: E402

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.testing import GatewayProcess, gateway_env, serve_command
 from tests import needs
-from tests.acceptance.conftest import GatewayProcess, gateway_env, serve_command
 from tests.acceptance.test_fuzz_langgraph_spec import server_tracebacks
 
 schemathesis = needs.module("schemathesis")

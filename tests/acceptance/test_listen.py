@@ -19,8 +19,7 @@ import pytest
 import standardwebhooks
 from aiohttp.test_utils import TestServer
 
-from gateway.testing import Receiver, Reply, eventually
-from tests.acceptance.conftest import ROOT, GatewayProcess, gateway_env
+from gateway.testing import ROOT, GatewayProcess, Receiver, Reply, eventually, gateway_env
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from gateway.testing import Receiver, eventually
-from tests.acceptance.conftest import ROOT, GatewayProcess, gateway_env, serve_command
+from gateway.testing import ROOT, GatewayProcess, Receiver, eventually, gateway_env, serve_command
 
 TRIGGERS = 20
 

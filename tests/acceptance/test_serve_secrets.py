@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from gateway import localsecrets, models, signing, verify
 from gateway.store.sqlite import SQLiteStore
-from tests.acceptance.conftest import ROOT, GatewayProcess, gateway_env
+from gateway.testing import ROOT, GatewayProcess, gateway_env
 
 DEV_SIGNING_SECRET = "whsec_ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLXNlY3JldA=="
 UNASSIGNED = "192.0.2.1"  # TEST-NET-1: never an address of this machine, so never bound

@@ -18,9 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.testing import eventually
+from gateway.testing import ROOT, GatewayProcess, eventually, gateway_env, serve_command
 from tests import pg
-from tests.acceptance.conftest import ROOT, GatewayProcess, gateway_env, serve_command
 
 PROCESSES = re.compile(r"processes: +2 \(pids (\d+), (\d+)\)")
 TRIGGERS = 40

@@ -12,8 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.testing import Receiver, Reply
-from tests.acceptance.conftest import GatewayProcess, gateway_env
+from gateway.testing import GatewayProcess, Receiver, Reply, gateway_env
 
 
 @pytest.mark.slow

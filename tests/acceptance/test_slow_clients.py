@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import GatewayProcess, gateway_env, serve_command
+from gateway.testing import GatewayProcess, gateway_env, serve_command
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 2.0

@@ -14,12 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import stripe
-from slack_sdk.signature import SignatureVerifier
-from standardwebhooks import Webhook
 
 from gateway import errors, signing, verify
 from gateway.settings import load_settings
+from tests import needs
+
+# The providers' own signers build the tables below as they are collected: without them this
+# module is skipped (a failure under CI), the rest of the suite runs.
+stripe = needs.module("stripe")
+Webhook = needs.module("standardwebhooks").Webhook
+SignatureVerifier = needs.module("slack_sdk.signature").SignatureVerifier
 
 NOW = 1_800_000_000
 BODY = b'{"action": "opened", "number": 7, "text": "caf\xc3\xa9"}'

@@ -29,7 +29,12 @@ from gateway import errors, models
 from gateway.store import base, sql
 from gateway.store.changes import ChangeFeed, Changes, changes
 from gateway.store.secretbox import SecretBox
-from gateway.store.writer import GroupCommitWriter, is_storage_failure, storage_unavailable
+from gateway.store.writer import (
+    MAX_BATCH,
+    GroupCommitWriter,
+    is_storage_failure,
+    storage_unavailable,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -114,14 +119,23 @@ def path_from_url(database_url: str) -> Path:
 class Database:
     """The file's writer and reader; the verbs of each aggregate build on it."""
 
-    def __init__(self, path: Path | str, secret_key: str = "", *, must_exist: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        secret_key: str = "",
+        *,
+        must_exist: bool = False,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         """``secret_key``: ``GATEWAY_SECRET_KEY``, the keys sealing endpoint secrets (newest
         first); empty means the install's generated key beside the database. ``must_exist``:
         opening refuses a missing or foreign file instead of creating a database (an operator
-        command's mistyped path must not leave an empty one behind)."""
+        command's mistyped path must not leave an empty one behind). ``max_batch``: the most
+        write jobs one commit takes (1 turns group commit off, as the benchmark compares)."""
         self.path = Path(path)
         self.must_exist = must_exist
         self._secret_key = secret_key
+        self._max_batch = max_batch
         self._secrets: SecretBox | None = None
         self._writer_conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
@@ -202,7 +216,7 @@ class Database:
             raise
         self._writer_conn = writer
         self._reader = await self._connect()
-        self._writer = GroupCommitWriter(writer)
+        self._writer = GroupCommitWriter(writer, self._max_batch)
         self._writer.start()
         log.info("store_opened", backend="sqlite", path=str(self.path))
 
