@@ -10,7 +10,8 @@ from typing import Any
 
 from gateway import models
 from gateway.api import langflow_events
-from gateway.api.langflow_events import Translator, frame
+from gateway.api.langflow_events import Translator
+from gateway.api.langflow_shapes import frame
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "langflow-stream-sample.txt"
 CREATED = 1_800_000_000.0
@@ -41,7 +42,7 @@ ECHO = stored(("run_end", {"status": "success", "output": "hi", "error": None}))
 
 def events_of(mode: langflow_events.Mode, events: list[models.Event]) -> list[dict[str, Any]]:
     translator = Translator(run(), None, mode)
-    return [*translator.start(), *translator.feed_all(events)]
+    return [*translator.start(), *(out for event in events for out in translator.feed(event))]
 
 
 # Fields reference/langflow-api.md says "may be null or populated" (the capture has null).
