@@ -282,3 +282,79 @@ class Attempt:
     delivery_id: str
     attempt: int
     result: AttemptResult
+
+
+# LangGraph's threads and crons, and /inspect's bins (their verbs: store.base's ThreadStore
+# and InspectStore).
+
+
+@dataclasses.dataclass(frozen=True)
+class Thread:
+    thread_id: str
+    metadata: dict[str, Any]
+    config: dict[str, Any]
+    created_at: float
+    updated_at: float
+    status: str = "idle"
+    ttl: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """One state of a thread: a run's ``values`` event, a run's output, or a manual update."""
+
+    checkpoint_id: str
+    thread_id: str
+    values: Any
+    created_at: float
+    source: str
+    run_id: str | None = None
+    as_node: str | None = None
+    order: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Cron:
+    cron_id: str
+    flow_id: str
+    thread_id: str | None
+    schedule: str
+    timezone: str | None
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    on_run_completed: str | None
+    enabled: bool
+    end_time: float | None
+    next_run_date: float
+    created_at: float
+    updated_at: float
+    user_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Bin:
+    """A capture URL (``/inspect/bins/<bin_id>``) and how it answers."""
+
+    bin_id: str
+    name: str
+    created_at: float
+    reply_status: int = 200
+    reply_delay: float = 0.0
+    verify_with: str = "auto"  # 'auto', 'signing' or 'endpoint:<id>': never the secret itself
+    captures: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CapturedRequest:
+    """A request a bin received, as received (headers with secrets masked)."""
+
+    bin_id: str
+    received_at: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    content_type: str
+    source: str
+    capture_id: int = 0

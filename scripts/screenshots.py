@@ -22,7 +22,7 @@ from playwright.async_api import Page, async_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway import keys  # noqa: E402
+from gateway import keys, models  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.inspect.bins import new_bin_id  # noqa: E402
 from gateway.log import configure_logging  # noqa: E402
@@ -45,7 +45,7 @@ async def traffic(base: str, server: TestServer) -> dict[str, str]:
         await store.update_bin(bin_id, {"name": "local callbacks"})  # type: ignore[attr-defined]
         flaky_bin = new_bin_id()
         await store.create_bin(  # type: ignore[attr-defined]
-            store_base.Bin(
+            models.Bin(
                 bin_id=flaky_bin, name="flaky receiver", created_at=time.time(), reply_status=503
             )
         )

@@ -256,7 +256,7 @@ async def get_subgraphs(request: web.Request) -> web.Response:
 # threads
 
 
-async def _thread_or_404(store: lg.LangGraphStore, thread_id: str) -> base.Thread:
+async def _thread_or_404(store: lg.LangGraphStore, thread_id: str) -> models.Thread:
     thread = await store.get_thread(thread_id)
     if thread is None:
         raise errors.NotFound(f"Thread with ID {thread_id} not found")
@@ -264,7 +264,7 @@ async def _thread_or_404(store: lg.LangGraphStore, thread_id: str) -> base.Threa
 
 
 async def _thread_response(
-    store: lg.LangGraphStore, thread: base.Thread, *, include_ttl: bool = False
+    store: lg.LangGraphStore, thread: models.Thread, *, include_ttl: bool = False
 ) -> dict[str, Any]:
     values = await lg.thread_values(store, thread.thread_id)
     return lg.thread_view(thread, values, include_ttl=include_ttl)
@@ -290,7 +290,7 @@ async def create_thread(request: web.Request) -> web.Response:
     now = request.app[keys.clock_key].now()
     thread_id = str(data.thread_id) if data.thread_id else models.new_id()
     if_exists = data.if_exists
-    thread = base.Thread(thread_id, data.metadata or {}, {}, now, now, ttl=_ttl(data.ttl, now))
+    thread = models.Thread(thread_id, data.metadata or {}, {}, now, now, ttl=_ttl(data.ttl, now))
     updates = [u for step in data.supersteps or () for u in step.updates or ()]
     stored, created = await store.create_thread(thread, if_exists)
     if not created and if_exists == "raise":
@@ -399,7 +399,7 @@ async def copy_thread(request: web.Request) -> web.Response:
     store = store_of(request)
     thread = await _thread_or_404(store, thread_id)
     now = request.app[keys.clock_key].now()
-    copy = base.Thread(models.new_id(), dict(thread.metadata), dict(thread.config), now, now)
+    copy = models.Thread(models.new_id(), dict(thread.metadata), dict(thread.config), now, now)
     stored, _ = await store.create_thread(copy, "raise")
     values = await lg.thread_values(store, thread_id)
     if values is not None:

@@ -16,7 +16,7 @@ from gateway.runs import crons
 from gateway.store import base
 
 
-def cron_view(cron: base.Cron) -> dict[str, Any]:
+def cron_view(cron: models.Cron) -> dict[str, Any]:
     return {
         "cron_id": cron.cron_id,
         "assistant_id": models.assistant_id(cron.flow_id),
@@ -65,7 +65,7 @@ async def create_cron(request: web.Request) -> web.Response:
     now = request.app[keys.clock_key].now()
     cron_id = models.new_id()
     payload = {**raw, "assistant_id": models.assistant_id(flow.flow_id)}
-    cron = base.Cron(
+    cron = models.Cron(
         cron_id=cron_id,
         flow_id=flow.flow_id,
         thread_id=thread_id,
@@ -114,7 +114,7 @@ async def count_crons(request: web.Request) -> web.Response:
     return web.json_response(await store_of(request).count_crons(search))
 
 
-async def _cron_or_404(request: web.Request) -> base.Cron:
+async def _cron_or_404(request: web.Request) -> models.Cron:
     cron_id = schema.path_id(request, "cron_id")
     cron = await store_of(request).get_cron(cron_id)
     if cron is None:

@@ -18,11 +18,10 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from gateway import errors, keys, log
+from gateway import errors, keys, log, models
 from gateway.api import problems
 from gateway.inspect import access, bins, feed, present
 from gateway.inspect.pages import activity, bin_pages, login, outbox
-from gateway.store import base
 
 logger = structlog.get_logger(__name__)
 HERE = Path(__file__).parent
@@ -136,7 +135,9 @@ async def choose_default_bin(app: web.Application) -> None:
         app[default_bin_key].bin_id = existing[-1].bin_id
     else:
         created = await store.create_bin(
-            base.Bin(bin_id=bins.new_bin_id(), name="default", created_at=app[keys.clock_key].now())
+            models.Bin(
+                bin_id=bins.new_bin_id(), name="default", created_at=app[keys.clock_key].now()
+            )
         )
         app[default_bin_key].bin_id = created.bin_id
 

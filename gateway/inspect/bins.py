@@ -52,7 +52,7 @@ async def capture(request: web.Request) -> web.Response:
         return web.json_response({"detail": f"Bin {bin_id} not found"}, status=404)
     body = await request.read()
     stored = await store.capture_request(
-        base.CapturedRequest(
+        models.CapturedRequest(
             bin_id=bin_id,
             received_at=request.config_dict[keys.clock_key].now(),
             method=request.method,
@@ -145,7 +145,7 @@ def choose_secret(
     return by_key["signing"]
 
 
-def verify_capture(captured: base.CapturedRequest, choice: SecretChoice) -> Verdict:
+def verify_capture(captured: models.CapturedRequest, choice: SecretChoice) -> Verdict:
     headers = {name.lower(): value for name, value in captured.headers.items()}
     tokens = [
         value
@@ -165,7 +165,7 @@ def _check_token(
     tokens: Sequence[str],
     headers: dict[str, str],
     secrets_: Sequence[str],
-    captured: base.CapturedRequest,
+    captured: models.CapturedRequest,
 ) -> Check:
     name = signing.TOKEN_PARAM
     if not tokens:
@@ -180,7 +180,7 @@ def _check_token(
 
 
 def _check_signature(
-    headers: dict[str, str], captured: base.CapturedRequest, secrets_: Sequence[str]
+    headers: dict[str, str], captured: models.CapturedRequest, secrets_: Sequence[str]
 ) -> Check:
     name = "webhook-signature"
     msg_id, stamp, signature = (

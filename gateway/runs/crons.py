@@ -100,7 +100,7 @@ class CronScheduler:
             self.threads.service.runs_ready.set()
         return fired
 
-    async def fire(self, cron: base.Cron, now: float) -> bool:
+    async def fire(self, cron: models.Cron, now: float) -> bool:
         following: float | None = next_run(cron.schedule, cron.timezone, cron.next_run_date)
         if following is not None and following <= now:
             # Down for several firings: fire the one that was due, then resume from now.
@@ -121,7 +121,7 @@ class CronScheduler:
         return run is not None
 
 
-def cron_run_request(cron: base.Cron) -> lg.RunRequest:
+def cron_run_request(cron: models.Cron) -> lg.RunRequest:
     payload = cron.payload
     raw_config = payload.get("config")
     config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}

@@ -137,11 +137,11 @@ class Threads:
                 await self.cancel(other, request.multitask_strategy)
         return run
 
-    async def _new_thread(self, thread_id: str, flow_id: str) -> base.Thread:
+    async def _new_thread(self, thread_id: str, flow_id: str) -> models.Thread:
         now = self.clock.now()
         metadata = {"graph_id": flow_id, "assistant_id": models.assistant_id(flow_id)}
         thread, _ = await self.store.create_thread(
-            base.Thread(thread_id, metadata, {}, now, now), "do_nothing"
+            models.Thread(thread_id, metadata, {}, now, now), "do_nothing"
         )
         return thread
 
@@ -231,7 +231,7 @@ def run_fields(
 # views: LangGraph's shapes
 
 
-def thread_view(thread: base.Thread, values: Any, *, include_ttl: bool = False) -> dict[str, Any]:
+def thread_view(thread: models.Thread, values: Any, *, include_ttl: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {
         "thread_id": thread.thread_id,
         "created_at": clocks.isoformat(thread.created_at),
@@ -255,7 +255,7 @@ def checkpoint_ref(thread_id: str, checkpoint_id: str | None) -> dict[str, Any] 
 
 
 def state_view(
-    thread_id: str, checkpoint: base.Checkpoint | None, parent: base.Checkpoint | None
+    thread_id: str, checkpoint: models.Checkpoint | None, parent: models.Checkpoint | None
 ) -> dict[str, Any]:
     """LangGraph's ``ThreadState``; with no checkpoint yet, what its server answers for a
     thread that never ran (empty values, no metadata, no checkpoint)."""
@@ -337,7 +337,7 @@ def updated_values(current: Any, update: Any) -> Any:
     return update
 
 
-async def checkpoints(store: LangGraphStore, thread_id: str) -> list[base.Checkpoint]:
+async def checkpoints(store: LangGraphStore, thread_id: str) -> list[models.Checkpoint]:
     """The thread's states, newest first: every stored checkpoint that holds a state."""
     return [c for c in await store.list_checkpoints(thread_id) if is_state(c.values)]
 

@@ -303,31 +303,6 @@ THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
 
 
 @dataclasses.dataclass(frozen=True)
-class Thread:
-    thread_id: str
-    metadata: dict[str, Any]
-    config: dict[str, Any]
-    created_at: float
-    updated_at: float
-    status: str = "idle"
-    ttl: dict[str, Any] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-    """One state of a thread: a run's ``values`` event, a run's output, or a manual update."""
-
-    checkpoint_id: str
-    thread_id: str
-    values: Any
-    created_at: float
-    source: str
-    run_id: str | None = None
-    as_node: str | None = None
-    order: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
 class ThreadSearch:
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     ids: tuple[str, ...] = ()
@@ -336,24 +311,6 @@ class ThreadSearch:
     offset: int = 0
     sort_by: str = "updated_at"
     sort_order: str = "desc"
-
-
-@dataclasses.dataclass(frozen=True)
-class Cron:
-    cron_id: str
-    flow_id: str
-    thread_id: str | None
-    schedule: str
-    timezone: str | None
-    payload: dict[str, Any]
-    metadata: dict[str, Any]
-    on_run_completed: str | None
-    enabled: bool
-    end_time: float | None
-    next_run_date: float
-    created_at: float
-    updated_at: float
-    user_id: str | None = None
 
 
 CRON_SETTABLE = (
@@ -394,25 +351,27 @@ class CronFiring:
 class ThreadStore(Protocol):
     """The verbs the LangGraph surface needs, on top of ``Store``."""
 
-    async def create_thread(self, thread: Thread, if_exists: str) -> tuple[Thread, bool]:
+    async def create_thread(
+        self, thread: models.Thread, if_exists: str
+    ) -> tuple[models.Thread, bool]:
         """Insert, or (``if_exists="do_nothing"``) return the existing one with ``False``;
         ``"raise"`` returns the existing one with ``False`` too and the caller answers 409."""
 
-    async def get_thread(self, thread_id: str) -> Thread | None: ...
+    async def get_thread(self, thread_id: str) -> models.Thread | None: ...
 
     async def update_thread(
         self, thread_id: str, metadata: Mapping[str, Any], now: float, ttl: dict[str, Any] | None
-    ) -> Thread | None:
+    ) -> models.Thread | None:
         """Merge ``metadata`` into the thread's."""
 
     async def delete_thread(self, thread_id: str) -> bool:
         """The thread, its state updates, its runs and their events."""
 
-    async def search_threads(self, search: ThreadSearch) -> list[Thread]: ...
+    async def search_threads(self, search: ThreadSearch) -> list[models.Thread]: ...
 
     async def count_threads(self, search: ThreadSearch) -> int: ...
 
-    async def list_checkpoints(self, thread_id: str) -> list[Checkpoint]:
+    async def list_checkpoints(self, thread_id: str) -> list[models.Checkpoint]:
         """Every state of the thread, newest first."""
 
     async def add_thread_state(
@@ -433,22 +392,22 @@ class ThreadStore(Protocol):
 
     async def list_thread_events(self, thread_id: str, after_id: int) -> list[models.Event]: ...
 
-    async def create_cron(self, cron: Cron) -> Cron: ...
+    async def create_cron(self, cron: models.Cron) -> models.Cron: ...
 
-    async def get_cron(self, cron_id: str) -> Cron | None: ...
+    async def get_cron(self, cron_id: str) -> models.Cron | None: ...
 
     async def update_cron(
         self, cron_id: str, changes: Mapping[str, Any], now: float
-    ) -> Cron | None:
+    ) -> models.Cron | None:
         """Set the given ``CRON_SETTABLE`` fields."""
 
     async def delete_cron(self, cron_id: str) -> bool: ...
 
-    async def search_crons(self, search: CronSearch) -> list[Cron]: ...
+    async def search_crons(self, search: CronSearch) -> list[models.Cron]: ...
 
     async def count_crons(self, search: CronSearch) -> int: ...
 
-    async def due_crons(self, now: float, limit: int) -> list[Cron]: ...
+    async def due_crons(self, now: float, limit: int) -> list[models.Cron]: ...
 
     async def fire_cron(self, firing: CronFiring, now: float) -> models.Run | None:
         """None if the firing was already claimed (by another scheduler, or before a restart)."""
@@ -476,28 +435,30 @@ class InspectStore(Protocol):
     async def inspect_counts(self, since: float) -> InspectCounts:
         """Totals by status, and what happened at or after ``since`` (for rates)."""
 
-    async def create_bin(self, bin: Bin) -> Bin: ...
+    async def create_bin(self, bin: models.Bin) -> models.Bin: ...
 
-    async def get_bin(self, bin_id: str) -> Bin | None: ...
+    async def get_bin(self, bin_id: str) -> models.Bin | None: ...
 
-    async def list_bins(self) -> list[Bin]:
+    async def list_bins(self) -> list[models.Bin]:
         """Newest first, each with its capture count."""
 
-    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> Bin | None:
+    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> models.Bin | None:
         """Set ``BIN_SETTABLE`` columns."""
 
     async def delete_bin(self, bin_id: str) -> bool:
         """The bin and everything it captured."""
 
-    async def capture_request(self, capture: CapturedRequest, keep: int) -> CapturedRequest:
+    async def capture_request(
+        self, capture: models.CapturedRequest, keep: int
+    ) -> models.CapturedRequest:
         """Record a request sent to a bin (with its new id); keep only the newest ``keep``."""
 
     async def list_captures(
         self, bin_id: str | None, search: str | None = None, limit: int = 100
-    ) -> list[CapturedRequest]:
+    ) -> list[models.CapturedRequest]:
         """Newest first, of one bin or of all; ``search`` matches method, path, query, body."""
 
-    async def get_capture(self, capture_id: int) -> CapturedRequest | None: ...
+    async def get_capture(self, capture_id: int) -> models.CapturedRequest | None: ...
 
     async def open_session(self, session_hash: str, expires_at: float, now: float) -> None:
         """Record a logged-in ``/inspect`` session (by a hash of its id, never the id), so
@@ -537,35 +498,6 @@ class InspectCounts:
 
 
 BIN_SETTABLE = ("name", "reply_status", "reply_delay", "verify_with")
-
-
-@dataclasses.dataclass(frozen=True)
-class Bin:
-    """A capture URL (``/inspect/bins/<bin_id>``) and how it answers."""
-
-    bin_id: str
-    name: str
-    created_at: float
-    reply_status: int = 200
-    reply_delay: float = 0.0
-    verify_with: str = "auto"  # 'auto', 'signing' or 'endpoint:<id>': never the secret itself
-    captures: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class CapturedRequest:
-    """A request a bin received, as received (headers with secrets masked)."""
-
-    bin_id: str
-    received_at: float
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-    content_type: str
-    source: str
-    capture_id: int = 0
 
 
 # --- relaying: pull endpoints and filters (gateway/outbox/routing.py, gateway/outbox/pull.py) --

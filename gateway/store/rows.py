@@ -179,15 +179,15 @@ def attempt(row: Row) -> models.Attempt:
     return _model(models.Attempt, row, result=result)
 
 
-def thread(row: Row) -> base.Thread:
+def thread(row: Row) -> models.Thread:
     return _model(
-        base.Thread,
+        models.Thread,
         row,
         **{name: loads(row[name]) for name in ("metadata", "config", "ttl")},
     )
 
 
-def thread_values(thread: base.Thread) -> tuple[Any, ...]:
+def thread_values(thread: models.Thread) -> tuple[Any, ...]:
     """Column values of a new thread: ``THREAD_COLUMNS``."""
     return (
         thread.thread_id,
@@ -207,8 +207,8 @@ def cron_value(name: str, value: Any) -> Any:
     return dumps(value) if name in ("payload", "metadata") else value
 
 
-def cron_columns(cron: base.Cron) -> dict[str, Any]:
-    return {name: cron_value(name, getattr(cron, name)) for name in _field_names(base.Cron)}
+def cron_columns(cron: models.Cron) -> dict[str, Any]:
+    return {name: cron_value(name, getattr(cron, name)) for name in _field_names(models.Cron)}
 
 
 def cron_changes(changes: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -220,9 +220,9 @@ def cron_changes(changes: Mapping[str, Any], now: float) -> dict[str, Any]:
     return values
 
 
-def cron(row: Row) -> base.Cron:
+def cron(row: Row) -> models.Cron:
     return _model(
-        base.Cron,
+        models.Cron,
         row,
         payload=loads(row["payload"]),
         metadata=loads(row["metadata"]),
@@ -230,23 +230,25 @@ def cron(row: Row) -> base.Cron:
     )
 
 
-def bin_(row: Row) -> base.Bin:
-    return _model(base.Bin, row)
+def bin_(row: Row) -> models.Bin:
+    return _model(models.Bin, row)
 
 
-def capture(row: Row) -> base.CapturedRequest:
-    return _model(base.CapturedRequest, row, headers=loads(row["headers"]), body=bytes(row["body"]))
+def capture(row: Row) -> models.CapturedRequest:
+    return _model(
+        models.CapturedRequest, row, headers=loads(row["headers"]), body=bytes(row["body"])
+    )
 
 
 def checkpoints(
     thread_id: str, values: Sequence[Row], outputs: Sequence[Row], states: Sequence[Row]
-) -> list[base.Checkpoint]:
+) -> list[models.Checkpoint]:
     """A thread's checkpoints, newest first: each ``values`` event of its runs (``id``,
     ``run_id``, ``data``, ``created_at``), the output of each successful run that streamed
     none (``run_id``, ``output``, ``ended_at``), and each state set by hand (``thread_states``)."""
     with_values = {row["run_id"] for row in values}
     found = [
-        base.Checkpoint(
+        models.Checkpoint(
             checkpoint_id=str(uuid.UUID(int=row["id"])),
             thread_id=thread_id,
             values=loads(row["data"]),
@@ -258,7 +260,7 @@ def checkpoints(
         for row in values
     ]
     found.extend(
-        base.Checkpoint(
+        models.Checkpoint(
             checkpoint_id=str(uuid.uuid5(uuid.NAMESPACE_URL, row["run_id"])),
             thread_id=thread_id,
             values=loads(row["output"]),
@@ -270,7 +272,7 @@ def checkpoints(
         if row["run_id"] not in with_values
     )
     found.extend(
-        base.Checkpoint(
+        models.Checkpoint(
             checkpoint_id=row["checkpoint_id"],
             thread_id=thread_id,
             values=loads(row["state_values"]),

@@ -5,8 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from gateway import keys, signing
-from gateway.store import base
+from gateway import keys, models, signing
 from tests import needs
 
 needs.browser()
@@ -92,7 +91,7 @@ async def test_a_signed_callback_shows_a_tick_and_a_tampered_one_a_cross(
     bin_id = bin_url.rsplit("/", 1)[1]
     store = served.app[keys.store_key]
     (captured,) = await store.list_captures(bin_id)  # type: ignore[attr-defined]
-    assert isinstance(captured, base.CapturedRequest)
+    assert isinstance(captured, models.CapturedRequest)
     headers = {k: v for k, v in captured.headers.items() if k.lower().startswith("webhook-")}
     tampered = captured.body.replace(b'"a":1', b'"a":2')
     assert tampered != captured.body

@@ -18,10 +18,9 @@ import pytest
 import standardwebhooks
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import errors, keys, signing
+from gateway import errors, keys, models, signing
 from gateway.app import create_app
 from gateway.settings import Settings
-from gateway.store import base
 from gateway.testing import FakeClock, Received, Receiver, eventually
 from tests.integration.helpers import finished_run
 from tests.unit.test_signing import readme_receiver_accepts
@@ -161,8 +160,8 @@ async def on_fake_clock(
 
 
 def captures_of(gateway: Client) -> Callable[[str], Any]:
-    async def captures(bin_id: str) -> list[base.CapturedRequest]:
-        found: list[base.CapturedRequest] = await gateway.app[keys.store_key].list_captures(  # type: ignore[attr-defined]
+    async def captures(bin_id: str) -> list[models.CapturedRequest]:
+        found: list[models.CapturedRequest] = await gateway.app[keys.store_key].list_captures(  # type: ignore[attr-defined]
             bin_id
         )
         return found
@@ -180,8 +179,8 @@ async def verdict(gateway: Client, bin_id: str, capture_id: int) -> str:
 
 
 async def resend(
-    gateway: Client, bin_id: str, captured: base.CapturedRequest, **changes: Any
-) -> base.CapturedRequest:
+    gateway: Client, bin_id: str, captured: models.CapturedRequest, **changes: Any
+) -> models.CapturedRequest:
     """Send a captured callback to the bin again, as someone who copied it would: its query
     (the tokens) with ``query`` replacing it, its id and timestamp headers, and ``body``; no
     signature header, so the token alone decides."""
@@ -199,12 +198,12 @@ async def resend(
     return stored
 
 
-async def first_capture(gateway: Client, bin_id: str) -> base.CapturedRequest:
-    async def one() -> base.CapturedRequest | None:
+async def first_capture(gateway: Client, bin_id: str) -> models.CapturedRequest:
+    async def one() -> models.CapturedRequest | None:
         found = await captures_of(gateway)(bin_id)
         return found[0] if found else None
 
-    captured: base.CapturedRequest = await eventually(one)
+    captured: models.CapturedRequest = await eventually(one)
     return captured
 
 

@@ -113,7 +113,7 @@ async def test_claimers_never_share_a_run(stores: list[PostgresStore]) -> None:
 async def test_a_thread_runs_one_run_at_a_time_across_claimers(
     stores: list[PostgresStore],
 ) -> None:
-    await stores[0].create_thread(base.Thread("t", {}, {}, NOW, NOW), "raise")
+    await stores[0].create_thread(models.Thread("t", {}, {}, NOW, NOW), "raise")
     for n in range(5):
         await stores[n % 2].create_run(new_run(thread_id="t"), NOW + n)
     batches = await asyncio.gather(*(stores[n % 2].claim_runs(10, NOW + 10, 30) for n in range(8)))
@@ -121,7 +121,7 @@ async def test_a_thread_runs_one_run_at_a_time_across_claimers(
 
 
 async def test_a_cron_firing_happens_once_across_schedulers(stores: list[PostgresStore]) -> None:
-    cron = base.Cron(
+    cron = models.Cron(
         models.new_id(), "echo", None, "* * * * *", None, {}, {}, None, True, None, NOW, NOW, NOW
     )
     await stores[0].create_cron(cron)
@@ -201,7 +201,7 @@ def test_an_unknown_scheme_is_a_configuration_error() -> None:
 async def test_one_run_needing_an_idle_thread_wins_across_writers(
     stores: list[PostgresStore],
 ) -> None:
-    await stores[0].create_thread(base.Thread("t", {}, {}, NOW, NOW), "raise")
+    await stores[0].create_thread(models.Thread("t", {}, {}, NOW, NOW), "raise")
     results = await asyncio.gather(
         *(
             stores[n % 2].create_run(new_run(thread_id="t", if_thread_idle=True), NOW)

@@ -165,7 +165,7 @@ async def search(request: web.Request) -> web.Response:
     store = bins.inspect_store(request)
     found_triggers: list[models.Trigger] = []
     found_runs: list[models.Run] = []
-    found_captures: list[base.CapturedRequest] = []
+    found_captures: list[models.CapturedRequest] = []
     found_delivery = None
     if query:
         found_triggers = await store.list_triggers(

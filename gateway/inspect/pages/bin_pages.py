@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import keys, models
 from gateway.inspect import bins, pages, present
-from gateway.store import base
 
 
 async def bins_page(request: web.Request) -> web.Response:
@@ -21,7 +20,7 @@ async def create_bin(request: web.Request) -> web.Response:
     name = str(form.get("name", "")).strip()[:80]
     count = len(await store.list_bins())
     created = await store.create_bin(
-        base.Bin(
+        models.Bin(
             bin_id=bins.new_bin_id(), name=name or f"bin {count + 1}", created_at=pages.now(request)
         )
     )

@@ -75,7 +75,7 @@ class InspectVerbs(Database):
         assert totals is not None
         return rows.inspect_counts(totals, runs, deliveries)
 
-    async def create_bin(self, bin: base.Bin) -> base.Bin:
+    async def create_bin(self, bin: models.Bin) -> models.Bin:
         await self._write(
             "INSERT INTO bins (bin_id, name, reply_status, reply_delay, verify_with, created_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING bin_id",
@@ -89,15 +89,15 @@ class InspectVerbs(Database):
         )
         return bin
 
-    async def get_bin(self, bin_id: str) -> base.Bin | None:
+    async def get_bin(self, bin_id: str) -> models.Bin | None:
         row = await self._fetchrow(f"{sql.BINS} WHERE b.bin_id = $1", bin_id)
         return rows.bin_(row) if row else None
 
-    async def list_bins(self) -> list[base.Bin]:
+    async def list_bins(self) -> list[models.Bin]:
         found = await self._fetch(f"{sql.BINS} ORDER BY b.created_at DESC, b.bin_id")
         return [rows.bin_(row) for row in found]
 
-    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> base.Bin | None:
+    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> models.Bin | None:
         rows.settable(changes, base.BIN_SETTABLE)
         if changes:
             await self._write(
@@ -136,8 +136,8 @@ class InspectVerbs(Database):
         await self._write("DELETE FROM inspect_sessions WHERE session_id = $1", session_hash)
 
     async def capture_request(
-        self, capture: base.CapturedRequest, keep: int
-    ) -> base.CapturedRequest:
+        self, capture: models.CapturedRequest, keep: int
+    ) -> models.CapturedRequest:
         async with self._transaction() as conn:
             capture_id = await conn.fetchval(
                 "INSERT INTO bin_requests (bin_id, received_at, method, path, query, headers,"
@@ -165,7 +165,7 @@ class InspectVerbs(Database):
 
     async def list_captures(
         self, bin_id: str | None, search: str | None = None, limit: int = 100
-    ) -> list[base.CapturedRequest]:
+    ) -> list[models.CapturedRequest]:
         where = sql.captures(sql.Where(sql.dollar), bin_id, search, _CAPTURE_TEXT)
         found = await self._fetch(
             f"SELECT * FROM bin_requests WHERE {where}"
@@ -174,6 +174,6 @@ class InspectVerbs(Database):
         )
         return [rows.capture(row) for row in found]
 
-    async def get_capture(self, capture_id: int) -> base.CapturedRequest | None:
+    async def get_capture(self, capture_id: int) -> models.CapturedRequest | None:
         row = await self._fetchrow("SELECT * FROM bin_requests WHERE capture_id = $1", capture_id)
         return rows.capture(row) if row else None

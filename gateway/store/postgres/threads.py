@@ -14,7 +14,9 @@ from gateway.store.retention import thread_expiry
 
 
 class ThreadVerbs(Database):
-    async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
+    async def create_thread(
+        self, thread: models.Thread, if_exists: str
+    ) -> tuple[models.Thread, bool]:
         inserted = await self._write(
             f"INSERT INTO threads ({rows.THREAD_COLUMNS})"
             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id) DO NOTHING"
@@ -26,13 +28,13 @@ class ThreadVerbs(Database):
         assert stored is not None
         return stored, bool(inserted)
 
-    async def get_thread(self, thread_id: str) -> base.Thread | None:
+    async def get_thread(self, thread_id: str) -> models.Thread | None:
         row = await self._fetchrow(f"{sql.THREADS} WHERE t.thread_id = $1", thread_id)
         return rows.thread(row) if row else None
 
     async def update_thread(
         self, thread_id: str, metadata: Mapping[str, Any], now: float, ttl: dict[str, Any] | None
-    ) -> base.Thread | None:
+    ) -> models.Thread | None:
         # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
         found = await self._write(
             "UPDATE threads SET metadata = metadata || $1::jsonb, updated_at = $2,"
@@ -63,7 +65,7 @@ class ThreadVerbs(Database):
                 await self._changed(conn, thread_changed=[thread_id])
         return status != "DELETE 0"
 
-    async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
+    async def search_threads(self, search: base.ThreadSearch) -> list[models.Thread]:
         where = _thread_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.THREAD_SORTS, "thread_id")
         found = await self._fetch(
@@ -80,7 +82,7 @@ class ThreadVerbs(Database):
         )
         return int(count)
 
-    async def list_checkpoints(self, thread_id: str) -> list[base.Checkpoint]:
+    async def list_checkpoints(self, thread_id: str) -> list[models.Checkpoint]:
         values = await self._fetch(
             "SELECT e.id, e.run_id, e.data, e.created_at FROM events e"
             " JOIN runs r ON r.run_id = e.run_id"
@@ -153,7 +155,7 @@ class ThreadVerbs(Database):
         )
         return [rows.event(row) for row in found]
 
-    async def create_cron(self, cron: base.Cron) -> base.Cron:
+    async def create_cron(self, cron: models.Cron) -> models.Cron:
         columns = rows.cron_columns(cron)
         await self._write(
             f"INSERT INTO crons ({', '.join(columns)}) VALUES ({placeholders(1, len(columns))})"
@@ -163,13 +165,13 @@ class ThreadVerbs(Database):
         )
         return cron
 
-    async def get_cron(self, cron_id: str) -> base.Cron | None:
+    async def get_cron(self, cron_id: str) -> models.Cron | None:
         row = await self._fetchrow("SELECT * FROM crons WHERE cron_id = $1", cron_id)
         return rows.cron(row) if row else None
 
     async def update_cron(
         self, cron_id: str, changes: Mapping[str, Any], now: float
-    ) -> base.Cron | None:
+    ) -> models.Cron | None:
         values = rows.cron_changes(changes, now)
         found = await self._write(
             f"UPDATE crons SET {assignments(list(values))}"
@@ -188,7 +190,7 @@ class ThreadVerbs(Database):
         )
         return bool(found)
 
-    async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
+    async def search_crons(self, search: base.CronSearch) -> list[models.Cron]:
         where = _cron_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.CRON_SORTS, "cron_id")
         found = await self._fetch(
@@ -203,7 +205,7 @@ class ThreadVerbs(Database):
         count = await self._fetchval(f"SELECT COUNT(*) FROM crons WHERE {where}", *where.params)
         return int(count)
 
-    async def due_crons(self, now: float, limit: int) -> list[base.Cron]:
+    async def due_crons(self, now: float, limit: int) -> list[models.Cron]:
         found = await self._fetch(
             "SELECT * FROM crons WHERE enabled AND next_run_date <= $1"
             " ORDER BY next_run_date LIMIT $2",

@@ -78,7 +78,7 @@ class InspectVerbs(Database):
         assert totals is not None
         return rows.inspect_counts(totals, runs, deliveries)
 
-    async def create_bin(self, bin: base.Bin) -> base.Bin:
+    async def create_bin(self, bin: models.Bin) -> models.Bin:
         await self._write_count(
             "INSERT INTO bins (bin_id, name, reply_status, reply_delay, verify_with,"
             " created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -94,15 +94,15 @@ class InspectVerbs(Database):
         self._changed(bin_changed=[bin.bin_id])
         return bin
 
-    async def get_bin(self, bin_id: str) -> base.Bin | None:
+    async def get_bin(self, bin_id: str) -> models.Bin | None:
         row = await self._fetchone(f"{sql.BINS} WHERE b.bin_id = ?", (bin_id,))
         return rows.bin_(row) if row else None
 
-    async def list_bins(self) -> list[base.Bin]:
+    async def list_bins(self) -> list[models.Bin]:
         found = await self._fetchall(f"{sql.BINS} ORDER BY b.created_at DESC")
         return [rows.bin_(row) for row in found]
 
-    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> base.Bin | None:
+    async def update_bin(self, bin_id: str, changes: Mapping[str, Any]) -> models.Bin | None:
         rows.settable(changes, base.BIN_SETTABLE)
         if changes:
             columns = ", ".join(f"{name} = ?" for name in changes)
@@ -146,8 +146,8 @@ class InspectVerbs(Database):
         )
 
     async def capture_request(
-        self, capture: base.CapturedRequest, keep: int
-    ) -> base.CapturedRequest:
+        self, capture: models.CapturedRequest, keep: int
+    ) -> models.CapturedRequest:
         def job(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
                 "INSERT INTO bin_requests (bin_id, received_at, method, path, query, headers,"
@@ -178,7 +178,7 @@ class InspectVerbs(Database):
 
     async def list_captures(
         self, bin_id: str | None, search: str | None = None, limit: int = 100
-    ) -> list[base.CapturedRequest]:
+    ) -> list[models.CapturedRequest]:
         where = sql.captures(sql.Where(sql.qmark), bin_id, search, _CAPTURE_TEXT)
         found = await self._fetchall(
             f"SELECT * FROM bin_requests WHERE {where}"
@@ -187,6 +187,6 @@ class InspectVerbs(Database):
         )
         return [rows.capture(row) for row in found]
 
-    async def get_capture(self, capture_id: int) -> base.CapturedRequest | None:
+    async def get_capture(self, capture_id: int) -> models.CapturedRequest | None:
         row = await self._fetchone("SELECT * FROM bin_requests WHERE capture_id = ?", (capture_id,))
         return rows.capture(row) if row else None

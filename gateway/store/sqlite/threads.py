@@ -27,7 +27,9 @@ _METADATA_CONTAINS = (
 
 
 class ThreadVerbs(Database):
-    async def create_thread(self, thread: base.Thread, if_exists: str) -> tuple[base.Thread, bool]:
+    async def create_thread(
+        self, thread: models.Thread, if_exists: str
+    ) -> tuple[models.Thread, bool]:
         def job(conn: sqlite3.Connection) -> bool:
             found = one(conn, "SELECT 1 FROM threads WHERE thread_id = ?", (thread.thread_id,))
             if found is not None:
@@ -45,13 +47,13 @@ class ThreadVerbs(Database):
         assert stored is not None
         return stored, created
 
-    async def get_thread(self, thread_id: str) -> base.Thread | None:
+    async def get_thread(self, thread_id: str) -> models.Thread | None:
         row = await self._fetchone(f"{sql.THREADS} WHERE thread_id = ?", (thread_id,))
         return rows.thread(row) if row else None
 
     async def update_thread(
         self, thread_id: str, metadata: Mapping[str, Any], now: float, ttl: dict[str, Any] | None
-    ) -> base.Thread | None:
+    ) -> models.Thread | None:
         def job(conn: sqlite3.Connection) -> bool:
             row = one(conn, "SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,))
             if row is None:
@@ -91,7 +93,7 @@ class ThreadVerbs(Database):
             self._changed(thread_changed=[thread_id])
         return deleted
 
-    async def search_threads(self, search: base.ThreadSearch) -> list[base.Thread]:
+    async def search_threads(self, search: base.ThreadSearch) -> list[models.Thread]:
         where = _thread_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.THREAD_SORTS, "thread_id")
         found = await self._fetchall(
@@ -108,7 +110,7 @@ class ThreadVerbs(Database):
         )
         return int(row[0]) if row else 0
 
-    async def list_checkpoints(self, thread_id: str) -> list[base.Checkpoint]:
+    async def list_checkpoints(self, thread_id: str) -> list[models.Checkpoint]:
         values = await self._fetchall(
             "SELECT e.id, e.run_id, e.data, e.created_at FROM events e"
             " JOIN runs r ON r.run_id = e.run_id"
@@ -179,7 +181,7 @@ class ThreadVerbs(Database):
         )
         return [rows.event(row) for row in found]
 
-    async def create_cron(self, cron: base.Cron) -> base.Cron:
+    async def create_cron(self, cron: models.Cron) -> models.Cron:
         columns = rows.cron_columns(cron)
 
         def job(conn: sqlite3.Connection) -> None:
@@ -189,13 +191,13 @@ class ThreadVerbs(Database):
         self._changed(cron_changed=[cron.cron_id])
         return cron
 
-    async def get_cron(self, cron_id: str) -> base.Cron | None:
+    async def get_cron(self, cron_id: str) -> models.Cron | None:
         row = await self._fetchone("SELECT * FROM crons WHERE cron_id = ?", (cron_id,))
         return rows.cron(row) if row else None
 
     async def update_cron(
         self, cron_id: str, changes: Mapping[str, Any], now: float
-    ) -> base.Cron | None:
+    ) -> models.Cron | None:
         values = rows.cron_changes(changes, now)
         columns = ", ".join(f"{name} = ?" for name in values)
         row = await self._write_one(
@@ -213,7 +215,7 @@ class ThreadVerbs(Database):
             self._changed(cron_changed=[cron_id])
         return deleted > 0
 
-    async def search_crons(self, search: base.CronSearch) -> list[base.Cron]:
+    async def search_crons(self, search: base.CronSearch) -> list[models.Cron]:
         where = _cron_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.CRON_SORTS, "cron_id")
         found = await self._fetchall(
@@ -228,7 +230,7 @@ class ThreadVerbs(Database):
         row = await self._fetchone(f"SELECT COUNT(*) FROM crons WHERE {where}", where.params)
         return int(row[0]) if row else 0
 
-    async def due_crons(self, now: float, limit: int) -> list[base.Cron]:
+    async def due_crons(self, now: float, limit: int) -> list[models.Cron]:
         found = await self._fetchall(
             "SELECT * FROM crons WHERE enabled = 1 AND next_run_date <= ?"
             " ORDER BY next_run_date LIMIT ?",

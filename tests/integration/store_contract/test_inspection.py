@@ -15,7 +15,7 @@ from tests.integration.store_contract.common import (
 )
 
 
-def capture(bin_id: str, body: bytes = b"{}", **fields: object) -> base.CapturedRequest:
+def capture(bin_id: str, body: bytes = b"{}", **fields: object) -> models.CapturedRequest:
     values: dict[str, object] = {
         "bin_id": bin_id,
         "received_at": NOW,
@@ -28,7 +28,7 @@ def capture(bin_id: str, body: bytes = b"{}", **fields: object) -> base.Captured
         "source": "127.0.0.1",
         **fields,
     }
-    return base.CapturedRequest(**values)  # type: ignore[arg-type]
+    return models.CapturedRequest(**values)  # type: ignore[arg-type]
 
 
 async def test_triggers_are_listed_newest_first_and_searched(store: FullStore) -> None:
@@ -95,8 +95,8 @@ async def test_counts_cover_everything_and_what_is_recent(store: FullStore) -> N
 
 
 async def test_a_bin_keeps_its_newest_captures(store: FullStore) -> None:
-    made = await store.create_bin(base.Bin("b1", "first", NOW))
-    await store.create_bin(base.Bin("b2", "second", NOW + 1))
+    made = await store.create_bin(models.Bin("b1", "first", NOW))
+    await store.create_bin(models.Bin("b2", "second", NOW + 1))
     ids = []
     for n in range(5):
         stored = await store.capture_request(capture("b1", f'{{"n": {n}}}'.encode()), keep=3)

@@ -117,7 +117,7 @@ async def test_a_replayed_delivery_stays_with_its_run(store: FullStore) -> None:
 
 
 async def test_a_thread_keeps_its_runs_and_stateless_runs_expire(store: FullStore) -> None:
-    await store.create_thread(base.Thread("t-kept", {}, {}, NOW, NOW), "raise")
+    await store.create_thread(models.Thread("t-kept", {}, {}, NOW, NOW), "raise")
     owned, _ = await finished(store, NOW, thread_id="t-kept")
     stateless, _ = await finished(store, NOW, thread_id="t-never-stored")
     assert await prune_all(store, LATER) == Pruned(events=1, runs=1, triggers=1)
@@ -143,7 +143,9 @@ async def test_threads_go_when_their_ttl_ends_unless_busy(store: FullStore) -> N
         ("t-extended", ttl(10)),
         ("t-none", None),
     ):
-        await store.create_thread(base.Thread(thread_id, {}, {}, NOW, NOW, ttl=thread_ttl), "raise")
+        await store.create_thread(
+            models.Thread(thread_id, {}, {}, NOW, NOW, ttl=thread_ttl), "raise"
+        )
     await finished(store, NOW, thread_id="t-expired")
     await store.add_thread_state("t-expired", models.new_id(), {"v": 1}, None, NOW)
     busy = await store.create_run(new_run(thread_id="t-busy"), NOW)
@@ -161,7 +163,7 @@ async def test_threads_go_when_their_ttl_ends_unless_busy(store: FullStore) -> N
 
 async def test_bins_keep_their_newest_captures(store: FullStore) -> None:
     for bin_id in ("b1", "b2"):
-        await store.create_bin(base.Bin(bin_id, bin_id, NOW))
+        await store.create_bin(models.Bin(bin_id, bin_id, NOW))
     ids = [(await store.capture_request(capture("b1"), keep=100)).capture_id for _ in range(5)]
     await store.capture_request(capture("b2"), keep=100)
     assert await prune_all(store, NOW) == Pruned(captures=3)

@@ -172,7 +172,7 @@ async def test_a_delayed_run_is_not_claimed_before_it_is_due(store: FullStore) -
 
 
 async def test_a_thread_runs_one_run_at_a_time_in_order(store: FullStore) -> None:
-    thread = base.Thread("t1", {}, {}, NOW, NOW)
+    thread = models.Thread("t1", {}, {}, NOW, NOW)
     await store.create_thread(thread, "raise")
     first = await store.create_run(new_run(thread_id="t1"), NOW)
     second = await store.create_run(new_run(thread_id="t1"), NOW + 1)
@@ -201,7 +201,7 @@ async def test_an_ended_run_is_never_claimed(store: FullStore, status: models.Ru
 async def test_a_run_that_needs_its_thread_idle_is_refused_while_it_is_busy(
     store: FullStore,
 ) -> None:
-    await store.create_thread(base.Thread("t1", {}, {}, NOW, NOW), "raise")
+    await store.create_thread(models.Thread("t1", {}, {}, NOW, NOW), "raise")
     attempts = [new_run(thread_id="t1", if_thread_idle=True) for _ in range(10)]
     results = await asyncio.gather(
         *(store.create_run(run, NOW) for run in attempts), return_exceptions=True

@@ -10,11 +10,11 @@ from gateway.store import base
 from tests.integration.store_contract.common import NOW, FullStore, new_run
 
 
-def thread(thread_id: str, **metadata: object) -> base.Thread:
-    return base.Thread(thread_id, dict(metadata), {"configurable": {}}, NOW, NOW)
+def thread(thread_id: str, **metadata: object) -> models.Thread:
+    return models.Thread(thread_id, dict(metadata), {"configurable": {}}, NOW, NOW)
 
 
-def cron(**fields: object) -> base.Cron:
+def cron(**fields: object) -> models.Cron:
     values: dict[str, object] = {
         "cron_id": models.new_id(),
         "flow_id": "echo",
@@ -31,7 +31,7 @@ def cron(**fields: object) -> base.Cron:
         "updated_at": NOW,
         **fields,
     }
-    return base.Cron(**values)  # type: ignore[arg-type]
+    return models.Cron(**values)  # type: ignore[arg-type]
 
 
 async def finish(store: FullStore, run: models.Run, status: models.RunStatus, at: float) -> None:
