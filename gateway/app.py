@@ -17,7 +17,6 @@ from aiohttp import web
 from gateway import api, errors, flows, inspect, keys, log, netguard, signing
 from gateway.clock import Clock, SystemClock
 from gateway.heartbeat import Heartbeat
-from gateway.inspect import bins
 from gateway.inspect.feed import republish
 from gateway.metrics import Metrics
 from gateway.outbox.admin import Admin
@@ -159,8 +158,8 @@ async def _workers_ctx(app: web.Application) -> AsyncIterator[None]:
     if isinstance(store, ChangeSource):  # every store is; a test may hand in a bare one
         # Other processes' commits (PostgreSQL) wake this one; every commit reaches /inspect.
         tasks.append(_background(functools.partial(relay_changes, store, service, worker), "relay"))
-        if bins.notifier_key in app:
-            notifier = app[bins.notifier_key]
+        if keys.inspect_notifier_key in app:
+            notifier = app[keys.inspect_notifier_key]
             tasks.append(_background(functools.partial(republish, store, notifier), "inspect"))
     yield
     await worker.stop()

@@ -74,12 +74,11 @@ NDJSON = "application/x-ndjson"
 POLL_WAIT = 10.0
 """How long a polling request waits for a first new event before answering with none."""
 POLL_CURSORS_KEPT = 10_000
-polls_key: web.AppKey[dict[str, int]] = web.AppKey("langflow_polls")
 
 
 def setup(app: web.Application) -> None:
     """Per-process state of the build API: how far each polled job has been read."""
-    app[polls_key] = {}
+    app[keys.langflow_polls_key] = {}
 
 
 async def run_flow(request: web.Request) -> web.StreamResponse:
@@ -347,7 +346,7 @@ async def _poll(
 ) -> list[dict[str, Any]]:
     """Langflow's polling: the events not yet returned for this job; after the last one, an
     ``end {}`` (clients stop at the first ``end`` or terminal ``error``)."""
-    cursors = request.app[polls_key]
+    cursors = request.app[keys.langflow_polls_key]
     cursor = cursors.get(run.run_id, 0)
     produced, finished = await _read_build(request, run, flow, cursor, wait)
     fresh = produced[cursor:]
@@ -361,7 +360,7 @@ async def _legacy_event(
     request: web.Request, run: models.Run, flow: flows.Flow | None
 ) -> web.Response:
     """Langflow ≤ 1.3's ``?stream=false``: one event per call as JSON text, ``null`` at the end."""
-    cursors = request.app[polls_key]
+    cursors = request.app[keys.langflow_polls_key]
     cursor = cursors.get(run.run_id, 0)
     flow_timeout = flow.timeout if flow is not None else POLL_WAIT
     produced, _ = await _read_build(request, run, flow, cursor, flow_timeout + POLL_WAIT)

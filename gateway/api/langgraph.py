@@ -22,9 +22,6 @@ from gateway.flows import Flow
 from gateway.runs import threads as lg
 from gateway.store import base
 
-threads_key = web.AppKey("langgraph_threads", lg.Threads)
-started_key = web.AppKey("langgraph_started_at", float)
-
 
 def setup(app: web.Application) -> None:
     """The LangGraph surface's state: its threads service and the cron scheduler."""
@@ -37,8 +34,8 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     store = lg.thread_store(app[keys.store_key])
     clock = app[keys.clock_key]
     threads = lg.Threads(app[keys.runs_key], app[keys.worker_key], store, clock)
-    app[threads_key] = threads
-    app[started_key] = clock.now()
+    app[keys.langgraph_threads_key] = threads
+    app[keys.langgraph_started_key] = clock.now()
     scheduler = CronScheduler(
         threads, store, clock, poll_interval=app[keys.settings_key].poll_interval
     )
@@ -139,7 +136,7 @@ async def info(request: web.Request) -> web.Response:
 
 
 def assistant_view(request: web.Request, flow: Flow) -> dict[str, Any]:
-    created = isoformat(request.app[started_key])
+    created = isoformat(request.app[keys.langgraph_started_key])
     return {
         "assistant_id": models.assistant_id(flow.flow_id),
         "graph_id": flow.flow_id,
@@ -387,7 +384,7 @@ async def delete_thread(request: web.Request) -> web.Response:
     thread_id = schema.path_id(request, "thread_id")
     store = store_of(request)
     await _thread_or_404(store, thread_id)
-    threads = request.app[threads_key]
+    threads = request.app[keys.langgraph_threads_key]
     for run in await store.inflight_runs(thread_id):
         await threads.cancel(run, "interrupt")
     await store.delete_thread(thread_id)

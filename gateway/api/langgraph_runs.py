@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gateway import errors, keys, models, netguard, strictjson
 from gateway.api import schema, streaming
-from gateway.api.langgraph import flow_for_assistant, selected, store_of, threads_key
+from gateway.api.langgraph import flow_for_assistant, selected, store_of
 from gateway.api.schema import langgraph as models_lg
 from gateway.runs import sse
 from gateway.runs import threads as lg
@@ -89,7 +89,7 @@ async def _create(request: web.Request, *, streaming: bool) -> models.Run:
     thread_id = _thread_param(request)
     data = await schema.body(request, models_lg.RunCreateStateless, required=True)
     run_request = parse_run(request, data, thread_id, streaming=streaming)
-    return await request.app[threads_key].create_run(run_request)
+    return await request.app[keys.langgraph_threads_key].create_run(run_request)
 
 
 def _run_path(run: models.Run, *, stateless: bool) -> str:
@@ -118,7 +118,7 @@ async def create_batch(request: web.Request) -> web.Response:
         raise errors.Unprocessable("Request body must be a non-empty array of run objects")
     bodies = schema.validate(list[models_lg.RunCreateStateless], items)
     parsed = [parse_run(request, item, None, streaming=True) for item in bodies]
-    threads = request.app[threads_key]
+    threads = request.app[keys.langgraph_threads_key]
     runs = [await threads.create_run(item) for item in parsed]
     return web.json_response([run_view(run) for run in runs])
 
@@ -178,7 +178,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def delete_run(request: web.Request) -> web.Response:
     run = await _run_of_thread(request)
     if not run.status.is_final:
-        await request.app[threads_key].cancel(run, "interrupt")
+        await request.app[keys.langgraph_threads_key].cancel(run, "interrupt")
     await store_of(request).delete_run(run.run_id)
     return web.Response(status=204)
 
@@ -191,7 +191,7 @@ async def cancel_run(request: web.Request) -> web.StreamResponse:
         raise errors.NotFound(
             "No matching runs to cancel. The run may have already finished or does not exist."
         )
-    await request.app[threads_key].cancel(run, action)
+    await request.app[keys.langgraph_threads_key].cancel(run, action)
     if not wait:
         return web.Response(status=202)
     final = await store_of(request).get_run(run.run_id)
@@ -209,7 +209,7 @@ async def cancel_many(request: web.Request) -> web.Response:
     if status is not None and (thread_id or run_ids):
         raise errors.Unprocessable("status cannot be combined with thread_id or run_ids")
     store = store_of(request)
-    threads = request.app[threads_key]
+    threads = request.app[keys.langgraph_threads_key]
     targets: list[models.Run] = []
     if status is not None:
         targets = [
@@ -326,7 +326,7 @@ def _on_disconnect(
     async def interrupt() -> None:
         current = await store_of(request).get_run(run.run_id)
         if current is not None and not current.status.is_final:
-            await request.app[threads_key].cancel(current, "interrupt")
+            await request.app[keys.langgraph_threads_key].cancel(current, "interrupt")
 
     return interrupt if cancel else None
 

@@ -26,7 +26,6 @@ from gateway.outbox import pull as pulls
 from gateway.outbox import templates
 from gateway.outbox.delivery import MAX_RESPONSE_BYTES
 
-pull_key = web.AppKey("pull", pulls.PullService)
 MAX_ERROR = 1000
 
 
@@ -35,7 +34,7 @@ async def pull_ctx(app: web.Application) -> AsyncIterator[None]:
     template worker stops with the app."""
     dispatcher = app[keys.dispatcher_key]
     service = app[keys.runs_key]
-    app[pull_key] = pulls.PullService(
+    app[keys.pull_key] = pulls.PullService(
         cast(pulls.PullStore, app[keys.store_key]),  # both backends implement RelayStore
         app[keys.clock_key],
         dispatcher.policy,
@@ -60,14 +59,14 @@ def setup(app: web.Application) -> None:
 
 async def stop_waiting(app: web.Application) -> None:
     """On shutdown: long-polls answer now, so that no consumer holds the shutdown up."""
-    if pull_key in app:
-        app[pull_key].stop()
+    if keys.pull_key in app:
+        app[keys.pull_key].stop()
 
 
 async def pull(request: web.Request) -> web.Response:
     endpoint_id = schema.path_id(request, "endpoint_id")
     query = schema.query(request, PullQuery)
-    state, pulled = await request.app[pull_key].pull(
+    state, pulled = await request.app[keys.pull_key].pull(
         endpoint_id,
         limit=query.limit,
         wait=query.wait,
@@ -102,7 +101,7 @@ async def ack(request: web.Request) -> web.Response:
     delivery_id = schema.path_id(request, "delivery_id")
     data = await schema.body(request, Ack, required=True, malformed=errors.BadRequest)
     result = _result(data, request.app[keys.clock_key].now())
-    delivery = await request.app[pull_key].ack(delivery_id, data.attempt, result)
+    delivery = await request.app[keys.pull_key].ack(delivery_id, data.attempt, result)
     return web.json_response(delivery_view(delivery))
 
 

@@ -36,7 +36,6 @@ class DefaultBin:
     bin_id: str | None = None
 
 
-default_bin_key = web.AppKey("inspect_default_bin", DefaultBin)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -49,12 +48,14 @@ SECURITY_HEADERS = {
 def setup(app: web.Application) -> None:
     """Mount ``/inspect`` on ``app`` and feed its live updates from ``app``'s store."""
     notifier = feed.Notifier()
-    app[bins.notifier_key] = notifier
-    app[default_bin_key] = DefaultBin()
+    app[keys.inspect_notifier_key] = notifier
+    app[keys.inspect_default_bin_key] = DefaultBin()
     # Cookies signed in one process must read in the others serving the same install
     # (``serve --workers``), so the key is the install's signing secret when there is one.
-    app[access.session_key] = app[keys.settings_key].signing_secret or secrets.token_urlsafe(32)
-    app[access.login_throttle_key] = access.LoginThrottle()
+    app[keys.inspect_session_secret_key] = app[
+        keys.settings_key
+    ].signing_secret or secrets.token_urlsafe(32)
+    app[keys.inspect_login_throttle_key] = access.LoginThrottle()
     app.cleanup_ctx.append(_default_bin_ctx)
     app.on_shutdown.append(_end_streams)
     app.router.add_get(PREFIX, _to_overview)
@@ -132,18 +133,18 @@ async def choose_default_bin(app: web.Application) -> None:
     store = bins.inspect_store_of(app)
     existing = await store.list_bins()
     if existing:
-        app[default_bin_key].bin_id = existing[-1].bin_id
+        app[keys.inspect_default_bin_key].bin_id = existing[-1].bin_id
     else:
         created = await store.create_bin(
             models.Bin(
                 bin_id=bins.new_bin_id(), name="default", created_at=app[keys.clock_key].now()
             )
         )
-        app[default_bin_key].bin_id = created.bin_id
+        app[keys.inspect_default_bin_key].bin_id = created.bin_id
 
 
 async def _end_streams(app: web.Application) -> None:
-    app[bins.notifier_key].close()
+    app[keys.inspect_notifier_key].close()
 
 
 @web.middleware
@@ -186,7 +187,9 @@ async def _html_errors(request: web.Request, handler: Handler) -> web.StreamResp
 def banner_lines(app: web.Application, base_url: str) -> list[str]:
     """What ``hookgate serve`` prints about ``/inspect``: the pages and a ready bin URL."""
     lines = [f"  inspect:          {base_url}{PREFIX}/"]
-    bin_id = app[default_bin_key].bin_id if default_bin_key in app else None
+    bin_id = (
+        app[keys.inspect_default_bin_key].bin_id if keys.inspect_default_bin_key in app else None
+    )
     if bin_id:
         lines.append(f"  test bin:         {base_url}{PREFIX}/bins/{bin_id}")
     return lines

@@ -47,7 +47,6 @@ HOME = "/inspect"
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_FAILURE_WINDOW = 60.0
 MAX_TRACKED = 10_000
-session_key = web.AppKey("inspect_session_secret", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,9 +55,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Session:
     csrf: str
     session_id: str = ""  # set once logged in; names a session the store holds
-
-
-session_request_key = web.RequestKey("inspect_session", Session)
 
 
 class LoginThrottle:
@@ -95,16 +91,13 @@ class LoginThrottle:
         self._failures.pop(address, None)
 
 
-login_throttle_key = web.AppKey("inspect_login_throttle", LoginThrottle)
-
-
 def _now(request: web.Request) -> float:
     return request.config_dict[keys.clock_key].now()
 
 
 def _serializer(request: web.Request) -> itsdangerous.URLSafeTimedSerializer:
     settings = request.config_dict[keys.settings_key]
-    secret = settings.api_key or request.config_dict[session_key]
+    secret = settings.api_key or request.config_dict[keys.inspect_session_secret_key]
     return itsdangerous.URLSafeTimedSerializer(secret, salt=SESSION_SALT)
 
 
@@ -163,22 +156,24 @@ def api_key_matches(request: web.Request, given: str) -> bool:
 
 
 def session_of(request: web.Request) -> Session:
-    return request[session_request_key]
+    return request[keys.inspect_session_key]
 
 
 def login_wait(request: web.Request) -> int:
     """Seconds this client must wait before its next login attempt is even checked."""
-    return request.config_dict[login_throttle_key].wait(request.remote or "", _now(request))
+    return request.config_dict[keys.inspect_login_throttle_key].wait(
+        request.remote or "", _now(request)
+    )
 
 
 def login_failed(request: web.Request) -> None:
-    request.config_dict[login_throttle_key].failed(request.remote or "", _now(request))
+    request.config_dict[keys.inspect_login_throttle_key].failed(request.remote or "", _now(request))
 
 
 async def log_in(request: web.Request, response: web.StreamResponse) -> None:
     """Start a logged-in session with a fresh CSRF token (nothing of the anonymous one is
     kept) and hand it to the browser in ``response``."""
-    request.config_dict[login_throttle_key].succeeded(request.remote or "")
+    request.config_dict[keys.inspect_login_throttle_key].succeeded(request.remote or "")
     session_id = secrets.token_urlsafe(24)
     now = _now(request)
     await _sessions(request).open_session(_session_hash(session_id), now + SESSION_MAX_AGE, now)
@@ -238,7 +233,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     header_key = request.headers.get(API_KEY)
     by_header = header_key is not None and api_key_matches(request, header_key)
     authenticated = not settings.api_key or bool(session.session_id) or by_header
-    request[session_request_key] = session
+    request[keys.inspect_session_key] = session
     if not authenticated and route != "inspect:login":
         if request.method in SAFE_METHODS and route != "inspect:live":
             back_to = _without_api_key(request.rel_url)

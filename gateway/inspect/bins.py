@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from gateway import errors, keys, log, models, signing
-from gateway.inspect import feed
 from gateway.store import base
 
 KEEP_CAPTURES = 500
@@ -31,7 +30,6 @@ MAX_DELAY = 30.0
 TIMESTAMP_TOLERANCE = signing.TOKEN_MAX_AGE  # seconds, as the standardwebhooks libraries allow
 BIN_ID_BYTES = 9  # 12 url-safe characters, 72 random bits: unguessable, short enough to read
 VERIFIED_HEADERS = ("webhook-signature",)  # kept unmasked: the page checks it
-notifier_key = web.AppKey("inspect_notifier", feed.Notifier)
 
 
 def new_bin_id() -> str:

@@ -17,7 +17,6 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import BadRequestError, NotFoundError, UnprocessableEntityError
 
 from gateway import keys, signing
-from gateway.api.langgraph import threads_key
 from gateway.app import create_app
 from gateway.runs import threads as lg
 from gateway.runs.crons import CronScheduler
@@ -81,7 +80,7 @@ async def test_a_firing_happens_once_and_the_next_one_interval_later(
     cron = await client.crons.create("echo", schedule="* * * * *", webhook=receiver.url)
     due = datetime.fromisoformat(cron["next_run_date"]).timestamp()
     looker = CronScheduler(
-        gateway.app[threads_key],
+        gateway.app[keys.langgraph_threads_key],
         lg.thread_store(gateway.app[keys.store_key]),
         clock,
         poll_interval=1,
@@ -163,7 +162,7 @@ async def test_a_firing_is_claimed_once_by_competing_schedulers(
 ) -> None:
     cron = await client.crons.create("echo", schedule="0 0 1 1 *", input={"once": 1})
     store = lg.thread_store(gateway.app[keys.store_key])
-    threads = gateway.app[threads_key]
+    threads = gateway.app[keys.langgraph_threads_key]
     clock = gateway.app[keys.clock_key]
     stored = await store.get_cron(cron["cron_id"])
     assert stored is not None

@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway import inspect, log
+from gateway import keys, log
 from gateway.settings import Settings
 from tests.database import raw
 from tests.integration.helpers import finished_run
@@ -86,7 +86,7 @@ async def test_a_trigger_stored_before_pattern_masking_is_masked_when_shown(
 async def test_a_bin_stores_secret_headers_masked_but_keeps_the_signature_it_checks(
     gateway: Client, settings: Settings
 ) -> None:
-    bin_id = gateway.app[inspect.default_bin_key].bin_id
+    bin_id = gateway.app[keys.inspect_default_bin_key].bin_id
     sent = await gateway.post(
         f"/inspect/bins/{bin_id}",
         data=b"{}",

@@ -16,9 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from langgraph_sdk import get_client
 
-from gateway import models
+from gateway import keys, models
 from gateway.app import create_app
-from gateway.inspect import bins
 from gateway.settings import FlowSettings, Settings
 from gateway.store import base
 from gateway.store.postgres import PostgresStore
@@ -103,7 +102,7 @@ async def test_a_join_in_one_process_ends_with_a_run_in_the_other(
 
 
 async def test_inspect_pages_hear_the_other_process(gateways: list[Client]) -> None:
-    notifier = gateways[1].app[bins.notifier_key]
+    notifier = gateways[1].app[keys.inspect_notifier_key]
     async with notifier.subscribe() as heard:
         response = await gateways[0].post("/api/v1/webhook/echo", json={"n": 1})
         run_id = (await response.json())["run_id"]

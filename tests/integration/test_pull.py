@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import standardwebhooks
 
-from gateway.api.pull import pull_key
+from gateway import keys
 from gateway.settings import Settings
 from gateway.testing import eventually
 from tests.integration.helpers import count_rows, finished_run, query_rows
@@ -203,7 +203,7 @@ async def test_a_consumer_that_hangs_up_while_waiting_takes_nothing(gateway: Any
     the long-poll itself must notice, or the deliveries it takes stay leased to nobody."""
     endpoint = await pull_endpoint(gateway)
     hung_up = asyncio.Event()
-    service = gateway.app[pull_key]
+    service = gateway.app[keys.pull_key]
     waiting = asyncio.create_task(
         service.pull(
             endpoint["endpoint_id"], limit=10, wait=20, lease_seconds=60, gone=hung_up.is_set

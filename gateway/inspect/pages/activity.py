@@ -45,7 +45,7 @@ async def overview(request: web.Request) -> web.Response:
 
 async def live(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``change`` per committed write; the page re-reads what changed."""
-    notifier = request.config_dict[bins.notifier_key]
+    notifier = request.config_dict[keys.inspect_notifier_key]
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
