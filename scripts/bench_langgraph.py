@@ -288,13 +288,20 @@ def _cell(values: list[float], q: float) -> str:
     return f"{bench.percentile(values, q):.0f}"
 
 
+def _cpu_ms(cpu: bench.CpuMeter, seconds: float, runs: int) -> str:
+    """The server's CPU per run: steadier than a rate on a machine others share."""
+    if cpu.server is None or not runs:
+        return "n/a"
+    return f"{cpu.server * seconds / runs * 1000:.1f}"
+
+
 def report(results: list[ServerResult], args: argparse.Namespace) -> list[str]:
     lines = [
         "",
         f"LangGraph API, the agent graph, {args.lg_clients} clients "
         f"({args.duration:g} s of /runs/wait; {args.lg_runs} background runs)",
         "| server | /runs/wait answers/s | p50 / p99 ms | creates/s | create p50 / p99 ms "
-        "| delivered runs/s | server CPU (wait, background) |",
+        "| delivered runs/s | server CPU ms per run (wait, background) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
@@ -303,7 +310,8 @@ def report(results: list[ServerResult], args: argparse.Namespace) -> list[str]:
             f"| {r.name} | {w.rate:,.1f} | {_cell(w.latencies_ms, 50)} / "
             f"{_cell(w.latencies_ms, 99)} | {b.creates:,.1f} | {_cell(b.create_ms, 50)} / "
             f"{_cell(b.create_ms, 99)} | {b.delivered:,.1f} "
-            f"| {bench.percent(w.cpu.server)}, {bench.percent(b.cpu.server)} |"
+            f"| {_cpu_ms(w.cpu, w.seconds, w.answers)}, "
+            f"{_cpu_ms(b.cpu, b.delivered_seconds, b.runs)} |"
         )
     if len(results) == 2 and results[1].wait.rate and results[1].background.delivered:
         ours, peer = results

@@ -21,7 +21,7 @@ from gateway.outbox import routing
 from gateway.outbox.pull import Wakeup
 from gateway.runs import payload
 from gateway.runs.events import RUN_END, EventHub
-from gateway.store import Store, base
+from gateway.store import Store, base, rows
 
 log = structlog.get_logger(__name__)
 
@@ -209,13 +209,14 @@ class RunService:
             deliveries.append(_delivery(run.webhook, event_type, body, None, run.created_at))
         routes = await self._route(run, event_type, body, now)
         deliveries += routes.deliveries
+        final = rows.dumps({"status": status.value, "output": output, "error": error})
         ending = base.RunEnding(
             run.run_id,
             status,
             output,
             error,
             deliveries,
-            final_event=(RUN_END, {"status": status.value, "output": output, "error": error}),
+            events=[*await self.events.take(run.run_id), (RUN_END, final)],
             filtered=routes.filtered,
         )
         if deliveries and self.dispatcher is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
@@ -108,14 +107,12 @@ class RunVerbs(Database):
                 return None
             await insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             await insert_filtered(conn, ending.filtered)
-            if ending.final_event is not None:
-                name, data = ending.final_event
-                await insert_event(conn, ending.run_id, name, data, now)
+            await insert_events(conn, ending.run_id, ending.events, now)
             ended = rows.run(row)
             await self._changed(
                 conn,
                 run_ended=[ended.run_id],
-                event_appended=[ended.run_id] if ending.final_event else [],
+                event_appended=[ended.run_id] if ending.events else [],
                 delivery_enqueued=[d.delivery_id for d in ending.deliveries],
                 thread_freed=[ended.thread_id] if ended.thread_id else [],
             )
@@ -161,11 +158,13 @@ class RunVerbs(Database):
         """Nothing to take: processes share the database, and a dead one's leases lapse."""
         return 0
 
-    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
+    async def append_events(
+        self, run_id: str, events: Sequence[base.NewEvent], now: float
+    ) -> list[int]:
         async with self._transaction() as conn:
-            event_id = await insert_event(conn, run_id, event, data, now)
+            event_ids = await insert_events(conn, run_id, events, now)
             await self._changed(conn, event_appended=[run_id])
-            return event_id
+            return event_ids
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
         found = await self._fetch(
@@ -213,12 +212,19 @@ async def insert_run(
     return row
 
 
-async def insert_event(conn: Connection, run_id: str, event: str, data: Any, now: float) -> int:
-    event_id: int = await conn.fetchval(
-        "INSERT INTO events (run_id, event, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+async def insert_events(
+    conn: Connection, run_id: str, events: Sequence[base.NewEvent], now: float
+) -> list[int]:
+    """One statement for them all; their ids, in order."""
+    if not events:
+        return []
+    found = await conn.fetch(
+        "INSERT INTO events (run_id, event, data, created_at)"
+        " SELECT $1, e.name, e.data::json, $4 FROM unnest($2::text[], $3::text[])"
+        " WITH ORDINALITY AS e(name, data, n) ORDER BY e.n RETURNING id",
         run_id,
-        event,
-        rows.dumps(data),
+        [name for name, _ in events],
+        [data for _, data in events],
         now,
     )
-    return event_id
+    return sorted(row["id"] for row in found)

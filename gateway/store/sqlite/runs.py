@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
-from typing import Any
 
 import structlog
 
@@ -29,6 +28,8 @@ _CLAIM_RUNS = (
     "   ORDER BY created_at LIMIT ?)"
     " RETURNING *"
 )
+
+EVENTS_PER_INSERT = 1000  # 4 parameters each, well under SQLite's 32,766
 
 _DEDUP = (
     "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
@@ -118,9 +119,7 @@ class RunVerbs(Database):
                 return None
             insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             insert_filtered(conn, ending.filtered)
-            if ending.final_event is not None:
-                name, data = ending.final_event
-                insert_event(conn, ending.run_id, name, data, now)
+            insert_events(conn, ending.run_id, ending.events, now)
             return row
 
         row = await self.writer.submit(job)
@@ -129,7 +128,7 @@ class RunVerbs(Database):
         ended = rows.run(row)
         self._changed(
             run_ended=[ended.run_id],
-            event_appended=[ended.run_id] if ending.final_event else [],
+            event_appended=[ended.run_id] if ending.events else [],
             delivery_enqueued=[d.delivery_id for d in ending.deliveries],
             thread_freed=[ended.thread_id] if ended.thread_id else [],
         )
@@ -185,13 +184,15 @@ class RunVerbs(Database):
             log.info("leases_taken_over", released=released, path=str(self.path))
         return released
 
-    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            return insert_event(conn, run_id, event, data, now)
+    async def append_events(
+        self, run_id: str, events: Sequence[base.NewEvent], now: float
+    ) -> list[int]:
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return insert_events(conn, run_id, events, now)
 
-        event_id = await self.writer.submit(job)
+        event_ids = await self.writer.submit(job)
         self._changed(event_appended=[run_id])
-        return event_id
+        return event_ids
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
         found = await self._fetchall(
@@ -236,9 +237,16 @@ def insert_run(
     return row
 
 
-def insert_event(conn: sqlite3.Connection, run_id: str, event: str, data: Any, now: float) -> int:
-    cursor = conn.execute(
-        "INSERT INTO events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
-        (run_id, event, rows.dumps(data), now),
-    )
-    return int(cursor.lastrowid or 0)
+def insert_events(
+    conn: sqlite3.Connection, run_id: str, events: Sequence[base.NewEvent], now: float
+) -> list[int]:
+    """A statement per ``EVENTS_PER_INSERT``; their ids, in order."""
+    ids: list[int] = []
+    for start in range(0, len(events), EVENTS_PER_INSERT):
+        chunk = events[start : start + EVENTS_PER_INSERT]
+        values = ", ".join("(?, ?, ?, ?)" for _ in chunk)
+        params = [value for name, data in chunk for value in (run_id, name, data, now)]
+        sql_text = f"INSERT INTO events (run_id, event, data, created_at) VALUES {values}"
+        with closing(conn.execute(sql_text + " RETURNING id", params)) as cursor:
+            ids += sorted(row[0] for row in cursor.fetchall())
+    return ids

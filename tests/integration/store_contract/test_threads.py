@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
 from gateway import models
 from gateway.store import base
@@ -140,7 +141,7 @@ async def test_threads_are_searched_and_counted(store: FullStore) -> None:
 async def test_checkpoints_are_values_events_outputs_and_updates(store: FullStore) -> None:
     await store.create_thread(thread("t"), "raise")
     streamed = await store.create_run(new_run(thread_id="t"), NOW)
-    await store.append_event(streamed.run_id, "values", {"v": 1}, NOW + 1)
+    await store.append_events(streamed.run_id, [("values", json.dumps({"v": 1}))], NOW + 1)
     await finish(store, streamed, models.RunStatus.SUCCESS, NOW + 2)
     quiet = await store.create_run(new_run(thread_id="t"), NOW + 3)
     await finish(store, quiet, models.RunStatus.SUCCESS, NOW + 4)
@@ -163,9 +164,9 @@ async def test_checkpoints_are_values_events_outputs_and_updates(store: FullStor
 async def test_deleting_a_thread_or_a_run_takes_their_events(store: FullStore) -> None:
     await store.create_thread(thread("t"), "raise")
     run = await store.create_run(new_run(thread_id="t"), NOW)
-    await store.append_event(run.run_id, "values", {}, NOW)
+    await store.append_events(run.run_id, [("values", json.dumps({}))], NOW)
     other = await store.create_run(new_run(), NOW)
-    await store.append_event(other.run_id, "values", {}, NOW)
+    await store.append_events(other.run_id, [("values", json.dumps({}))], NOW)
     assert await store.delete_run(other.run_id)
     assert not await store.delete_run(other.run_id)
     assert await store.list_events(other.run_id) == []
