@@ -47,6 +47,9 @@ class NewRun:
     lease_until: float | None = None
     """Set when the creating process runs it itself: stored already claimed (running, attempt 1)
     with this lease, saving a claim on the way from trigger to callback."""
+    thread_metadata: Mapping[str, Any] | None = None
+    """Merged into its thread's metadata (the thread's ``updated_at`` set) in the same
+    transaction, as LangGraph records which graph last ran on a thread."""
     if_thread_idle: bool = False
     """Store it only if its thread has no pending or running run, else raise ``Conflict``
     (LangGraph's multitask "reject"); checked and inserted as one step for N writers."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
-from gateway.store.changes import created_kinds
+from gateway.store.changes import created_kinds, touched_thread
 from gateway.store.postgres.deliveries import insert_deliveries
 from gateway.store.postgres.pool import Connection, Database, Record, keyed_lock
 from gateway.store.postgres.relay import insert_filtered
@@ -71,7 +71,9 @@ class RunVerbs(Database):
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         async with self._transaction() as conn:
             stored = rows.run(await insert_run(conn, run, now, None, self.owner))
-            await self._changed(conn, **created_kinds(stored, now))
+            await self._changed(
+                conn, **created_kinds(stored, now), thread_changed=touched_thread(run)
+            )
             return stored
 
     async def get_run(self, run_id: str) -> models.Run | None:
@@ -202,6 +204,15 @@ async def insert_run(
         )
         if busy:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    if run.thread_metadata is not None and run.thread_id is not None:
+        # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
+        await conn.execute(
+            "UPDATE threads SET metadata = metadata || $1::jsonb, updated_at = $2"
+            " WHERE thread_id = $3",
+            rows.dumps(dict(run.thread_metadata)),
+            now,
+            run.thread_id,
+        )
     row = await conn.fetchrow(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
         " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at, lease_owner)"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
+from typing import Any
 
 import structlog
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
-from gateway.store.changes import created_kinds
+from gateway.store.changes import created_kinds, touched_thread
+from gateway.store.retention import thread_expiry
 from gateway.store.sqlite.connection import Database, marks, one, serve_file
 from gateway.store.sqlite.deliveries import insert_deliveries
 from gateway.store.sqlite.relay import insert_filtered
@@ -77,7 +79,7 @@ class RunVerbs(Database):
             return insert_run(conn, run, now, None, self.owner)
 
         stored = rows.run(await self.writer.submit(job))
-        self._changed(**created_kinds(stored, now))
+        self._changed(**created_kinds(stored, now), thread_changed=touched_thread(run))
         return stored
 
     async def get_run(self, run_id: str) -> models.Run | None:
@@ -226,6 +228,8 @@ def insert_run(
         )
         if busy is not None:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    if run.thread_metadata is not None and run.thread_id is not None:
+        merge_thread_metadata(conn, run.thread_id, run.thread_metadata, now)
     row = one(
         conn,
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
@@ -235,6 +239,32 @@ def insert_run(
     )
     assert row is not None
     return row
+
+
+def merge_thread_metadata(
+    conn: sqlite3.Connection,
+    thread_id: str,
+    metadata: Mapping[str, Any],
+    now: float,
+    ttl: dict[str, Any] | None = None,
+) -> bool:
+    """Merge ``metadata`` into the thread's (and set its ``ttl``); False if there is none."""
+    row = one(conn, "SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,))
+    if row is None:
+        return False
+    merged = rows.dumps({**rows.loads(row[0]), **metadata})
+    if ttl is None:
+        conn.execute(
+            "UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
+            (merged, now, thread_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE threads SET metadata = ?, updated_at = ?, ttl = ?, expires_at = ?"
+            " WHERE thread_id = ?",
+            (merged, now, rows.dumps(ttl), thread_expiry(ttl), thread_id),
+        )
+    return True
 
 
 def insert_events(

@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import json
 
-from gateway import models
+import pytest
+
+from gateway import errors, models
 from gateway.store import base
 from tests.integration.store_contract.common import NOW, FullStore, new_run
 
@@ -46,6 +48,22 @@ async def test_a_thread_is_created_once(store: FullStore) -> None:
     assert created == again
     assert (created.metadata, created.status) == ({"a": 1}, "idle")
     assert await store.get_thread("missing") is None
+
+
+async def test_a_run_records_its_graph_on_its_thread_in_its_transaction(
+    store: FullStore,
+) -> None:
+    await store.create_thread(thread("t", a=1, graph_id="old"), "raise")
+    await store.create_run(new_run(thread_id="t", thread_metadata={"graph_id": "new"}), NOW + 1)
+    touched = await store.get_thread("t")
+    assert touched is not None
+    assert (touched.metadata, touched.updated_at) == ({"a": 1, "graph_id": "new"}, NOW + 1)
+    busy = new_run(thread_id="t", thread_metadata={"graph_id": "refused"}, if_thread_idle=True)
+    with pytest.raises(errors.Conflict):
+        await store.create_run(busy, NOW + 2)
+    kept = await store.get_thread("t")
+    assert kept is not None
+    assert (kept.metadata["graph_id"], kept.updated_at) == ("new", NOW + 1)
 
 
 async def test_a_thread_metadata_update_merges(store: FullStore) -> None:
