@@ -1078,6 +1078,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=2, help="processes for the second PostgreSQL run (2)"
     )
+    parser.add_argument(
+        "--langgraph",
+        action="store_true",
+        help="measure the LangGraph API instead: /runs/wait and background runs with webhooks",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=("langgraph",),
+        help="with --langgraph: the LangGraph server too (langgraph dev from var/peer-venv)",
+    )
+    parser.add_argument(
+        "--lg-clients", type=int, default=8, help="LangGraph API clients at once (8)"
+    )
+    parser.add_argument("--lg-runs", type=int, default=500, help="LangGraph background runs (500)")
     args = parser.parse_args(argv)
     quick = args.quick
     for name, full, short in (
@@ -1147,6 +1161,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.delivery_timeout = max(60.0, args.triggers / 20)
+    if args.langgraph or args.peer:
+        import bench_langgraph  # scripts/ is on sys.path when this runs as a script
+
+        return bench_langgraph.main(args)
     if args.database:
         import bench_backends  # scripts/ is on sys.path when this runs as a script
 

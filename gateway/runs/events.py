@@ -5,6 +5,12 @@ seen id, and drops duplicates by id: no gap, no repeat. While idle it re-reads t
 now and then, so events written by another process still arrive, and so does the end of a
 run whose final event was lost in a crash.
 
+A running run's events are written behind its flow: the flow does not wait for each commit,
+its events go to the store several to a transaction, in order, and each reaches live readers
+once it is stored. What is still unwritten when the run ends goes into the transaction that
+ends it (``take``), so a fast run costs one commit for its events and its end together. A
+crash loses only events of a run that had not ended, and that run runs again.
+
 Memory is bounded: each live reader holds at most ``queue_size`` events (a slow one is sent
 back to the store instead), and at most ``max_readers`` readers get live events at all; the
 others, while that many are connected, read the store every ``idle_check`` seconds.
@@ -22,7 +28,7 @@ import structlog
 
 from gateway import models
 from gateway.clock import Clock
-from gateway.store import Store
+from gateway.store import Store, base, rows
 
 log = structlog.get_logger(__name__)
 
@@ -48,18 +54,60 @@ class EventHub:
         self._readers: defaultdict[str, set[asyncio.Queue[models.Event | None]]] = defaultdict(set)
         self._live = 0
         self._full = False
+        self._pending: dict[str, list[tuple[str, Any, str]]] = {}  # event, data, its JSON
+        self._writing: dict[str, asyncio.Task[None]] = {}
+        self._failed: dict[str, Exception] = {}
 
     @property
     def readers(self) -> int:
         """Readers getting live events now."""
         return self._live
 
-    async def emit(self, run_id: str, event: str, data: Any) -> models.Event:
-        """Store an event, then hand it to this process's live readers."""
-        now = self.clock.now()
-        event_id = await self.store.append_event(run_id, event, data, now)
-        stored = models.Event(id=event_id, run_id=run_id, event=event, data=data, created_at=now)
-        for queue in self._readers.get(run_id, ()):
+    async def emit(self, run_id: str, event: str, data: Any) -> None:
+        """Queue an event of a run running here: it is stored behind the flow, then handed to
+        this process's live readers. Data that is not JSON raises here, in the flow."""
+        pending = self._pending.setdefault(run_id, [])
+        pending.append((event, data, rows.dumps(data)))
+        if run_id not in self._writing:
+            self._writing[run_id] = asyncio.create_task(self._write(run_id))
+        if len(pending) >= self.queue_size:  # a flow faster than the store waits for it
+            await asyncio.shield(self._writing[run_id])
+
+    async def _write(self, run_id: str) -> None:
+        """Store the run's queued events, a batch per transaction, until none are left."""
+        try:
+            while batch := self._pending.pop(run_id, None):
+                now = self.clock.now()
+                ids = await self.store.append_events(
+                    run_id, [(event, encoded) for event, _, encoded in batch], now
+                )
+                for event_id, (event, data, _) in zip(ids, batch, strict=True):
+                    self._publish(models.Event(event_id, run_id, event, data, now))
+        except Exception as exc:  # noqa: BLE001 - told to the run's ending, in take()
+            self._failed[run_id] = exc
+        finally:
+            del self._writing[run_id]
+
+    async def take(self, run_id: str) -> list[base.NewEvent]:
+        """The run's events not stored yet, for the transaction that ends it, once those being
+        stored are; raises what storing an earlier batch raised."""
+        pending = self._pending.pop(run_id, [])
+        writing = self._writing.get(run_id)
+        if writing is not None:
+            await asyncio.shield(writing)
+        failure = self._failed.pop(run_id, None)
+        if failure is not None:
+            raise failure
+        return [(event, encoded) for event, _, encoded in pending]
+
+    def forget(self, run_id: str) -> None:
+        """The run stopped here without an ending of ours (shutdown, a lost lease): its
+        unwritten events go; it runs again, and emits them again, wherever it is claimed."""
+        self._pending.pop(run_id, None)
+        self._failed.pop(run_id, None)
+
+    def _publish(self, stored: models.Event) -> None:
+        for queue in self._readers.get(stored.run_id, ()):
             try:
                 queue.put_nowait(stored)
             except asyncio.QueueFull:
@@ -67,7 +115,6 @@ class EventHub:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
                 queue.put_nowait(None)
-        return stored
 
     def nudge(self, run_id: str) -> None:
         """Tell this process's live readers to look in the store (an event was written there)."""

@@ -21,7 +21,7 @@ from gateway.outbox import routing
 from gateway.outbox.pull import Wakeup
 from gateway.runs import payload
 from gateway.runs.events import RUN_END, EventHub
-from gateway.store import Store, base
+from gateway.store import Store, base, rows
 
 log = structlog.get_logger(__name__)
 
@@ -102,9 +102,11 @@ class RunService:
         thread_id: str | None = None,
         after_seconds: float = 0.0,
         if_thread_idle: bool = False,
+        on_thread: bool = False,
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
-        after, or ``after_seconds`` later."""
+        after, or ``after_seconds`` later. ``on_thread``: its graph is recorded in its thread's
+        metadata, in the same transaction."""
         self._accept()
         handed = thread_id is None and not after_seconds and self._reserve()
         new_run = self.new_run(
@@ -117,6 +119,7 @@ class RunService:
             after_seconds=after_seconds,
             lease_until=self._lease_until() if handed else None,
             if_thread_idle=if_thread_idle,
+            on_thread=on_thread,
         )
         try:
             run = await self.store.create_run(new_run, self.clock.now())
@@ -163,13 +166,11 @@ class RunService:
         after_seconds: float = 0.0,
         lease_until: float | None = None,
         if_thread_idle: bool = False,
+        on_thread: bool = False,
     ) -> base.NewRun:
         """The record of a run to store: its id, flow, input, options and LangGraph metadata."""
-        merged: dict[str, Any] = {
-            **(metadata or {}),
-            "graph_id": flow_id,
-            "assistant_id": models.assistant_id(flow_id),
-        }
+        graph = {"graph_id": flow_id, "assistant_id": models.assistant_id(flow_id)}
+        merged: dict[str, Any] = {**(metadata or {}), **graph}
         if trigger_id:
             merged["trigger_id"] = trigger_id
         return base.NewRun(
@@ -182,6 +183,7 @@ class RunService:
             after_seconds=after_seconds,
             lease_until=lease_until,
             if_thread_idle=if_thread_idle,
+            thread_metadata=graph if on_thread else None,
         )
 
     async def finish(
@@ -209,13 +211,14 @@ class RunService:
             deliveries.append(_delivery(run.webhook, event_type, body, None, run.created_at))
         routes = await self._route(run, event_type, body, now)
         deliveries += routes.deliveries
+        final = rows.dumps({"status": status.value, "output": output, "error": error})
         ending = base.RunEnding(
             run.run_id,
             status,
             output,
             error,
             deliveries,
-            final_event=(RUN_END, {"status": status.value, "output": output, "error": error}),
+            events=[*await self.events.take(run.run_id), (RUN_END, final)],
             filtered=routes.filtered,
         )
         if deliveries and self.dispatcher is not None:

@@ -112,17 +112,16 @@ class Threads:
                 if request.if_not_exists != "create":
                     raise errors.NotFound("Thread or assistant not found.")
                 thread = await self._new_thread(thread_id, request.flow_id)
-            inflight = await self.store.inflight_runs(thread_id)
+            # "enqueue" leaves the runs in flight alone; "reject" is checked with the insert.
+            inflight = []
+            if request.multitask_strategy != "enqueue":
+                inflight = await self.store.inflight_runs(thread_id)
             if inflight and request.multitask_strategy == "reject":
                 raise errors.Conflict(REJECTED)
-            await self.store.update_thread(
-                thread_id,
-                {"graph_id": request.flow_id, "assistant_id": models.assistant_id(request.flow_id)},
-                self.clock.now(),
-                None,
-            )
             try:
-                run = await self._start(request, thread_id, thread.metadata, temporary=False)
+                run = await self._start(
+                    request, thread_id, thread.metadata, temporary=False, on_thread=True
+                )
             except errors.Conflict:
                 if request.multitask_strategy == "reject":
                     raise errors.Conflict(REJECTED) from None
@@ -152,6 +151,7 @@ class Threads:
         thread_metadata: dict[str, Any],
         *,
         temporary: bool,
+        on_thread: bool = False,
     ) -> models.Run:
         kwargs, metadata = run_fields(request, thread_id, thread_metadata, temporary=temporary)
         return await self.service.start(
@@ -163,6 +163,7 @@ class Threads:
             thread_id=thread_id,
             after_seconds=request.after_seconds,
             if_thread_idle=request.multitask_strategy == "reject",
+            on_thread=on_thread,
         )
 
     def new_run(self, request: RunRequest, thread_id: str, *, temporary: bool) -> base.NewRun:

@@ -100,6 +100,7 @@ class RunWorker:
         def callback(_: asyncio.Task[None]) -> None:
             self._running.pop(run_id, None)
             self._cancelled.pop(run_id, None)
+            self.service.events.forget(run_id)
             self.service.runs_ready.set()
 
         return callback

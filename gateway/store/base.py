@@ -47,9 +47,16 @@ class NewRun:
     lease_until: float | None = None
     """Set when the creating process runs it itself: stored already claimed (running, attempt 1)
     with this lease, saving a claim on the way from trigger to callback."""
+    thread_metadata: Mapping[str, Any] | None = None
+    """Merged into its thread's metadata (the thread's ``updated_at`` set) in the same
+    transaction, as LangGraph records which graph last ran on a thread."""
     if_thread_idle: bool = False
     """Store it only if its thread has no pending or running run, else raise ``Conflict``
     (LangGraph's multitask "reject"); checked and inserted as one step for N writers."""
+
+
+NewEvent = tuple[str, str]
+"""An event to append: its name and its data, already encoded as JSON text."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +68,9 @@ class RunEnding:
     output: Any
     error: dict[str, Any] | None
     deliveries: Sequence[models.NewDelivery]
-    final_event: tuple[str, Any] | None = None
-    """Appended to the run's event log in the same transaction, so a reader who sees the run
-    ended also finds its last event."""
+    events: Sequence[NewEvent] = ()
+    """Its last events (the final one last), appended to the run's event log in the same
+    transaction, so a reader who sees the run ended also finds them."""
     filtered: Sequence[models.FilteredRoute] = ()
     """Endpoints whose filter turned the event away, recorded with the ending."""
 
@@ -208,7 +215,8 @@ class Store(Protocol):
         every lease another owner holds, since that owner is a dead predecessor. PostgreSQL:
         nothing, a dead process's leases lapse and others take its work."""
 
-    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int: ...
+    async def append_events(self, run_id: str, events: Sequence[NewEvent], now: float) -> list[int]:
+        """Append to the run's event log in order, in one transaction; their ids."""
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]: ...
 

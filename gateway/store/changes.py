@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from gateway import models
 from gateway.fanout import FanOut
+from gateway.store import base
 
 MAX_IDS = 50
 """More ids of one kind than this travel as ``None``: "many, re-read" (NOTIFY payloads are
@@ -71,6 +72,11 @@ def created_kinds(run: models.Run, now: float) -> dict[str, list[str]]:
     """A new run's kinds: ``run.queued`` too when another process could claim it now."""
     queued = run.status is models.RunStatus.PENDING and run.created_at <= now
     return {"run_created": [run.run_id], "run_queued": [run.run_id] if queued else []}
+
+
+def touched_thread(run: base.NewRun) -> list[str]:
+    """The thread whose metadata a new run's transaction merged into, if any."""
+    return [run.thread_id] if run.thread_id and run.thread_metadata is not None else []
 
 
 def changes(origin: str, **kinds: Iterable[str] | None) -> Changes:

@@ -230,7 +230,7 @@ async def test_every_process_hears_each_commit_once(stores: list[PostgresStore])
         with pytest.raises(errors.Conflict):
             await writer.create_run(base.NewRun(run.run_id, "echo", {}, {}, {}), NOW)
         ending = base.RunEnding(
-            run.run_id, models.RunStatus.SUCCESS, 1, None, [new_delivery()], ("end", {})
+            run.run_id, models.RunStatus.SUCCESS, 1, None, [new_delivery()], [("end", "{}")]
         )
         await writer.finish_run(ending, NOW)
         ended = await next_change(heard)  # nothing from the empty claim or the rolled back insert

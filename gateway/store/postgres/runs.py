@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
-from gateway.store.changes import created_kinds
+from gateway.store.changes import created_kinds, touched_thread
 from gateway.store.postgres.deliveries import insert_deliveries
 from gateway.store.postgres.pool import Connection, Database, Record, keyed_lock
 from gateway.store.postgres.relay import insert_filtered
@@ -72,7 +71,9 @@ class RunVerbs(Database):
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         async with self._transaction() as conn:
             stored = rows.run(await insert_run(conn, run, now, None, self.owner))
-            await self._changed(conn, **created_kinds(stored, now))
+            await self._changed(
+                conn, **created_kinds(stored, now), thread_changed=touched_thread(run)
+            )
             return stored
 
     async def get_run(self, run_id: str) -> models.Run | None:
@@ -108,14 +109,12 @@ class RunVerbs(Database):
                 return None
             await insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             await insert_filtered(conn, ending.filtered)
-            if ending.final_event is not None:
-                name, data = ending.final_event
-                await insert_event(conn, ending.run_id, name, data, now)
+            await insert_events(conn, ending.run_id, ending.events, now)
             ended = rows.run(row)
             await self._changed(
                 conn,
                 run_ended=[ended.run_id],
-                event_appended=[ended.run_id] if ending.final_event else [],
+                event_appended=[ended.run_id] if ending.events else [],
                 delivery_enqueued=[d.delivery_id for d in ending.deliveries],
                 thread_freed=[ended.thread_id] if ended.thread_id else [],
             )
@@ -161,11 +160,13 @@ class RunVerbs(Database):
         """Nothing to take: processes share the database, and a dead one's leases lapse."""
         return 0
 
-    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
+    async def append_events(
+        self, run_id: str, events: Sequence[base.NewEvent], now: float
+    ) -> list[int]:
         async with self._transaction() as conn:
-            event_id = await insert_event(conn, run_id, event, data, now)
+            event_ids = await insert_events(conn, run_id, events, now)
             await self._changed(conn, event_appended=[run_id])
-            return event_id
+            return event_ids
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
         found = await self._fetch(
@@ -203,6 +204,15 @@ async def insert_run(
         )
         if busy:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    if run.thread_metadata is not None and run.thread_id is not None:
+        # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
+        await conn.execute(
+            "UPDATE threads SET metadata = metadata || $1::jsonb, updated_at = $2"
+            " WHERE thread_id = $3",
+            rows.dumps(dict(run.thread_metadata)),
+            now,
+            run.thread_id,
+        )
     row = await conn.fetchrow(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
         " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at, lease_owner)"
@@ -213,12 +223,19 @@ async def insert_run(
     return row
 
 
-async def insert_event(conn: Connection, run_id: str, event: str, data: Any, now: float) -> int:
-    event_id: int = await conn.fetchval(
-        "INSERT INTO events (run_id, event, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+async def insert_events(
+    conn: Connection, run_id: str, events: Sequence[base.NewEvent], now: float
+) -> list[int]:
+    """One statement for them all; their ids, in order."""
+    if not events:
+        return []
+    found = await conn.fetch(
+        "INSERT INTO events (run_id, event, data, created_at)"
+        " SELECT $1, e.name, e.data::json, $4 FROM unnest($2::text[], $3::text[])"
+        " WITH ORDINALITY AS e(name, data, n) ORDER BY e.n RETURNING id",
         run_id,
-        event,
-        rows.dumps(data),
+        [name for name, _ in events],
+        [data for _, data in events],
         now,
     )
-    return event_id
+    return sorted(row["id"] for row in found)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from typing import Any
 
@@ -11,7 +11,8 @@ import structlog
 
 from gateway import errors, models
 from gateway.store import base, rows, sql
-from gateway.store.changes import created_kinds
+from gateway.store.changes import created_kinds, touched_thread
+from gateway.store.retention import thread_expiry
 from gateway.store.sqlite.connection import Database, marks, one, serve_file
 from gateway.store.sqlite.deliveries import insert_deliveries
 from gateway.store.sqlite.relay import insert_filtered
@@ -29,6 +30,8 @@ _CLAIM_RUNS = (
     "   ORDER BY created_at LIMIT ?)"
     " RETURNING *"
 )
+
+EVENTS_PER_INSERT = 1000  # 4 parameters each, well under SQLite's 32,766
 
 _DEDUP = (
     "SELECT r.* FROM triggers t JOIN runs r ON r.run_id = t.run_id"
@@ -76,7 +79,7 @@ class RunVerbs(Database):
             return insert_run(conn, run, now, None, self.owner)
 
         stored = rows.run(await self.writer.submit(job))
-        self._changed(**created_kinds(stored, now))
+        self._changed(**created_kinds(stored, now), thread_changed=touched_thread(run))
         return stored
 
     async def get_run(self, run_id: str) -> models.Run | None:
@@ -118,9 +121,7 @@ class RunVerbs(Database):
                 return None
             insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             insert_filtered(conn, ending.filtered)
-            if ending.final_event is not None:
-                name, data = ending.final_event
-                insert_event(conn, ending.run_id, name, data, now)
+            insert_events(conn, ending.run_id, ending.events, now)
             return row
 
         row = await self.writer.submit(job)
@@ -129,7 +130,7 @@ class RunVerbs(Database):
         ended = rows.run(row)
         self._changed(
             run_ended=[ended.run_id],
-            event_appended=[ended.run_id] if ending.final_event else [],
+            event_appended=[ended.run_id] if ending.events else [],
             delivery_enqueued=[d.delivery_id for d in ending.deliveries],
             thread_freed=[ended.thread_id] if ended.thread_id else [],
         )
@@ -185,13 +186,15 @@ class RunVerbs(Database):
             log.info("leases_taken_over", released=released, path=str(self.path))
         return released
 
-    async def append_event(self, run_id: str, event: str, data: Any, now: float) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            return insert_event(conn, run_id, event, data, now)
+    async def append_events(
+        self, run_id: str, events: Sequence[base.NewEvent], now: float
+    ) -> list[int]:
+        def job(conn: sqlite3.Connection) -> list[int]:
+            return insert_events(conn, run_id, events, now)
 
-        event_id = await self.writer.submit(job)
+        event_ids = await self.writer.submit(job)
         self._changed(event_appended=[run_id])
-        return event_id
+        return event_ids
 
     async def list_events(self, run_id: str, after_id: int = 0) -> list[models.Event]:
         found = await self._fetchall(
@@ -225,6 +228,8 @@ def insert_run(
         )
         if busy is not None:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    if run.thread_metadata is not None and run.thread_id is not None:
+        merge_thread_metadata(conn, run.thread_id, run.thread_metadata, now)
     row = one(
         conn,
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
@@ -236,9 +241,42 @@ def insert_run(
     return row
 
 
-def insert_event(conn: sqlite3.Connection, run_id: str, event: str, data: Any, now: float) -> int:
-    cursor = conn.execute(
-        "INSERT INTO events (run_id, event, data, created_at) VALUES (?, ?, ?, ?)",
-        (run_id, event, rows.dumps(data), now),
-    )
-    return int(cursor.lastrowid or 0)
+def merge_thread_metadata(
+    conn: sqlite3.Connection,
+    thread_id: str,
+    metadata: Mapping[str, Any],
+    now: float,
+    ttl: dict[str, Any] | None = None,
+) -> bool:
+    """Merge ``metadata`` into the thread's (and set its ``ttl``); False if there is none."""
+    row = one(conn, "SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,))
+    if row is None:
+        return False
+    merged = rows.dumps({**rows.loads(row[0]), **metadata})
+    if ttl is None:
+        conn.execute(
+            "UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
+            (merged, now, thread_id),
+        )
+    else:
+        conn.execute(
+            "UPDATE threads SET metadata = ?, updated_at = ?, ttl = ?, expires_at = ?"
+            " WHERE thread_id = ?",
+            (merged, now, rows.dumps(ttl), thread_expiry(ttl), thread_id),
+        )
+    return True
+
+
+def insert_events(
+    conn: sqlite3.Connection, run_id: str, events: Sequence[base.NewEvent], now: float
+) -> list[int]:
+    """A statement per ``EVENTS_PER_INSERT``; their ids, in order."""
+    ids: list[int] = []
+    for start in range(0, len(events), EVENTS_PER_INSERT):
+        chunk = events[start : start + EVENTS_PER_INSERT]
+        values = ", ".join("(?, ?, ?, ?)" for _ in chunk)
+        params = [value for name, data in chunk for value in (run_id, name, data, now)]
+        sql_text = f"INSERT INTO events (run_id, event, data, created_at) VALUES {values}"
+        with closing(conn.execute(sql_text + " RETURNING id", params)) as cursor:
+            ids += sorted(row[0] for row in cursor.fetchall())
+    return ids

@@ -9,9 +9,8 @@ from typing import Any
 from gateway import models
 from gateway.store import base, rows, sql
 from gateway.store.changes import created_kinds
-from gateway.store.retention import thread_expiry
 from gateway.store.sqlite.connection import Database, insert, one
-from gateway.store.sqlite.runs import insert_run
+from gateway.store.sqlite.runs import insert_run, merge_thread_metadata
 
 # Every (key, value) of the wanted object is in the row's metadata. Keys are matched as the
 # JSON text both sides were written with (``fullkey``), never parsed as a path, so any key
@@ -55,22 +54,7 @@ class ThreadVerbs(Database):
         self, thread_id: str, metadata: Mapping[str, Any], now: float, ttl: dict[str, Any] | None
     ) -> models.Thread | None:
         def job(conn: sqlite3.Connection) -> bool:
-            row = one(conn, "SELECT metadata FROM threads WHERE thread_id = ?", (thread_id,))
-            if row is None:
-                return False
-            merged = {**rows.loads(row[0]), **metadata}
-            if ttl is None:
-                conn.execute(
-                    "UPDATE threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
-                    (rows.dumps(merged), now, thread_id),
-                )
-            else:
-                conn.execute(
-                    "UPDATE threads SET metadata = ?, updated_at = ?, ttl = ?, expires_at = ?"
-                    " WHERE thread_id = ?",
-                    (rows.dumps(merged), now, rows.dumps(ttl), thread_expiry(ttl), thread_id),
-                )
-            return True
+            return merge_thread_metadata(conn, thread_id, metadata, now, ttl)
 
         if not await self.writer.submit(job):
             return None

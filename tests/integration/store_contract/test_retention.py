@@ -4,6 +4,7 @@ pending, running, replayable or a live thread's stays."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from gateway import models
 from gateway.clock import isoformat
@@ -37,7 +38,7 @@ async def finished(
     made = trigger(received_at=at)
     run, _ = await store.create_trigger_and_run(made, new_run(thread_id=thread_id), at)
     await store.claim_runs(10, at, 30)
-    await store.append_event(run.run_id, "values", {"n": 1}, at)
+    await store.append_events(run.run_id, [("values", json.dumps({"n": 1}))], at)
     deliveries = [] if sent is None else [new_delivery()]
     ending = base.RunEnding(run.run_id, models.RunStatus.SUCCESS, {"ok": 1}, None, deliveries)
     await store.finish_run(ending, at)

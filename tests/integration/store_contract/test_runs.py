@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -69,14 +70,18 @@ async def test_finishing_twice_enqueues_deliveries_once(store: FullStore) -> Non
 
 async def test_a_run_ending_appends_its_final_event(store: FullStore) -> None:
     run = await store.create_run(new_run(), NOW)
-    first = await store.append_event(run.run_id, "values", {"step": 1}, NOW)
+    first, second = await store.append_events(
+        run.run_id,
+        [("values", json.dumps({"step": 1})), ("values", json.dumps({"step": 2}))],
+        NOW,
+    )
     ending = base.RunEnding(
         run.run_id,
         models.RunStatus.ERROR,
         None,
         {"error": "Boom", "message": "no"},
         [],
-        final_event=("end", {"status": "error"}),
+        events=[("end", json.dumps({"status": "error"}))],
     )
     ended = await store.finish_run(ending, NOW + 1)
     assert ended is not None
@@ -84,10 +89,11 @@ async def test_a_run_ending_appends_its_final_event(store: FullStore) -> None:
     events = await store.list_events(run.run_id)
     assert [(e.event, e.data) for e in events] == [
         ("values", {"step": 1}),
+        ("values", {"step": 2}),
         ("end", {"status": "error"}),
     ]
-    assert events[0].id == first < events[1].id
-    assert [e.event for e in await store.list_events(run.run_id, after_id=first)] == ["end"]
+    assert events[0].id == first < events[1].id == second < events[2].id
+    assert [e.event for e in await store.list_events(run.run_id, after_id=second)] == ["end"]
 
 
 async def test_released_runs_are_claimed_again(store: FullStore) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
-from gateway import models
+import pytest
+
+from gateway import errors, models
 from gateway.store import base
 from tests.integration.store_contract.common import NOW, FullStore, new_run
 
@@ -45,6 +48,22 @@ async def test_a_thread_is_created_once(store: FullStore) -> None:
     assert created == again
     assert (created.metadata, created.status) == ({"a": 1}, "idle")
     assert await store.get_thread("missing") is None
+
+
+async def test_a_run_records_its_graph_on_its_thread_in_its_transaction(
+    store: FullStore,
+) -> None:
+    await store.create_thread(thread("t", a=1, graph_id="old"), "raise")
+    await store.create_run(new_run(thread_id="t", thread_metadata={"graph_id": "new"}), NOW + 1)
+    touched = await store.get_thread("t")
+    assert touched is not None
+    assert (touched.metadata, touched.updated_at) == ({"a": 1, "graph_id": "new"}, NOW + 1)
+    busy = new_run(thread_id="t", thread_metadata={"graph_id": "refused"}, if_thread_idle=True)
+    with pytest.raises(errors.Conflict):
+        await store.create_run(busy, NOW + 2)
+    kept = await store.get_thread("t")
+    assert kept is not None
+    assert (kept.metadata["graph_id"], kept.updated_at) == ("new", NOW + 1)
 
 
 async def test_a_thread_metadata_update_merges(store: FullStore) -> None:
@@ -140,7 +159,7 @@ async def test_threads_are_searched_and_counted(store: FullStore) -> None:
 async def test_checkpoints_are_values_events_outputs_and_updates(store: FullStore) -> None:
     await store.create_thread(thread("t"), "raise")
     streamed = await store.create_run(new_run(thread_id="t"), NOW)
-    await store.append_event(streamed.run_id, "values", {"v": 1}, NOW + 1)
+    await store.append_events(streamed.run_id, [("values", json.dumps({"v": 1}))], NOW + 1)
     await finish(store, streamed, models.RunStatus.SUCCESS, NOW + 2)
     quiet = await store.create_run(new_run(thread_id="t"), NOW + 3)
     await finish(store, quiet, models.RunStatus.SUCCESS, NOW + 4)
@@ -163,9 +182,9 @@ async def test_checkpoints_are_values_events_outputs_and_updates(store: FullStor
 async def test_deleting_a_thread_or_a_run_takes_their_events(store: FullStore) -> None:
     await store.create_thread(thread("t"), "raise")
     run = await store.create_run(new_run(thread_id="t"), NOW)
-    await store.append_event(run.run_id, "values", {}, NOW)
+    await store.append_events(run.run_id, [("values", json.dumps({}))], NOW)
     other = await store.create_run(new_run(), NOW)
-    await store.append_event(other.run_id, "values", {}, NOW)
+    await store.append_events(other.run_id, [("values", json.dumps({}))], NOW)
     assert await store.delete_run(other.run_id)
     assert not await store.delete_run(other.run_id)
     assert await store.list_events(other.run_id) == []
