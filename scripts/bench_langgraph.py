@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
+import signal
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import bench
 import bench_backends
 
-ROOT = bench.ROOT
+from gateway.testing import ROOT
+
 PEER_VENV = ROOT / "var" / "peer-venv"
 INPUT = {"topic": "ice cream"}
 ASSISTANT = "agent"
@@ -68,6 +73,62 @@ PEER_CONFIG = (
     '{"dependencies": ["."], "graphs": {"agent": "./agent.py:graph"},'
     ' "webhooks": {"url": {"disable_loopback": false, "require_https": false}}}'
 )  # the receiver is plain http on 127.0.0.1, which the peer refuses by default
+
+
+class Served(Protocol):
+    """A server under load: hookgate (``bench.Server``) or the peer (``PeerServer``)."""
+
+    name: str
+
+    @property
+    def pid(self) -> int: ...
+
+    def url(self, path: str) -> str: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclasses.dataclass
+class PeerServer:
+    """``langgraph dev``, started in its project directory (the tests' launcher starts
+    processes in the repository and reads a hookgate-style banner)."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    base_url: str
+    stderr_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def stop(self) -> None:
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), bench.STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @dataclasses.dataclass
@@ -115,9 +176,7 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Mapping[str, obj
         return data
 
 
-async def wait_load(
-    server: bench.Server, *, clients: int, warmup: float, duration: float
-) -> WaitResult:
+async def wait_load(server: Served, *, clients: int, warmup: float, duration: float) -> WaitResult:
     """``clients`` clients calling stateless ``/runs/wait`` back to back."""
     url = server.url("/runs/wait")
     body = {"assistant_id": ASSISTANT, "input": INPUT}
@@ -154,30 +213,26 @@ async def wait_load(
 
 
 async def background_load(
-    server: bench.Server, *, clients: int, runs: int, timeout: float
+    server: Served, *, clients: int, runs: int, timeout: float
 ) -> BackgroundResult:
     """``runs`` threaded background runs with a webhook, ``clients`` creating at once."""
-    receiver = bench.CallbackReceiver()
-    await receiver.start()
-    body = {"assistant_id": ASSISTANT, "input": INPUT, "webhook": receiver.url}
     create_ms: list[float] = []
+    async with bench.callback_receiver() as callbacks:
+        body = {"assistant_id": ASSISTANT, "input": INPUT, "webhook": callbacks.receiver.url}
 
-    async def create(session: aiohttp.ClientSession) -> None:
-        sent = time.perf_counter()
-        thread = await _post(session, server.url("/threads"), {})
-        assert isinstance(thread, dict)
-        await _post(session, server.url(f"/threads/{thread['thread_id']}/runs"), body)
-        create_ms.append((time.perf_counter() - sent) * 1000)
+        async def create(session: aiohttp.ClientSession) -> None:
+            sent = time.perf_counter()
+            thread = await _post(session, server.url("/threads"), {})
+            assert isinstance(thread, dict)
+            await _post(session, server.url(f"/threads/{thread['thread_id']}/runs"), body)
+            create_ms.append((time.perf_counter() - sent) * 1000)
 
-    try:
         connector = aiohttp.TCPConnector(limit=clients)
         async with aiohttp.ClientSession(connector=connector) as session:
             warm = min(20, runs)
-            receiver.expect(warm)
             await asyncio.gather(*(create(session) for _ in range(warm)))
-            await asyncio.wait_for(receiver.all_arrived.wait(), timeout)
+            await callbacks.wait(lambda arrived: len(arrived) >= warm, timeout)
             create_ms.clear()
-            receiver.expect(runs)
             pending = iter(range(runs))
 
             async def client() -> None:
@@ -190,25 +245,23 @@ async def background_load(
             await asyncio.gather(*(client() for _ in range(clients)))
             created = time.perf_counter() - started
             try:
-                await asyncio.wait_for(receiver.all_arrived.wait(), timeout)
+                await callbacks.wait(lambda arrived: len(arrived) >= warm + runs, timeout)
             except TimeoutError:
                 raise RuntimeError(
-                    f"{server.name}: only {len(receiver.arrivals)} of {runs} webhooks "
+                    f"{server.name}: only {len(callbacks.arrivals) - warm} of {runs} webhooks "
                     f"within {timeout:g} s"
                 ) from None
             delivered = time.perf_counter() - started
             meter.stop(client="self")
-        return BackgroundResult(runs, created, delivered, create_ms, meter)
-    finally:
-        await receiver.stop()
+    return BackgroundResult(runs, created, delivered, create_ms, meter)
 
 
-async def start_hookgate(tmp: Path) -> bench.Server:
+async def start_hookgate(tmp: Path) -> Served:
     backend = bench_backends.Backend("hookgate", f"sqlite:///{tmp / 'langgraph.db'}", 1)
     return await bench_backends.start(backend, tmp)
 
 
-async def start_peer(tmp: Path) -> bench.Server:
+async def start_peer(tmp: Path) -> Served:
     """``langgraph dev`` on a free loopback port, serving the two-node graph in memory."""
     cli = PEER_VENV / "bin" / "langgraph"
     if not cli.exists():
@@ -220,7 +273,7 @@ async def start_peer(tmp: Path) -> bench.Server:
     project.mkdir(exist_ok=True)
     (project / "agent.py").write_text(PEER_GRAPH)
     (project / "langgraph.json").write_text(PEER_CONFIG)
-    port = bench_backends.free_port()
+    port = free_port()
     argv = [str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
     argv += ["--port", str(port)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LANGSMITH_TRACING": "false"}
@@ -237,7 +290,7 @@ async def start_peer(tmp: Path) -> bench.Server:
             stderr=stderr,
             start_new_session=True,
         )
-    server = bench.Server("langgraph dev", proc, f"http://127.0.0.1:{port}", stderr_path)
+    server = PeerServer("langgraph dev", proc, f"http://127.0.0.1:{port}", stderr_path)
     deadline = time.monotonic() + 90
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
@@ -254,7 +307,7 @@ async def start_peer(tmp: Path) -> bench.Server:
     raise RuntimeError(f"langgraph dev was not ready within 90 s:\n{server.stderr_tail()}")
 
 
-async def measure(name: str, server: bench.Server, args: argparse.Namespace) -> ServerResult:
+async def measure(name: str, server: Served, args: argparse.Namespace) -> ServerResult:
     bench.log(f"  {name}: POST /runs/wait, {args.lg_clients} clients, {args.duration:g} s ...")
     wait = await wait_load(
         server, clients=args.lg_clients, warmup=args.warmup, duration=args.duration
