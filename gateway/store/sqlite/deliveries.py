@@ -165,14 +165,14 @@ class DeliveryVerbs(Database):
         return rows.delivery(row) if row else None
 
     async def list_deliveries(
-        self, selection: base.DeliverySelection, limit: int = 100
+        self,
+        selection: base.DeliverySelection,
+        limit: int = 100,
+        after: base.Position | None = None,
     ) -> list[models.Delivery]:
         where = chosen_by(selection)
-        found = await self._fetchall(
-            f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY created_at DESC, delivery_id LIMIT {where.param(limit)}",
-            where.params,
-        )
+        page = sql.newest_first(where, "created_at", "delivery_id", after, limit)
+        found = await self._fetchall("SELECT * FROM deliveries" + page, where.params)
         return [rows.delivery(row) for row in found]
 
     async def list_attempts(self, delivery_id: str) -> list[models.Attempt]:
