@@ -1127,6 +1127,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=2, help="processes for the second PostgreSQL run (2)"
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        nargs="?",
+        const=1_000_000,
+        metavar="N",
+        help="the backlog benchmark instead (scripts/bench_backlog.py): N pending deliveries "
+        "(default 1,000,000) drained; on --database if given",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     for name, full, short in (
@@ -1196,6 +1205,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.delivery_timeout = max(60.0, args.triggers / 20)
+    if args.backlog:
+        import bench_backlog  # scripts/ is on sys.path when this runs as a script
+
+        return bench_backlog.main(args)
     if args.database:
         import bench_backends  # scripts/ is on sys.path when this runs as a script
 
