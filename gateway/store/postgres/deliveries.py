@@ -251,9 +251,14 @@ class DeliveryVerbs(Database):
         return int(row[0]), None if row[1] is None else float(row[1])
 
     async def next_due_at(self) -> float | None:
+        # The first unleased one in deliveries_due order, or a lease that ends later: it
+        # reads the rows in flight and the first due one, not the backlog.
         value = await self._fetchval(
-            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_expires_at, 0)))"
-            " FROM deliveries WHERE status = 'pending' AND " + sql.PUSHED
+            "SELECT LEAST((SELECT next_attempt_at FROM deliveries"
+            "   WHERE status = 'pending' AND lease_expires_at IS NULL AND " + sql.PUSHED + ""
+            "   ORDER BY next_attempt_at LIMIT 1),"
+            " (SELECT MIN(GREATEST(next_attempt_at, lease_expires_at)) FROM deliveries"
+            "   WHERE status = 'pending' AND lease_expires_at IS NOT NULL AND " + sql.PUSHED + "))"
         )
         return None if value is None else float(value)
 

@@ -239,9 +239,19 @@ class DeliveryVerbs(Database):
         return int(row[0]), None if row[1] is None else float(row[1])
 
     async def next_due_at(self) -> float | None:
+        # The first unleased one in deliveries_due order, or a lease that ends later: it
+        # reads the rows in flight and the first due one, not the backlog.
+        # (SQLite's two-argument MIN is NULL if either is: hence the COALESCEs.)
         row = await self._fetchone(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_expires_at, 0))) FROM deliveries"
-            " WHERE status = 'pending' AND " + sql.PUSHED
+            "WITH first AS (SELECT"
+            " (SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due"
+            "   WHERE status = 'pending' AND lease_expires_at IS NULL AND " + sql.PUSHED + ""
+            "   ORDER BY next_attempt_at LIMIT 1) AS free,"
+            " (SELECT MIN(MAX(next_attempt_at, lease_expires_at))"
+            "   FROM deliveries INDEXED BY deliveries_leased"
+            "   WHERE status = 'pending' AND lease_expires_at IS NOT NULL AND " + sql.PUSHED + ""
+            " ) AS leased)"
+            " SELECT MIN(COALESCE(free, leased), COALESCE(leased, free)) FROM first"
         )
         return None if row is None or row[0] is None else float(row[0])
 
