@@ -1092,6 +1092,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--lg-clients", type=int, default=8, help="LangGraph API clients at once (8)"
     )
     parser.add_argument("--lg-runs", type=int, default=500, help="LangGraph background runs (500)")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        nargs="?",
+        const=1_000_000,
+        metavar="N",
+        help="the backlog benchmark instead (scripts/bench_backlog.py): N pending deliveries "
+        "(default 1,000,000) drained; on --database if given",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     for name, full, short in (
@@ -1161,6 +1170,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.delivery_timeout = max(60.0, args.triggers / 20)
+    if args.backlog:
+        import bench_backlog  # scripts/ is on sys.path when this runs as a script
+
+        return bench_backlog.main(args)
     if args.langgraph or args.peer:
         import bench_langgraph  # scripts/ is on sys.path when this runs as a script
 

@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +34,7 @@ import aiohttp
 import bench
 import bench_backends
 
-from gateway.testing import ROOT
+from gateway.testing import ROOT, free_port
 
 PEER_VENV = ROOT / "var" / "peer-venv"
 INPUT = {"topic": "ice cream"}
@@ -122,13 +121,6 @@ class PeerServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclasses.dataclass

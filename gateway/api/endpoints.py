@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import clock, errors, keys, log, models
+from gateway import clock, errors, keys, log, models, paging
 from gateway.api import relaying, schema
 from gateway.api.schema import hookgate as hg
 from gateway.outbox import routing
@@ -171,8 +171,15 @@ async def list_deliveries(request: web.Request) -> web.Response:
         endpoint_id=query.endpoint_id,
         statuses=(models.DeliveryStatus(query.status),) if query.status else (),
     )
-    deliveries = await request.app[keys.store_key].list_deliveries(selection, limit=query.limit)
-    return web.json_response([delivery_view(delivery) for delivery in deliveries])
+    store = request.app[keys.store_key]
+    deliveries = await store.list_deliveries(selection, limit=query.limit, after=query.cursor)
+    following = paging.next_position(deliveries, query.limit, paging.delivery_position)
+    response = web.json_response([delivery_view(delivery) for delivery in deliveries])
+    # The list's own parameters only: an x-api-key given in the query is never echoed.
+    own = {k: v for k, v in request.query.items() if k in hg.DeliveriesQuery.model_fields}
+    if (url := paging.next_url(request.rel_url.with_query(own), following)) is not None:
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return response
 
 
 async def get_delivery(request: web.Request) -> web.Response:

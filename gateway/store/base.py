@@ -142,6 +142,19 @@ class DeliverySelection:
     statuses: tuple[models.DeliveryStatus, ...] = ()
     since: float | None = None
     until: float | None = None
+    flow_id: str | None = None
+    """Only the deliveries of this flow's runs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where a newest-first list stopped: the sort key of the last row it gave, its time
+    (``created_at``, a trigger's ``received_at``) and its id. The next page is what sorts after
+    it (keyset paging), so rows that arrive or go meanwhile shift nothing: no gap, no repeat,
+    and a page deep in a million rows costs what the first one does."""
+
+    at: float
+    id: str
 
 
 def new_owner() -> str:
@@ -291,8 +304,10 @@ class Store(Protocol):
     async def get_delivery(self, delivery_id: str) -> models.Delivery | None: ...
 
     async def list_deliveries(
-        self, selection: DeliverySelection, limit: int = 100
-    ) -> list[models.Delivery]: ...
+        self, selection: DeliverySelection, limit: int = 100, after: Position | None = None
+    ) -> list[models.Delivery]:
+        """Newest first (``created_at``, then ``delivery_id``, both descending); ``after``: the
+        last one of the previous page."""
 
     async def list_attempts(self, delivery_id: str) -> list[models.Attempt]: ...
 
@@ -428,17 +443,16 @@ class InspectStore(Protocol):
     """The verbs the ``/inspect`` pages need, on top of ``Store``."""
 
     async def list_triggers(
-        self, selection: TriggerSelection, limit: int = 50
+        self, selection: TriggerSelection, limit: int = 50, after: Position | None = None
     ) -> list[models.Trigger]:
-        """Newest first; ``selection.search`` matches flow, ids, verification and body text."""
+        """Newest first (``received_at``, then ``trigger_id``), after ``after`` as
+        ``list_deliveries``; ``selection.search`` matches flow, ids, verification and body."""
 
-    async def list_runs(self, selection: RunSelection, limit: int = 50) -> list[models.Run]:
-        """Newest first, by flow and status; ``selection.search`` matches ids, flow and status."""
-
-    async def find_deliveries(
-        self, selection: DeliverySelection, flow_id: str | None = None, limit: int = 50
-    ) -> list[models.Delivery]:
-        """``list_deliveries`` that can also keep only the deliveries of one flow's runs."""
+    async def list_runs(
+        self, selection: RunSelection, limit: int = 50, after: Position | None = None
+    ) -> list[models.Run]:
+        """Newest first (``created_at``, then ``run_id``), after ``after`` as
+        ``list_deliveries``, by flow and status; ``selection.search`` matches ids, flow, status."""
 
     async def inspect_counts(self, since: float) -> InspectCounts:
         """Totals by status, and what happened at or after ``since`` (for rates)."""
@@ -482,7 +496,6 @@ class InspectStore(Protocol):
 class TriggerSelection:
     flow_id: str | None = None
     search: str | None = None
-    before: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,15 +124,30 @@ def deliveries(where: Where, selection: base.DeliverySelection) -> Where:
         where.add(f"created_at >= {where.param(selection.since)}")
     if selection.until is not None:
         where.add(f"created_at < {where.param(selection.until)}")
+    if selection.flow_id:
+        where.add(
+            f"run_id IN (SELECT run_id FROM runs WHERE flow_id = {where.param(selection.flow_id)})"
+        )
     return where
+
+
+def newest_first(where: Where, at: str, key: str, after: base.Position | None, limit: int) -> str:
+    """`` WHERE … ORDER BY at DESC, key DESC LIMIT n``: a page of a newest-first list, the rows
+    sorting after ``after`` (keyset paging, ``base.Position``). The bound on ``at`` alone comes
+    first so that each backend starts its scan of the ``(…, at, key)`` index (migration 14) at
+    the position, however deep, rather than counting its way there as an offset would."""
+    if after is not None:
+        where.add(
+            f"{at} <= {where.param(after.at)}"
+            f" AND ({at} < {where.param(after.at)} OR {key} < {where.param(after.id)})"
+        )
+    return f" WHERE {where} ORDER BY {at} DESC, {key} DESC LIMIT {where.param(limit)}"
 
 
 def triggers(where: Where, selection: base.TriggerSelection, contains: str) -> Where:
     """``contains``: the backend's case-insensitive search of a trigger's text, ``{}`` where
     the lowered needle goes."""
     where.equal("flow_id", selection.flow_id or None)
-    if selection.before is not None:
-        where.add(f"received_at < {where.param(selection.before)}")
     if selection.search:
         where.add(contains.format(where.param(selection.search.lower())))
     return where

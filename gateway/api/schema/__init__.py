@@ -32,7 +32,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from gateway import errors, strictjson
+from gateway import errors, paging, strictjson
+from gateway.store import base
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -448,3 +449,17 @@ def _state(value: Any) -> Any:
 
 State = Annotated[Any, Checked(_state, {"anyOf": [{"type": "object"}, {"type": "array"}]})]
 """A thread's state: an object or an array (LangGraph's ``ThreadState.values``)."""
+
+Cursor = Annotated[
+    base.Position,
+    Checked(
+        paging.decode,
+        {
+            "type": "string",
+            "maxLength": paging.MAX_CURSOR,
+            "description": "Opaque: the `cursor` of the previous page's `Link: <…>; "
+            'rel="next"`, as it came.',
+        },
+    ),
+]
+"""Where a page starts (``gateway.paging``); a malformed one is 422 ``cursor: not a cursor…``."""

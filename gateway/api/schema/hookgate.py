@@ -13,6 +13,7 @@ from gateway.api.schema import (
     Body,
     Checked,
     Closed,
+    Cursor,
     JsonObject,
     Limit,
     Moment,
@@ -161,6 +162,7 @@ class DeliveriesQuery(Query):
     run_id: str | None = None
     endpoint_id: str | None = None
     limit: Limit = 100
+    cursor: Cursor | None = None
 
 
 class Delivery(Response):

@@ -222,7 +222,14 @@ OPERATIONS: dict[tuple[str, Handler], Operation] = {
         query=hg.WebhookSecretQuery,
     ),
     ("GET", endpoints.list_deliveries): Operation(
-        "List deliveries", TAG_HOOKS, (ok(list[hg.Delivery]),), query=hg.DeliveriesQuery
+        "List deliveries, newest first",
+        TAG_HOOKS,
+        (ok(list[hg.Delivery]),),
+        query=hg.DeliveriesQuery,
+        description='Pages by cursor: a full page answers with a `Link: <…>; rel="next"` '
+        "header, this URL with a `cursor` after its last delivery. Following it gives the next "
+        "`limit` older deliveries with no gap or repeat, however many arrive meanwhile; a page "
+        "without the header is the last. A malformed `cursor` is 422.",
     ),
     ("GET", endpoints.get_delivery): Operation(
         "A delivery with its attempts", TAG_HOOKS, (ok(hg.DeliveryDetail),)

@@ -9,18 +9,22 @@ redirect back with a notice or the service's refusal as a problem (post/redirect
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from gateway import errors, keys
+from gateway import errors, keys, paging
 from gateway.inspect import access
 from gateway.outbox.admin import Admin
+from gateway.store import base
 
 PAGE_SIZE = 50
+
+E = TypeVar("E", bound=enum.StrEnum)
+T = TypeVar("T")
 
 
 def now(request: web.Request) -> float:
@@ -67,8 +71,26 @@ def flow_ids(request: web.Request) -> list[str]:
     return list(flows)
 
 
-E = TypeVar("E", bound=enum.StrEnum)
-T = TypeVar("T")
+def cursor(request: web.Request) -> base.Position | None:
+    """Where the page starts (its ``cursor``, ``gateway.paging``): None for the newest rows;
+    a malformed one is 422, as on the API."""
+    value = param(request, "cursor")
+    if value is None:
+        return None
+    try:
+        return paging.decode(value)
+    except ValueError as exc:
+        raise errors.Unprocessable(f"cursor: {exc}") from None
+
+
+def pager(
+    request: web.Request, page: Sequence[T], key: Callable[[T], base.Position]
+) -> dict[str, str]:
+    """The links a list shows under its rows: ``older`` (the next page, this page's filters
+    kept) while the page is full, ``newest`` (back to the start) once paged."""
+    older = paging.next_url(request.rel_url, paging.next_position(page, PAGE_SIZE, key))
+    newest = request.rel_url.without_query_params("cursor") if "cursor" in request.query else None
+    return {"older": str(older or ""), "newest": str(newest or "")}
 
 
 def found(value: T | None, what: str) -> T:

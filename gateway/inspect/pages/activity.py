@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from gateway import keys, models
+from gateway import keys, models, paging
 from gateway.inspect import bins, pages, present, relaying
 from gateway.store import base
 
@@ -38,7 +38,7 @@ async def overview(request: web.Request) -> web.Response:
         recent_minutes=RECENT / 60,
         triggers=await store.list_triggers(base.TriggerSelection(), limit=8),
         runs=await store.list_runs(base.RunSelection(), limit=8),
-        deliveries=await store.find_deliveries(base.DeliverySelection(), limit=8),
+        deliveries=await plain.list_deliveries(base.DeliverySelection(), limit=8),
         bins=(await store.list_bins())[:3],
     )
 
@@ -80,11 +80,13 @@ async def triggers(request: web.Request) -> web.Response:
     selection = base.TriggerSelection(
         flow_id=pages.param(request, "flow"), search=pages.param(request, "q")
     )
+    found = await store.list_triggers(selection, pages.PAGE_SIZE, pages.cursor(request))
     return pages.render(
         request,
         "triggers.html",
         page="triggers",
-        triggers=await store.list_triggers(selection, limit=pages.PAGE_SIZE),
+        triggers=found,
+        page_links=pages.pager(request, found, paging.trigger_position),
         flows=pages.flow_ids(request),
         flow=selection.flow_id or "",
     )
@@ -119,11 +121,13 @@ async def runs(request: web.Request) -> web.Response:
         status=status,
         search=pages.param(request, "q"),
     )
+    found = await store.list_runs(selection, pages.PAGE_SIZE, pages.cursor(request))
     return pages.render(
         request,
         "runs.html",
         page="runs",
-        runs=await store.list_runs(selection, limit=pages.PAGE_SIZE),
+        runs=found,
+        page_links=pages.pager(request, found, paging.run_position),
         flows=pages.flow_ids(request),
         statuses=[s.value for s in models.RunStatus],
         flow=selection.flow_id or "",

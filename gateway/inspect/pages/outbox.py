@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import errors, keys, models
+from gateway import errors, keys, models, paging
 from gateway.inspect import bins, pages, present, relaying
 from gateway.store import base
 
@@ -16,24 +16,25 @@ from gateway.store import base
 
 
 async def deliveries(request: web.Request) -> web.Response:
-    store = bins.inspect_store(request)
+    store = request.config_dict[keys.store_key]
     status = pages.status_filter(request, models.DeliveryStatus)
     selection = base.DeliverySelection(
         endpoint_id=pages.param(request, "endpoint"),
         statuses=(status,) if status else (),
+        flow_id=pages.param(request, "flow"),
     )
-    flow = pages.param(request, "flow")
-    endpoints = await request.config_dict[keys.store_key].list_endpoints()
+    found = await store.list_deliveries(selection, pages.PAGE_SIZE, pages.cursor(request))
     return pages.render(
         request,
         "deliveries.html",
         page="deliveries",
-        deliveries=await store.find_deliveries(selection, flow_id=flow, limit=pages.PAGE_SIZE),
+        deliveries=found,
+        page_links=pages.pager(request, found, paging.delivery_position),
         statuses=[s.value for s in models.DeliveryStatus],
         flows=pages.flow_ids(request),
-        endpoints=endpoints,
+        endpoints=await store.list_endpoints(),
         selected_status=status.value if status else "",
-        flow=flow or "",
+        flow=selection.flow_id or "",
         endpoint=selection.endpoint_id or "",
     )
 

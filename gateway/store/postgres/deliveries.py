@@ -16,26 +16,21 @@ from gateway.store.postgres.pool import DELIVERY_CLAIM_LOCK, SCHEMA_KEY, Connect
 # leases every earlier claim (of any process) committed, so a cap holds across processes.
 # The conditions on `d` are repeated in `chosen` so that PostgreSQL re-checks them on a row
 # that changed between the statement's snapshot and its lock.
-_CLAIM_DELIVERIES = """
-WITH inflight AS (
+# Its cost follows the destinations, not the backlog (migration 14): the leases in flight come
+# from their own index, the endpoints with pending deliveries from a skip through
+# deliveries_endpoint_due (one step each, a deleted endpoint's too, so they get cancelled), and
+# each endpoint's earliest due deliveries, at most $3, from the same index.
+_INFLIGHT = """
+inflight AS (
     SELECT COALESCE(endpoint_id, url) AS destination, COUNT(*) AS n FROM deliveries
     WHERE status = 'pending' AND lease_expires_at > $1
     GROUP BY 1
-),
-due AS (
-    SELECT d.delivery_id, COALESCE(d.endpoint_id, d.url) AS destination,
-        ROW_NUMBER() OVER (
-            PARTITION BY COALESCE(d.endpoint_id, d.url) ORDER BY d.next_attempt_at
-        ) AS position,
-        CASE WHEN e.consecutive_failures >= $4 THEN 1
-             ELSE COALESCE(e.max_concurrency, $5) END AS cap
-    FROM deliveries d LEFT JOIN endpoints e ON e.endpoint_id = d.endpoint_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-      AND ($6::text IS NULL OR d.run_id = $6::text)
-      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1)
-      AND (e.endpoint_id IS NULL OR (e.enabled AND e.disabled_reason IS NULL
-           AND COALESCE(e.circuit_open_until, 0) <= $1 AND e.mode = 'push'))
-),
+)"""
+_CAP = """CASE WHEN e.consecutive_failures >= $4 THEN 1
+             ELSE COALESCE(e.max_concurrency, $5) END"""
+_SENDS = """(e.endpoint_id IS NULL OR (e.enabled AND e.disabled_reason IS NULL
+           AND COALESCE(e.circuit_open_until, 0) <= $1 AND e.mode = 'push'))"""
+_LEASE = """,
 chosen AS (
     SELECT d.delivery_id FROM deliveries d
     JOIN due ON due.delivery_id = d.delivery_id
@@ -47,10 +42,58 @@ chosen AS (
     FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries SET lease_expires_at = $2, updated_at = $1, attempts = deliveries.attempts + 1,
-    lease_owner = $7
+    lease_owner = $6
 FROM chosen WHERE deliveries.delivery_id = chosen.delivery_id
 RETURNING deliveries.*
 """
+CLAIM_DELIVERIES = (
+    f"""
+WITH RECURSIVE {_INFLIGHT},
+destinations(endpoint_id) AS (
+    SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(endpoint_id) FROM deliveries
+            WHERE status = 'pending' AND endpoint_id > destinations.endpoint_id)
+    FROM destinations WHERE endpoint_id IS NOT NULL
+),
+candidates AS (
+    SELECT d.delivery_id, d.next_attempt_at, t.endpoint_id AS destination, {_CAP} AS cap
+    FROM destinations t LEFT JOIN endpoints e ON e.endpoint_id = t.endpoint_id
+    CROSS JOIN LATERAL (
+        SELECT delivery_id, next_attempt_at FROM deliveries
+        WHERE endpoint_id = t.endpoint_id AND status = 'pending' AND next_attempt_at <= $1
+          AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+        ORDER BY next_attempt_at LIMIT $3) d
+    WHERE t.endpoint_id IS NOT NULL AND {_SENDS}
+    UNION ALL
+    SELECT delivery_id, next_attempt_at, url, $5 FROM deliveries
+    WHERE endpoint_id IS NULL AND status = 'pending' AND next_attempt_at <= $1
+      AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+),
+due AS (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY destination ORDER BY next_attempt_at) AS position
+    FROM candidates
+)"""
+    + _LEASE
+)
+"""The claim of what is due (the dispatcher's); ``scripts/bench_backlog.py`` shows its plan."""
+
+_CLAIM_RUN_DELIVERIES = (
+    f"""
+WITH {_INFLIGHT},
+due AS (
+    SELECT d.delivery_id, COALESCE(d.endpoint_id, d.url) AS destination,
+        ROW_NUMBER() OVER (
+            PARTITION BY COALESCE(d.endpoint_id, d.url) ORDER BY d.next_attempt_at
+        ) AS position,
+        {_CAP} AS cap
+    FROM deliveries d LEFT JOIN endpoints e ON e.endpoint_id = d.endpoint_id
+    WHERE d.run_id = $7 AND d.status = 'pending' AND d.next_attempt_at <= $1
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= $1) AND {_SENDS}
+)"""
+    + _LEASE
+)
+"""The claim of one run's fresh deliveries, found by their run."""
 
 # Tries left open on a delivery whose lease ran out: the process sending them stopped. Whatever
 # holds the delivery now (a paused endpoint, a later retry), that try's outcome is unknown.
@@ -86,16 +129,18 @@ class DeliveryVerbs(Database):
             )
             if run_id is None:  # a run's fresh deliveries have no earlier try to settle
                 await conn.execute(_SETTLE_ABANDONED_ATTEMPTS, now, base.ATTEMPT_OUTCOME_UNKNOWN)
-            claimed = await conn.fetch(
-                _CLAIM_DELIVERIES,
+            arguments = (
                 now,
                 now + lease_seconds,
                 limit,
                 policy.circuit_failure_threshold,
                 policy.max_concurrency,
-                run_id,
                 self.owner,
             )
+            if run_id is None:
+                claimed = await conn.fetch(CLAIM_DELIVERIES, *arguments)
+            else:
+                claimed = await conn.fetch(_CLAIM_RUN_DELIVERIES, *arguments, run_id)
             # Each try is on record before its request leaves, in the claim's own commit.
             await conn.executemany(
                 "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms,"
@@ -179,14 +224,14 @@ class DeliveryVerbs(Database):
         return rows.delivery(row) if row else None
 
     async def list_deliveries(
-        self, selection: base.DeliverySelection, limit: int = 100
+        self,
+        selection: base.DeliverySelection,
+        limit: int = 100,
+        after: base.Position | None = None,
     ) -> list[models.Delivery]:
         where = chosen_by(selection)
-        found = await self._fetch(
-            f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY created_at DESC, delivery_id LIMIT {where.param(limit)}",
-            *where.params,
-        )
+        page = sql.newest_first(where, "created_at", "delivery_id", after, limit)
+        found = await self._fetch("SELECT * FROM deliveries" + page, *where.params)
         return [rows.delivery(row) for row in found]
 
     async def list_attempts(self, delivery_id: str) -> list[models.Attempt]:
@@ -206,9 +251,14 @@ class DeliveryVerbs(Database):
         return int(row[0]), None if row[1] is None else float(row[1])
 
     async def next_due_at(self) -> float | None:
+        # The first unleased one in deliveries_due order, or a lease that ends later: it
+        # reads the rows in flight and the first due one, not the backlog.
         value = await self._fetchval(
-            "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_expires_at, 0)))"
-            " FROM deliveries WHERE status = 'pending' AND " + sql.PUSHED
+            "SELECT LEAST((SELECT next_attempt_at FROM deliveries"
+            "   WHERE status = 'pending' AND lease_expires_at IS NULL AND " + sql.PUSHED + ""
+            "   ORDER BY next_attempt_at LIMIT 1),"
+            " (SELECT MIN(GREATEST(next_attempt_at, lease_expires_at)) FROM deliveries"
+            "   WHERE status = 'pending' AND lease_expires_at IS NOT NULL AND " + sql.PUSHED + "))"
         )
         return None if value is None else float(value)
 

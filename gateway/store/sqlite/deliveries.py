@@ -14,26 +14,24 @@ from gateway.store.sqlite.connection import Database, one
 # Fair claiming: each destination (an endpoint, or a per-run URL) gets at most its free
 # concurrency, so one slow receiver cannot fill every slot. Paused, disabled and open-circuit
 # endpoints are skipped; a tripped circuit past its cool-down lets one probe through.
-_CLAIM_DELIVERIES = """
-WITH inflight AS (
-    SELECT COALESCE(endpoint_id, url) AS destination, COUNT(*) AS n FROM deliveries
+# Its cost follows the destinations, not the backlog (migration 14): the leases in flight come
+# from their own index, the endpoints with pending deliveries from a skip through
+# deliveries_endpoint_due (one step each, a deleted endpoint's too, so they get cancelled), and
+# each endpoint's earliest due deliveries, at most :limit, from the same index. SQLite is told
+# which index (INDEXED BY): left to guess, it scans every pending row of deliveries_status.
+_INFLIGHT = """
+inflight AS (
+    SELECT COALESCE(endpoint_id, url) AS destination, COUNT(*) AS n
+    FROM deliveries INDEXED BY deliveries_leased
     WHERE status = 'pending' AND lease_expires_at > :now
     GROUP BY destination
-),
-due AS (
-    SELECT d.delivery_id, d.next_attempt_at, COALESCE(d.endpoint_id, d.url) AS destination,
-        ROW_NUMBER() OVER (
-            PARTITION BY COALESCE(d.endpoint_id, d.url) ORDER BY d.next_attempt_at
-        ) AS position,
-        CASE WHEN e.consecutive_failures >= :threshold THEN 1
-             ELSE COALESCE(e.max_concurrency, :default_cap) END AS cap
-    FROM deliveries d LEFT JOIN endpoints e ON e.endpoint_id = d.endpoint_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= :now
-      AND (:run_id IS NULL OR d.run_id = :run_id)
-      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now)
-      AND (e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
-           AND COALESCE(e.circuit_open_until, 0) <= :now AND e.mode = 'push'))
-)
+)"""
+_CAP = """CASE WHEN e.consecutive_failures >= :threshold THEN 1
+             ELSE COALESCE(e.max_concurrency, :default_cap) END"""
+_SENDS = """(e.endpoint_id IS NULL OR (e.enabled = 1 AND e.disabled_reason IS NULL
+           AND COALESCE(e.circuit_open_until, 0) <= :now AND e.mode = 'push'))"""
+_FREE = "(lease_expires_at IS NULL OR lease_expires_at <= :now)"
+_LEASE = """
 UPDATE deliveries SET lease_expires_at = :lease, lease_owner = :owner, updated_at = :now,
     attempts = attempts + 1
 WHERE delivery_id IN (
@@ -43,6 +41,55 @@ WHERE delivery_id IN (
 )
 RETURNING *
 """
+CLAIM_DELIVERIES = (
+    f"""
+WITH RECURSIVE {_INFLIGHT},
+destinations(endpoint_id) AS (
+    SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
+    WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
+            WHERE status = 'pending' AND endpoint_id > destinations.endpoint_id)
+    FROM destinations WHERE endpoint_id IS NOT NULL
+),
+candidates AS (
+    SELECT d.delivery_id, d.next_attempt_at, d.endpoint_id AS destination, {_CAP} AS cap
+    FROM destinations t LEFT JOIN endpoints e ON e.endpoint_id = t.endpoint_id
+    JOIN deliveries d ON d.delivery_id IN (
+        SELECT delivery_id FROM deliveries INDEXED BY deliveries_endpoint_due
+        WHERE endpoint_id = t.endpoint_id AND status = 'pending' AND next_attempt_at <= :now
+          AND {_FREE}
+        ORDER BY next_attempt_at LIMIT :limit)
+    WHERE t.endpoint_id IS NOT NULL AND {_SENDS}
+    UNION ALL
+    SELECT delivery_id, next_attempt_at, url, :default_cap
+    FROM deliveries INDEXED BY deliveries_endpoint_due
+    WHERE endpoint_id IS NULL AND status = 'pending' AND next_attempt_at <= :now AND {_FREE}
+),
+due AS (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY destination ORDER BY next_attempt_at) AS position
+    FROM candidates
+)"""
+    + _LEASE
+)
+"""The claim of what is due (the dispatcher's); ``scripts/bench_backlog.py`` shows its plan."""
+
+_CLAIM_RUN_DELIVERIES = (
+    f"""
+WITH {_INFLIGHT},
+due AS (
+    SELECT d.delivery_id, d.next_attempt_at, COALESCE(d.endpoint_id, d.url) AS destination,
+        ROW_NUMBER() OVER (
+            PARTITION BY COALESCE(d.endpoint_id, d.url) ORDER BY d.next_attempt_at
+        ) AS position,
+        {_CAP} AS cap
+    FROM deliveries d LEFT JOIN endpoints e ON e.endpoint_id = d.endpoint_id
+    WHERE d.run_id = :run_id AND d.status = 'pending' AND d.next_attempt_at <= :now
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= :now) AND {_SENDS}
+)"""
+    + _LEASE
+)
+"""The claim of one run's fresh deliveries, found by their run."""
 
 # Tries left open on a delivery whose lease ran out: the process sending them stopped.
 _SETTLE_ABANDONED_ATTEMPTS = (
@@ -79,7 +126,7 @@ class DeliveryVerbs(Database):
                 )
             with closing(
                 conn.execute(
-                    _CLAIM_DELIVERIES,
+                    CLAIM_DELIVERIES if run_id is None else _CLAIM_RUN_DELIVERIES,
                     {
                         "now": now,
                         "lease": now + lease_seconds,
@@ -165,14 +212,14 @@ class DeliveryVerbs(Database):
         return rows.delivery(row) if row else None
 
     async def list_deliveries(
-        self, selection: base.DeliverySelection, limit: int = 100
+        self,
+        selection: base.DeliverySelection,
+        limit: int = 100,
+        after: base.Position | None = None,
     ) -> list[models.Delivery]:
         where = chosen_by(selection)
-        found = await self._fetchall(
-            f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY created_at DESC, delivery_id LIMIT {where.param(limit)}",
-            where.params,
-        )
+        page = sql.newest_first(where, "created_at", "delivery_id", after, limit)
+        found = await self._fetchall("SELECT * FROM deliveries" + page, where.params)
         return [rows.delivery(row) for row in found]
 
     async def list_attempts(self, delivery_id: str) -> list[models.Attempt]:
@@ -192,9 +239,19 @@ class DeliveryVerbs(Database):
         return int(row[0]), None if row[1] is None else float(row[1])
 
     async def next_due_at(self) -> float | None:
+        # The first unleased one in deliveries_due order, or a lease that ends later: it
+        # reads the rows in flight and the first due one, not the backlog.
+        # (SQLite's two-argument MIN is NULL if either is: hence the COALESCEs.)
         row = await self._fetchone(
-            "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_expires_at, 0))) FROM deliveries"
-            " WHERE status = 'pending' AND " + sql.PUSHED
+            "WITH first AS (SELECT"
+            " (SELECT next_attempt_at FROM deliveries INDEXED BY deliveries_due"
+            "   WHERE status = 'pending' AND lease_expires_at IS NULL AND " + sql.PUSHED + ""
+            "   ORDER BY next_attempt_at LIMIT 1) AS free,"
+            " (SELECT MIN(MAX(next_attempt_at, lease_expires_at))"
+            "   FROM deliveries INDEXED BY deliveries_leased"
+            "   WHERE status = 'pending' AND lease_expires_at IS NOT NULL AND " + sql.PUSHED + ""
+            " ) AS leased)"
+            " SELECT MIN(COALESCE(free, leased), COALESCE(leased, free)) FROM first"
         )
         return None if row is None or row[0] is None else float(row[0])
 

@@ -10,7 +10,6 @@ from typing import Any
 from gateway import models
 from gateway.store import base, rows, sql
 from gateway.store.sqlite.connection import Database
-from gateway.store.sqlite.deliveries import chosen_by
 
 # Case-insensitive searches of each row's text: ``{}`` is the lowered needle.
 _TRIGGER_TEXT = (
@@ -39,37 +38,23 @@ _TOTALS = (
 
 class InspectVerbs(Database):
     async def list_triggers(
-        self, selection: base.TriggerSelection, limit: int = 50
+        self,
+        selection: base.TriggerSelection,
+        limit: int = 50,
+        after: base.Position | None = None,
     ) -> list[models.Trigger]:
         where = sql.triggers(sql.Where(sql.qmark), selection, _TRIGGER_TEXT)
-        found = await self._fetchall(
-            f"SELECT * FROM triggers WHERE {where}"
-            f" ORDER BY received_at DESC, trigger_id DESC LIMIT {where.param(limit)}",
-            where.params,
-        )
+        page = sql.newest_first(where, "received_at", "trigger_id", after, limit)
+        found = await self._fetchall("SELECT * FROM triggers" + page, where.params)
         return [rows.trigger(row) for row in found]
 
-    async def list_runs(self, selection: base.RunSelection, limit: int = 50) -> list[models.Run]:
+    async def list_runs(
+        self, selection: base.RunSelection, limit: int = 50, after: base.Position | None = None
+    ) -> list[models.Run]:
         where = sql.runs(sql.Where(sql.qmark), selection, _RUN_TEXT)
-        found = await self._fetchall(
-            f"SELECT * FROM runs WHERE {where}"
-            f" ORDER BY created_at DESC, run_id DESC LIMIT {where.param(limit)}",
-            where.params,
-        )
+        page = sql.newest_first(where, "created_at", "run_id", after, limit)
+        found = await self._fetchall("SELECT * FROM runs" + page, where.params)
         return [rows.run(row) for row in found]
-
-    async def find_deliveries(
-        self, selection: base.DeliverySelection, flow_id: str | None = None, limit: int = 50
-    ) -> list[models.Delivery]:
-        where = chosen_by(selection)
-        if flow_id:
-            where.add(f"run_id IN (SELECT run_id FROM runs WHERE flow_id = {where.param(flow_id)})")
-        found = await self._fetchall(
-            f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY created_at DESC, delivery_id DESC LIMIT {where.param(limit)}",
-            where.params,
-        )
-        return [rows.delivery(row) for row in found]
 
     async def inspect_counts(self, since: float) -> base.InspectCounts:
         runs = await self._fetchall("SELECT status, COUNT(*) FROM runs GROUP BY status")

@@ -154,6 +154,26 @@ async def test_held_endpoints_get_nothing(store: FullStore) -> None:
     assert probe.endpoint_id == tripped.endpoint_id
 
 
+async def test_a_held_backlog_keeps_no_one_else_waiting(store: FullStore) -> None:
+    """Each destination is claimed from its own earliest due deliveries: a paused endpoint's
+    older backlog does not hold back the others, and a deleted endpoint's deliveries are
+    still claimed (the dispatcher cancels them)."""
+    paused = await store.create_endpoint(endpoint(enabled=False))
+    gone = await store.create_endpoint(endpoint())
+    live = await store.create_endpoint(endpoint())
+    backlog = [new_delivery(paused.endpoint_id) for _ in range(50)]
+    await store.enqueue_deliveries(None, backlog, NOW - 100)
+    await store.enqueue_deliveries(None, [new_delivery(gone.endpoint_id)], NOW - 50)
+    assert await store.delete_endpoint(gone.endpoint_id)
+    await store.enqueue_deliveries(None, [new_delivery(live.endpoint_id) for _ in range(3)], NOW)
+    await store.enqueue_deliveries(None, [new_delivery(url=f"http://h/{n}") for n in range(2)], NOW)
+    claimed = await store.claim_deliveries(4, NOW, 30, CLAIM)
+    assert [d.endpoint_id for d in claimed][:1] == [gone.endpoint_id]
+    assert paused.endpoint_id not in {d.endpoint_id for d in claimed}
+    rest = await store.claim_deliveries(10, NOW, 30, CLAIM)
+    assert len(claimed) + len(rest) == 6
+
+
 async def test_failures_open_the_circuit_and_a_success_closes_it(store: FullStore) -> None:
     target = await store.create_endpoint(endpoint())
     await store.enqueue_deliveries(None, [new_delivery(target.endpoint_id) for _ in range(4)], NOW)

@@ -45,8 +45,11 @@ async def test_triggers_are_listed_newest_first_and_searched(store: FullStore) -
     ] == [new.trigger_id]
     needle = await store.list_triggers(base.TriggerSelection(search="needle"))
     assert {t.trigger_id for t in needle} == {new.trigger_id, binary.trigger_id}
-    by_flow = base.TriggerSelection(flow_id="echo", before=NOW - 1)
-    assert [t.trigger_id for t in await store.list_triggers(by_flow)] == [old.trigger_id]
+    by_flow = base.TriggerSelection(flow_id="echo")
+    after_binary = base.Position(binary.received_at, binary.trigger_id)
+    assert [t.trigger_id for t in await store.list_triggers(by_flow, after=after_binary)] == [
+        old.trigger_id
+    ]
     assert len(await store.list_triggers(base.TriggerSelection(), limit=1)) == 1
 
 
@@ -69,9 +72,9 @@ async def test_runs_are_listed_by_flow_status_and_search(store: FullStore) -> No
 
 async def test_deliveries_are_found_by_flow(store: FullStore) -> None:
     _, delivery_id = await finished_with_delivery(store)
-    found = await store.find_deliveries(base.DeliverySelection(), flow_id="echo")
+    found = await store.list_deliveries(base.DeliverySelection(flow_id="echo"))
     assert [d.delivery_id for d in found] == [delivery_id]
-    assert await store.find_deliveries(base.DeliverySelection(), flow_id="agent") == []
+    assert await store.list_deliveries(base.DeliverySelection(flow_id="agent")) == []
 
 
 async def test_counts_cover_everything_and_what_is_recent(store: FullStore) -> None:
