@@ -20,7 +20,7 @@ from gateway.api.schema import langgraph as models_lg
 from gateway.clock import isoformat
 from gateway.flows import Flow
 from gateway.runs import threads as lg
-from gateway.store import base
+from gateway.store import thread_store
 
 
 def setup(app: web.Application) -> None:
@@ -306,9 +306,9 @@ async def create_thread(request: web.Request) -> web.Response:
     return web.json_response(await _thread_response(store, stored))
 
 
-def _thread_search(data: models_lg.ThreadCountRequest) -> base.ThreadSearch:
+def _thread_search(data: models_lg.ThreadCountRequest) -> thread_store.ThreadSearch:
     page = data if isinstance(data, models_lg.ThreadSearchRequest) else None
-    return base.ThreadSearch(
+    return thread_store.ThreadSearch(
         metadata=data.metadata or {},
         ids=tuple(str(i) for i in data.ids or ()),
         status=data.status,

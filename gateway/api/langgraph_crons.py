@@ -13,7 +13,7 @@ from gateway.api.langgraph import flow_for_assistant, paginated, selected, store
 from gateway.api.schema import langgraph as models_lg
 from gateway.clock import isoformat
 from gateway.runs import crons
-from gateway.store import base
+from gateway.store import thread_store
 
 
 def cron_view(cron: models.Cron) -> dict[str, Any]:
@@ -84,12 +84,12 @@ async def create_cron(request: web.Request) -> web.Response:
     return web.json_response(cron_view(cron))
 
 
-def _search(request: web.Request, data: models_lg.CronCountRequest) -> base.CronSearch:
+def _search(request: web.Request, data: models_lg.CronCountRequest) -> thread_store.CronSearch:
     page = data if isinstance(data, models_lg.CronSearch) else None
     flow_id = None
     if data.assistant_id is not None:
         flow_id = flow_for_assistant(request, data.assistant_id).flow_id
-    return base.CronSearch(
+    return thread_store.CronSearch(
         flow_id=flow_id,
         thread_id=None if data.thread_id is None else str(data.thread_id),
         enabled=data.enabled,

@@ -21,7 +21,7 @@ from croniter import CroniterBadDateError, croniter
 from gateway import errors, models
 from gateway.clock import Clock
 from gateway.runs import threads as lg
-from gateway.store import base
+from gateway.store import thread_store
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +114,7 @@ class CronScheduler:
             thread_id = models.new_id()
         new_run = self.threads.new_run(request, thread_id, temporary=temporary)
         run = await self.store.fire_cron(
-            base.CronFiring(cron.cron_id, cron.next_run_date, following, new_run), now
+            thread_store.CronFiring(cron.cron_id, cron.next_run_date, following, new_run), now
         )
         if run is not None:
             log.info("cron_fired", cron_id=cron.cron_id, run_id=run.run_id, due=cron.next_run_date)

@@ -20,6 +20,7 @@ from gateway.runs.service import RunService
 from gateway.runs.sse import ModeMapper
 from gateway.runs.worker import RunWorker
 from gateway.store import Store, base
+from gateway.store import thread_store as thread_verbs
 
 MULTITASK_STRATEGIES = ("reject", "interrupt", "rollback", "enqueue")
 REJECTED = (
@@ -28,7 +29,7 @@ REJECTED = (
 )
 
 
-class LangGraphStore(Store, base.ThreadStore, Protocol):
+class LangGraphStore(Store, thread_verbs.ThreadStore, Protocol):
     """What the LangGraph surface needs of the store: the core verbs and the thread verbs."""
 
 

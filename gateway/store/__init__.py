@@ -1,6 +1,7 @@
 """Where every durable fact lives. ``store_from_url`` picks the backend from the database URL.
 
-``base`` is the protocol both backends keep; ``sqlite/`` (one file, one process) and
+``base`` (with ``thread_store`` for LangGraph's threads and crons) is the protocol both
+backends keep; ``sqlite/`` (one file, one process) and
 ``postgres/`` (shared by many processes) each split their verbs by aggregate over a
 connection module. What they share lives here: ``rows`` (rows to models and back), ``sql``
 (common SQL and WHERE builders), ``secretbox``, ``changes`` and ``writer`` (SQLite's group

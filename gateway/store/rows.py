@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gateway import models
 from gateway.outbox import limits
-from gateway.store import base
+from gateway.store import base, thread_store
 from gateway.store.retention import thread_expiry
 from gateway.store.secretbox import SecretBox
 
@@ -214,7 +214,7 @@ def cron_columns(cron: models.Cron) -> dict[str, Any]:
 def cron_changes(changes: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The column values ``update_cron`` sets: ``changes`` (``CRON_SETTABLE`` only) and
     ``updated_at``."""
-    settable(changes, base.CRON_SETTABLE)
+    settable(changes, thread_store.CRON_SETTABLE)
     values = {name: cron_value(name, value) for name, value in changes.items()}
     values["updated_at"] = now
     return values

@@ -9,7 +9,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from gateway.store import base
+from gateway.store import base, thread_store
 
 Mark = Callable[[int], str]
 """The placeholder of the n-th parameter (from 1)."""
@@ -171,7 +171,7 @@ def captures(where: Where, bin_id: str | None, search: str | None, contains: str
     return where
 
 
-def crons(where: Where, search: base.CronSearch) -> Where:
+def crons(where: Where, search: thread_store.CronSearch) -> Where:
     """Besides the metadata filter, which each backend spells its own way."""
     where.equal("flow_id", search.flow_id)
     where.equal("thread_id", search.thread_id)

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from gateway import errors, models
 from gateway.app import create_app
 from gateway.settings import Settings
-from gateway.store import base, store_from_url
+from gateway.store import base, store_from_url, thread_store
 from gateway.store.changes import Changes
 from gateway.store.postgres import PostgresStore, pool
 from tests import pg
@@ -127,7 +127,9 @@ async def test_a_cron_firing_happens_once_across_schedulers(stores: list[Postgre
     await stores[0].create_cron(cron)
     fired = await asyncio.gather(
         *(
-            stores[n % 2].fire_cron(base.CronFiring(cron.cron_id, NOW, NOW + 60, new_run()), NOW)
+            stores[n % 2].fire_cron(
+                thread_store.CronFiring(cron.cron_id, NOW, NOW + 60, new_run()), NOW
+            )
             for n in range(10)
         )
     )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway import models
-from gateway.store import base, rows, sql
+from gateway.store import rows, sql, thread_store
 from gateway.store.changes import created_kinds
 from gateway.store.postgres.pool import Database, assignments, placeholders
 from gateway.store.postgres.runs import insert_run
@@ -65,7 +65,7 @@ class ThreadVerbs(Database):
                 await self._changed(conn, thread_changed=[thread_id])
         return status != "DELETE 0"
 
-    async def search_threads(self, search: base.ThreadSearch) -> list[models.Thread]:
+    async def search_threads(self, search: thread_store.ThreadSearch) -> list[models.Thread]:
         where = _thread_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.THREAD_SORTS, "thread_id")
         found = await self._fetch(
@@ -75,7 +75,7 @@ class ThreadVerbs(Database):
         )
         return [rows.thread(row) for row in found]
 
-    async def count_threads(self, search: base.ThreadSearch) -> int:
+    async def count_threads(self, search: thread_store.ThreadSearch) -> int:
         where = _thread_filters(search)
         count = await self._fetchval(
             f"SELECT COUNT(*) FROM ({sql.THREADS}) s WHERE {where}", *where.params
@@ -190,7 +190,7 @@ class ThreadVerbs(Database):
         )
         return bool(found)
 
-    async def search_crons(self, search: base.CronSearch) -> list[models.Cron]:
+    async def search_crons(self, search: thread_store.CronSearch) -> list[models.Cron]:
         where = _cron_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.CRON_SORTS, "cron_id")
         found = await self._fetch(
@@ -200,7 +200,7 @@ class ThreadVerbs(Database):
         )
         return [rows.cron(row) for row in found]
 
-    async def count_crons(self, search: base.CronSearch) -> int:
+    async def count_crons(self, search: thread_store.CronSearch) -> int:
         where = _cron_filters(search)
         count = await self._fetchval(f"SELECT COUNT(*) FROM crons WHERE {where}", *where.params)
         return int(count)
@@ -214,7 +214,7 @@ class ThreadVerbs(Database):
         )
         return [rows.cron(row) for row in found]
 
-    async def fire_cron(self, firing: base.CronFiring, now: float) -> models.Run | None:
+    async def fire_cron(self, firing: thread_store.CronFiring, now: float) -> models.Run | None:
         async with self._transaction() as conn:
             # A second scheduler's UPDATE waits on this row lock, then re-reads the row and
             # finds next_run_date moved: each due date fires once across processes.
@@ -257,7 +257,7 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _thread_filters(search: base.ThreadSearch) -> sql.Where:
+def _thread_filters(search: thread_store.ThreadSearch) -> sql.Where:
     where = _metadata_filters(sql.Where(sql.dollar), search.metadata)
     if search.ids:
         where.add(f"thread_id = ANY({where.param(list(search.ids))}::text[])")
@@ -265,5 +265,5 @@ def _thread_filters(search: base.ThreadSearch) -> sql.Where:
     return where
 
 
-def _cron_filters(search: base.CronSearch) -> sql.Where:
+def _cron_filters(search: thread_store.CronSearch) -> sql.Where:
     return sql.crons(_metadata_filters(sql.Where(sql.dollar), search.metadata), search)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway import models
-from gateway.store import base, rows, sql
+from gateway.store import rows, sql, thread_store
 from gateway.store.changes import created_kinds
 from gateway.store.sqlite.connection import Database, insert, one
 from gateway.store.sqlite.runs import insert_run, merge_thread_metadata
@@ -77,7 +77,7 @@ class ThreadVerbs(Database):
             self._changed(thread_changed=[thread_id])
         return deleted
 
-    async def search_threads(self, search: base.ThreadSearch) -> list[models.Thread]:
+    async def search_threads(self, search: thread_store.ThreadSearch) -> list[models.Thread]:
         where = _thread_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.THREAD_SORTS, "thread_id")
         found = await self._fetchall(
@@ -87,7 +87,7 @@ class ThreadVerbs(Database):
         )
         return [rows.thread(row) for row in found]
 
-    async def count_threads(self, search: base.ThreadSearch) -> int:
+    async def count_threads(self, search: thread_store.ThreadSearch) -> int:
         where = _thread_filters(search)
         row = await self._fetchone(
             f"SELECT COUNT(*) FROM ({sql.THREADS}) WHERE {where}", where.params
@@ -199,7 +199,7 @@ class ThreadVerbs(Database):
             self._changed(cron_changed=[cron_id])
         return deleted > 0
 
-    async def search_crons(self, search: base.CronSearch) -> list[models.Cron]:
+    async def search_crons(self, search: thread_store.CronSearch) -> list[models.Cron]:
         where = _cron_filters(search)
         order = sql.order_by(search.sort_by, search.sort_order, sql.CRON_SORTS, "cron_id")
         found = await self._fetchall(
@@ -209,7 +209,7 @@ class ThreadVerbs(Database):
         )
         return [rows.cron(row) for row in found]
 
-    async def count_crons(self, search: base.CronSearch) -> int:
+    async def count_crons(self, search: thread_store.CronSearch) -> int:
         where = _cron_filters(search)
         row = await self._fetchone(f"SELECT COUNT(*) FROM crons WHERE {where}", where.params)
         return int(row[0]) if row else 0
@@ -222,7 +222,7 @@ class ThreadVerbs(Database):
         )
         return [rows.cron(row) for row in found]
 
-    async def fire_cron(self, firing: base.CronFiring, now: float) -> models.Run | None:
+    async def fire_cron(self, firing: thread_store.CronFiring, now: float) -> models.Run | None:
         def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
             cursor = conn.execute(
                 "UPDATE crons SET next_run_date = COALESCE(?, next_run_date), enabled = ?,"
@@ -253,7 +253,7 @@ def _metadata_filters(where: sql.Where, metadata: Mapping[str, Any]) -> sql.Wher
     return where
 
 
-def _thread_filters(search: base.ThreadSearch) -> sql.Where:
+def _thread_filters(search: thread_store.ThreadSearch) -> sql.Where:
     where = _metadata_filters(sql.Where(sql.qmark), search.metadata)
     if search.ids:
         where.add(
@@ -263,5 +263,5 @@ def _thread_filters(search: base.ThreadSearch) -> sql.Where:
     return where
 
 
-def _cron_filters(search: base.CronSearch) -> sql.Where:
+def _cron_filters(search: thread_store.CronSearch) -> sql.Where:
     return sql.crons(_metadata_filters(sql.Where(sql.qmark), search.metadata), search)

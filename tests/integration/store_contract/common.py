@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet
 
 from gateway import models
-from gateway.store import Store, base
+from gateway.store import Store, base, thread_store
 
 NOW = 1_800_000_000.0
 CLAIM = base.ClaimPolicy(max_concurrency=10, circuit_failure_threshold=5)
@@ -16,7 +16,7 @@ SECRET_KEY = Fernet.generate_key().decode()  # GATEWAY_SECRET_KEY of the stores 
 
 
 class FullStore(
-    Store, base.ThreadStore, base.InspectStore, base.RelayStore, base.PruneStore, Protocol
+    Store, thread_store.ThreadStore, base.InspectStore, base.RelayStore, base.PruneStore, Protocol
 ):
     """Every verb a backend implements."""
 

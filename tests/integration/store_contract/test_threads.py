@@ -9,7 +9,7 @@ import json
 import pytest
 
 from gateway import errors, models
-from gateway.store import base
+from gateway.store import base, thread_store
 from tests.integration.store_contract.common import NOW, FullStore, new_run
 
 
@@ -139,21 +139,24 @@ async def test_threads_are_searched_and_counted(store: FullStore) -> None:
     )
     await store.create_thread(thread("c", team="y"), "raise")
     await store.create_run(new_run(thread_id="c"), NOW)
-    by_team = base.ThreadSearch(metadata={"team": "x"})
+    by_team = thread_store.ThreadSearch(metadata={"team": "x"})
     assert [t.thread_id for t in await store.search_threads(by_team)] == ["b", "a"]
     assert await store.count_threads(by_team) == 2
-    oldest = base.ThreadSearch(metadata={"team": "x"}, sort_by="updated_at", sort_order="asc")
+    oldest = thread_store.ThreadSearch(
+        metadata={"team": "x"}, sort_by="updated_at", sort_order="asc"
+    )
     assert [t.thread_id for t in await store.search_threads(oldest)] == ["a", "b"]
     assert [
-        t.thread_id for t in await store.search_threads(base.ThreadSearch(metadata={"n": 1}))
+        t.thread_id
+        for t in await store.search_threads(thread_store.ThreadSearch(metadata={"n": 1}))
     ] == ["a"]
-    busy = base.ThreadSearch(status="busy")
+    busy = thread_store.ThreadSearch(status="busy")
     assert [t.thread_id for t in await store.search_threads(busy)] == ["c"]
-    by_id = base.ThreadSearch(ids=("a", "c"), sort_by="thread_id", sort_order="asc")
+    by_id = thread_store.ThreadSearch(ids=("a", "c"), sort_by="thread_id", sort_order="asc")
     assert [t.thread_id for t in await store.search_threads(by_id)] == ["a", "c"]
-    page = base.ThreadSearch(sort_by="thread_id", sort_order="asc", limit=1, offset=1)
+    page = thread_store.ThreadSearch(sort_by="thread_id", sort_order="asc", limit=1, offset=1)
     assert [t.thread_id for t in await store.search_threads(page)] == ["b"]
-    assert await store.count_threads(base.ThreadSearch()) == 3
+    assert await store.count_threads(thread_store.ThreadSearch()) == 3
 
 
 async def test_checkpoints_are_values_events_outputs_and_updates(store: FullStore) -> None:
@@ -200,19 +203,19 @@ async def test_a_cron_is_created_searched_changed_and_deleted(store: FullStore) 
         cron(metadata={"team": "b"}, created_at=NOW + 1, thread_id="t")
     )
     assert await store.get_cron(first.cron_id) == first
-    assert [c.cron_id for c in await store.search_crons(base.CronSearch())] == [
+    assert [c.cron_id for c in await store.search_crons(thread_store.CronSearch())] == [
         second.cron_id,
         first.cron_id,
     ]
-    team_a = base.CronSearch(metadata={"team": "a"})
+    team_a = thread_store.CronSearch(metadata={"team": "a"})
     assert [c.cron_id for c in await store.search_crons(team_a)] == [first.cron_id]
-    assert await store.count_crons(base.CronSearch(thread_id="t")) == 1
+    assert await store.count_crons(thread_store.CronSearch(thread_id="t")) == 1
     changed = await store.update_cron(
         first.cron_id, {"enabled": False, "payload": {"input": 2}}, NOW + 2
     )
     assert changed is not None
     assert (changed.enabled, changed.payload, changed.updated_at) == (False, {"input": 2}, NOW + 2)
-    assert await store.count_crons(base.CronSearch(enabled=True)) == 1
+    assert await store.count_crons(thread_store.CronSearch(enabled=True)) == 1
     assert await store.delete_cron(first.cron_id)
     assert not await store.delete_cron(first.cron_id)
     assert await store.update_cron(first.cron_id, {"enabled": True}, NOW) is None
@@ -222,7 +225,7 @@ async def test_a_firing_happens_once(store: FullStore) -> None:
     due = await store.create_cron(cron(next_run_date=NOW))
     assert await store.due_crons(NOW - 1, 10) == []
     assert [c.cron_id for c in await store.due_crons(NOW, 10)] == [due.cron_id]
-    firings = [base.CronFiring(due.cron_id, NOW, NOW + 60, new_run()) for _ in range(5)]
+    firings = [thread_store.CronFiring(due.cron_id, NOW, NOW + 60, new_run()) for _ in range(5)]
     fired = await asyncio.gather(*(store.fire_cron(f, NOW) for f in firings))
     runs = [run for run in fired if run is not None]
     assert len(runs) == 1
@@ -230,7 +233,7 @@ async def test_a_firing_happens_once(store: FullStore) -> None:
     assert moved is not None
     assert (moved.next_run_date, moved.enabled) == (NOW + 60, True)
     assert await store.get_run(runs[0].run_id) == runs[0]
-    last = base.CronFiring(due.cron_id, NOW + 60, None, new_run())
+    last = thread_store.CronFiring(due.cron_id, NOW + 60, None, new_run())
     assert await store.fire_cron(last, NOW + 60) is not None
     ended = await store.get_cron(due.cron_id)
     assert ended is not None
@@ -251,17 +254,17 @@ async def test_metadata_filter_keys_match_literally(store: FullStore) -> None:
     await store.create_thread(thread("nested", a={"b": 7}, k=[7]), "raise")
     await store.create_cron(cron(metadata={"a": {"b": 7}, "k": [7]}))
     for key in KEYS:
-        threads = base.ThreadSearch(metadata={key: 7}, limit=100)
-        crons = base.CronSearch(metadata={key: 7}, limit=100)
+        threads = thread_store.ThreadSearch(metadata={key: 7}, limit=100)
+        crons = thread_store.CronSearch(metadata={key: 7}, limit=100)
         found = (
             [t.thread_id for t in await store.search_threads(threads)],
             [c.cron_id for c in await store.search_crons(crons)],
         )
         assert found == ([owners[key][0]], [owners[key][1]]), key
         assert (await store.count_threads(threads), await store.count_crons(crons)) == (1, 1)
-    nowhere = base.ThreadSearch(metadata={"nul\x00": 7, "a": 7})
+    nowhere = thread_store.ThreadSearch(metadata={"nul\x00": 7, "a": 7})
     assert await store.search_threads(nowhere) == []
-    assert await store.count_crons(base.CronSearch(metadata={"a\x00": 7})) == 0
+    assert await store.count_crons(thread_store.CronSearch(metadata={"a\x00": 7})) == 0
 
 
 async def test_metadata_filter_values_match_by_json_type(store: FullStore) -> None:
@@ -280,7 +283,7 @@ async def test_metadata_filter_values_match_by_json_type(store: FullStore) -> No
     await store.create_thread(thread("without"), "raise")
 
     async def having(wanted: dict[str, object]) -> list[str]:
-        search = base.ThreadSearch(metadata=wanted, limit=100)
+        search = thread_store.ThreadSearch(metadata=wanted, limit=100)
         return sorted(t.thread_id for t in await store.search_threads(search))
 
     for name, value in values.items():
