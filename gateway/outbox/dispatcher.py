@@ -66,9 +66,12 @@ class Dispatcher:
         while not self._stopping:
             self.ready.clear()
             claimed = await self.claim()
-            if claimed and len(self._in_flight) < self.limits.concurrency:
+            if len(self._in_flight) >= self.limits.concurrency:
+                timeout = self.limits.poll_interval  # a send that ends sets ready
+            elif claimed:
                 continue
-            timeout = await self._idle_wait()
+            else:
+                timeout = await self._idle_wait()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ready.wait(), timeout)
 
