@@ -25,7 +25,6 @@ from aiohttp import web
 from gateway import errors, keys, log, models, signing
 from gateway.store import base
 
-KEEP_CAPTURES = 500
 MAX_DELAY = 30.0
 TIMESTAMP_TOLERANCE = signing.TOKEN_MAX_AGE  # seconds, as the standardwebhooks libraries allow
 BIN_ID_BYTES = 9  # 12 url-safe characters, 72 random bits: unguessable, short enough to read
@@ -61,7 +60,7 @@ async def capture(request: web.Request) -> web.Response:
             content_type=request.headers.get("Content-Type", ""),
             source=request.remote or "",
         ),
-        keep=KEEP_CAPTURES,
+        keep=request.config_dict[keys.settings_key].bin_keep_captures,
     )
     if found.reply_delay > 0:
         await asyncio.sleep(min(found.reply_delay, MAX_DELAY))

@@ -204,6 +204,18 @@ async def test_a_non_loopback_gateway_without_api_key_refuses_inspect(
     assert "GATEWAY_API_KEY" in await response.text()
 
 
+async def test_a_bin_keeps_its_newest_captures_as_configured(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., Settings]
+) -> None:
+    client: Client = await aiohttp_client(create_app(make_settings(bin_keep_captures=3)))
+    store = client.app[keys.store_key]
+    (default,) = await store.list_bins()  # type: ignore[attr-defined]
+    for n in range(5):
+        assert (await client.post(f"/inspect/bins/{default.bin_id}", data=f"n={n}")).status == 200
+    captures = await store.list_captures(default.bin_id)  # type: ignore[attr-defined]
+    assert [c.body for c in captures] == [b"n=4", b"n=3", b"n=2"]
+
+
 async def test_a_bin_records_any_method_and_answers_as_told(gateway: Client) -> None:
     store = gateway.app[keys.store_key]
     (default,) = await store.list_bins()  # type: ignore[attr-defined]
