@@ -209,12 +209,8 @@ def _answer(request: bytes) -> bytes:
     return json.dumps(reply).encode()
 
 
-def _serve() -> None:
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The worker's loop: length-prefixed JSON requests on stdin, replies on stdout, until EOF."""
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(_READY)
     stdout.flush()
     while True:
@@ -226,5 +222,13 @@ def _serve() -> None:
         stdout.flush()
 
 
+def _main() -> None:
+    """The worker process: its address space capped, then serving its parent."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
 if __name__ == "__main__":
-    _serve()
+    _main()
