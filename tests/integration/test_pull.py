@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -182,6 +184,34 @@ async def test_a_pushed_delivery_cannot_be_acknowledged(gateway: Any, receiver: 
         f"/api/v1/deliveries/{delivery['delivery_id']}/ack", json={"attempt": 1, "status_code": 200}
     )
     assert response.status == 409
+
+
+async def test_a_refused_pull_is_retried_on_its_endpoints_own_schedule(gateway: Any) -> None:
+    endpoint = await pull_endpoint(gateway, retry_schedule=[3600])
+    await trigger(gateway, {"n": 7})
+    [item] = await pull(gateway, endpoint["endpoint_id"], "?lease=30")
+    refused = await ack(gateway, item, status_code=500)
+    stored = await refused.json()
+    assert stored["status"] == "pending"
+    due = datetime.fromisoformat(stored["next_attempt_at"]).timestamp()
+    assert due > time.time() + 3000, "the endpoint's hour, not the gateway's 0.05 s"
+
+
+async def test_a_run_webhook_delivery_cannot_be_acknowledged(gateway: Any, receiver: Any) -> None:
+    response = await gateway.post(
+        "/api/v1/webhook/echo", params={"webhook": receiver.url}, json={"n": 8}
+    )
+    run_id = (await response.json())["run_id"]
+    await receiver.wait_for(1)
+    [delivery] = await (await gateway.get(f"/api/v1/deliveries?run_id={run_id}")).json()
+    assert delivery["endpoint_id"] is None
+    answer = await gateway.post(
+        f"/api/v1/deliveries/{delivery['delivery_id']}/ack", json={"attempt": 1, "status_code": 200}
+    )
+    assert answer.status == 404
+    assert (await answer.json())["detail"] == (
+        f"Delivery {delivery['delivery_id']} not found, or not a pull endpoint's"
+    )
 
 
 async def test_inspect_shows_a_pull_endpoint_and_its_acknowledged_tries(gateway: Any) -> None:

@@ -142,14 +142,27 @@ def test_a_raw_payload_of_a_run_without_trigger_is_its_input() -> None:
     ],
 )
 def test_secret_headers_are_never_forwardable(name: str) -> None:
-    with pytest.raises(routing.FieldError, match="is never forwarded"):
+    with pytest.raises(routing.FieldError) as refused:
         routing.check_forward_headers([name])
+    assert str(refused.value) == (
+        f"forward_headers: {name} is never forwarded: hookgate keeps secret, signature and auth "
+        "headers masked, and signs what it sends itself (webhook-signature)"
+    )
 
 
 def test_forward_headers_are_kept_once_each() -> None:
     assert routing.check_forward_headers(["X-A", "x-a", "X-B"]) == ("X-A", "X-B")
+    fifty = [f"X-{n}" for n in range(50)]
+    assert routing.check_forward_headers(fifty) == tuple(fifty)
     with pytest.raises(routing.FieldError, match="at most 50"):
-        routing.check_forward_headers([f"X-{n}" for n in range(51)])
+        routing.check_forward_headers([*fifty, "X-50"])
+
+
+def test_a_name_that_is_not_a_header_is_quoted_cut_to_100_characters() -> None:
+    name = "bad name" + "x" * 200
+    with pytest.raises(routing.FieldError) as refused:
+        routing.check_forward_headers([name])
+    assert str(refused.value) == f"forward_headers: {name[:100]!r} is not a header name"
 
 
 async def test_a_jmespath_transform_reshapes_and_sends_json() -> None:
