@@ -82,6 +82,46 @@ def test_a_filter_selects_on_the_triggers_body_headers_and_the_event(
     assert (routing.unmatched(expression, document) is None) is matched
 
 
+def test_a_filter_sees_the_triggers_body_and_lowered_headers_the_event_flow_and_status() -> None:
+    assert routing.filter_document(source(PUSH)) == {
+        "body": {"ref": "main", "count": 0},
+        "headers": {"content-type": "application/json; charset=utf-8", "x-github-event": "push"},
+        "event_type": "run.success",
+        "flow_id": "github",
+        "status": "success",
+    }
+
+
+def test_a_filter_of_a_run_without_trigger_sees_its_input_and_no_headers() -> None:
+    assert routing.filter_document(source(None, run_input={"n": 1})) == {
+        "body": {"n": 1},
+        "headers": {},
+        "event_type": "run.success",
+        "flow_id": "github",
+        "status": "success",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "matched"),
+    [
+        (None, False),
+        (False, False),
+        ("", False),
+        ([], False),
+        ({}, False),
+        (True, True),
+        (0, True),
+        (0.0, True),
+        ("x", True),
+        ([0], True),
+        ({"k": None}, True),
+    ],
+)
+def test_a_filter_matches_by_jmespaths_truth(value: object, matched: bool) -> None:
+    assert (routing.unmatched("v", {"v": value}) is None) is matched
+
+
 def test_a_filter_that_fails_on_its_input_matches_nothing_and_says_why() -> None:
     reason = routing.unmatched("length(body.count)", routing.filter_document(source(PUSH)))
     assert reason is not None
@@ -217,5 +257,14 @@ def test_a_template_that_does_not_compile_is_refused_with_its_line(
 
 
 def test_an_expression_nested_past_the_parser_is_refused() -> None:
-    with pytest.raises(routing.FieldError, match="filter: "):
-        routing.check_filter("[" * 1500 + "]" * 1500)
+    with pytest.raises(routing.FieldError) as refused:
+        routing.check_filter("[" * 1000 + "]" * 1000)
+    assert str(refused.value) == "filter: nested too deeply"
+
+
+def test_an_expression_is_allowed_up_to_its_length_limit() -> None:
+    longest = "a" * routing.MAX_EXPRESSION
+    assert routing.check_filter(longest) == longest
+    with pytest.raises(routing.FieldError) as refused:
+        routing.check_filter(longest + "a")
+    assert str(refused.value) == f"filter: longer than {routing.MAX_EXPRESSION} characters"
