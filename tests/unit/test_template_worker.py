@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any
 
+import jinja2
 import pytest
 
 from gateway.outbox import templates
@@ -94,3 +95,25 @@ def test_a_template_is_compiled_once_for_many_renders() -> None:
 )
 def test_a_malformed_request_gets_an_error_reply(broken: bytes, error: str) -> None:
     assert json.loads(templates._answer(broken)) == {"error": error}
+
+
+def test_the_environment_refuses_missing_values_and_escapes_nothing() -> None:
+    environment = templates.environment()
+    assert environment.from_string("{{ x }}").render(x="<b>&") == "<b>&"
+    with pytest.raises(jinja2.UndefinedError):
+        environment.from_string("{{ missing }}").render()
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        environment.from_string("{{ xs.append(1) }}").render(xs=[])
+
+
+def test_a_worker_starts_its_process_on_the_first_render_and_stops_it() -> None:
+    worker = templates._Worker()
+    try:
+        request = json.dumps({"source": "{{ a }}-{{ b }}", "context": {"a": 1, "b": 2}}).encode()
+        assert worker.render(request) == "1-2"
+        assert worker.render(request) == "1-2"
+    finally:
+        worker.stop()
+    with pytest.raises(templates.TemplateProblem, match="is undefined"):
+        worker.render(json.dumps({"source": "{{ c }}", "context": {}}).encode())
+    worker.stop()
