@@ -108,6 +108,23 @@ async def test_a_pull_endpoints_transform_and_raw_payload_apply_to_what_is_pulle
     standardwebhooks.Webhook(endpoint["secret"]).verify(item["body"].encode(), item["headers"])
 
 
+async def test_a_pulled_delivery_whose_transform_fails_is_failed_with_the_error(
+    gateway: Any,
+) -> None:
+    endpoint = await pull_endpoint(
+        gateway, payload="raw", transform={"jinja": '{"n": {{ payload.n.missing }}}'}
+    )
+    await trigger(gateway, {"n": 1})
+    assert await pull(gateway, endpoint["endpoint_id"]) == []
+    [delivery] = await (await gateway.get("/api/v1/deliveries")).json()
+    assert delivery["status"] == "failed"
+    assert "has no attribute 'missing'" in delivery["last_error"]
+    detail = await (await gateway.get(f"/api/v1/deliveries/{delivery['delivery_id']}")).json()
+    [attempt] = detail["attempt_log"]
+    assert (attempt["attempt"], attempt["status_code"]) == (1, None)
+    assert "has no attribute 'missing'" in attempt["error"]
+
+
 async def test_a_paused_pull_endpoint_keeps_its_deliveries(gateway: Any) -> None:
     endpoint = await pull_endpoint(gateway)
     await gateway.post(f"/api/v1/endpoints/{endpoint['endpoint_id']}/pause")
