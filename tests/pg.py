@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -86,6 +87,7 @@ class Role:
     connections, read-only) as an outage would, and no other test notices."""
 
     def __init__(self, url: str) -> None:
+        self.changed_at: datetime.datetime | None = None
         self.name = parse_qs(urlsplit(url).query)["search_path"][0]
         parts = urlsplit(url)
         host = parts.netloc.rsplit("@", 1)[-1]
@@ -97,17 +99,29 @@ class Role:
         try:
             for statement in statements:
                 await conn.execute(statement.format(role=f'"{self.name}"'))
+            self.changed_at = await conn.fetchval("SELECT clock_timestamp()")
         finally:
             await conn.close()
 
     async def disconnect(self) -> None:
-        """End every session of the role, as a server restart or a failover does."""
+        """End every session of the role begun before its last change, as a server restart or
+        a failover does. A session that was starting while the role changed (past the
+        connection limit already) shows up a moment later, so the sweep repeats until two in a
+        row find none; sessions begun since (read-only ones) are left alone."""
         conn = await _admin()
         try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                self.name,
-            )
+            quiet, rounds = 0, 0
+            while quiet < 2:
+                rounds += 1
+                assert rounds < 100, f"sessions of {self.name} keep appearing"
+                ended = await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE usename = $1 AND backend_start <= coalesce($2::timestamptz, clock_timestamp())",
+                    self.name,
+                    self.changed_at,
+                )
+                quiet = 0 if ended else quiet + 1
+                await asyncio.sleep(0.1)
         finally:
             await conn.close()
 
