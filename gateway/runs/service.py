@@ -62,12 +62,6 @@ class RunService:
     pulls_ready: Wakeup = dataclasses.field(default_factory=Wakeup)
     """Wakes every consumer waiting on a pull endpoint (``gateway/outbox/pull.py``)."""
 
-    def get_flow(self, flow_id: str) -> Flow:
-        flow = self.flows.get(flow_id)
-        if flow is None:
-            raise errors.NotFound(f"Flow identifier {flow_id} not found")
-        return flow
-
     async def start_from_trigger(
         self, trigger: models.Trigger, value: Any, *, webhook: str | None
     ) -> tuple[models.Run, bool]:

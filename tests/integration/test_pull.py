@@ -214,6 +214,28 @@ async def test_a_refused_pull_is_retried_on_its_endpoints_own_schedule(gateway: 
     assert due > time.time() + 3000, "the endpoint's hour, not the gateway's 0.05 s"
 
 
+async def test_a_consumer_answering_410_disables_the_pull_endpoint_and_it_is_announced(
+    gateway: Any, receiver: Any
+) -> None:
+    watcher = await gateway.post(
+        "/api/v1/endpoints", json={"url": receiver.url, "event_types": ["endpoint.disabled"]}
+    )
+    assert watcher.status == 201
+    endpoint = await pull_endpoint(gateway)
+    await trigger(gateway, {"n": 9})
+    [item] = await pull(gateway, endpoint["endpoint_id"])
+    gone = await ack(gateway, item, status_code=410)
+    assert (await gone.json())["status"] == "failed"
+    state = await (await gateway.get(f"/api/v1/endpoints/{endpoint['endpoint_id']}")).json()
+    assert state["state"] == "disabled"
+    assert state["disabled_reason"] == "the receiver answered 410 Gone"
+    [event] = await receiver.wait_for(1)
+    body = json.loads(event.body)
+    assert body["type"] == "endpoint.disabled"
+    assert body["data"]["endpoint_id"] == endpoint["endpoint_id"]
+    assert body["data"]["reason"] == "the receiver answered 410 Gone"
+
+
 async def test_a_run_webhook_delivery_cannot_be_acknowledged(gateway: Any, receiver: Any) -> None:
     response = await gateway.post(
         "/api/v1/webhook/echo", params={"webhook": receiver.url}, json={"n": 8}
