@@ -125,13 +125,6 @@ class Dispatcher:
         await self.wait_idle()
         return count
 
-    async def drain(self) -> int:
-        """Send until nothing is due now (tests and the CLI)."""
-        total = 0
-        while sent := await self.run_once():
-            total += sent
-        return total
-
     async def wait_idle(self) -> None:
         while self._in_flight:
             await asyncio.wait(list(self._in_flight))

@@ -202,7 +202,15 @@ class RunService:
         event_type = f"run.{status.value}"
         deliveries = []
         if run.webhook:
-            deliveries.append(_delivery(run.webhook, event_type, body, None, run.created_at))
+            deliveries.append(
+                models.NewDelivery(
+                    delivery_id=models.new_id(),
+                    url=run.webhook,
+                    event_type=event_type,
+                    payload=body,
+                    origin_at=run.created_at,
+                )
+            )
         routes = await self._route(run, event_type, body, now)
         deliveries += routes.deliveries
         final = rows.dumps({"status": status.value, "output": output, "error": error})
@@ -255,16 +263,3 @@ class RunService:
             run.run_id, run.flow_id, event_type, body, run.input, run.created_at, trigger
         )
         return routing.route(endpoints, source, now)
-
-
-def _delivery(
-    url: str, event_type: str, body: bytes, endpoint_id: str | None, origin_at: float
-) -> models.NewDelivery:
-    return models.NewDelivery(
-        delivery_id=models.new_id(),
-        url=url,
-        event_type=event_type,
-        payload=body,
-        endpoint_id=endpoint_id,
-        origin_at=origin_at,
-    )
