@@ -2,8 +2,8 @@
 
 The delivery path's own modules (the dispatcher, the run service) are reached by most of the
 integration suite, so each of their mutants runs hundreds of tests and a full run takes hours.
-A sample of ``n`` mutants per module estimates the score, with the sampling error printed
-beside it by ``mutation_score.py``.
+A sample of ``n`` mutants per module estimates the score; ``mutation_score.py`` prints its
+95 % lower bound beside it.
 
     .venv/bin/mutmut results --all true | .venv/bin/python scripts/mutation_sample.py 60 \\
         gateway.outbox.dispatcher

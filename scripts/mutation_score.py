@@ -42,16 +42,17 @@ class Tally:
         tested = self.killed + self.survived - self.equivalent
         return 100.0 * self.killed / tested if tested else 100.0
 
-    def margin(self) -> float:
-        """The 95 % margin of the adjusted score when only a sample was run (0 for all): the
-        normal approximation, with the finite-population correction."""
+    def lower_bound(self) -> float:
+        """When only a sample was run, the adjusted score's 95 % lower bound (Wilson's
+        interval, which holds when every sampled mutant was killed); the score itself after a
+        full run."""
         tested = self.killed + self.survived - self.equivalent
-        population = tested + self.unchecked
-        if not self.unchecked or tested < 2:
-            return 0.0
-        share = self.adjusted() / 100.0
-        correction = (population - tested) / (population - 1)
-        return 100.0 * 1.96 * math.sqrt(share * (1 - share) / tested * correction)
+        if not self.unchecked or not tested:
+            return self.adjusted()
+        share, z = self.adjusted() / 100.0, 1.96
+        centre = share + z * z / (2 * tested)
+        spread = z * math.sqrt(share * (1 - share) / tested + z * z / (4 * tested * tested))
+        return 100.0 * (centre - spread) / (1 + z * z / tested)
 
 
 def module_of(mutant: str) -> str:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [m for m in sorted(modules) if not args.modules or m in args.modules]
     print(
         f"{'module':32} {'killed':>6} {'survived':>8} {'equiv.':>6} {'score':>7} {'adjusted':>8}"
-        f" {'± 95%':>6} {'not run':>7}"
+        f" {'≥ (95%)':>8} {'not run':>7}"
     )
     below = []
     for name in wanted:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(
             f"{name:32} {entry.killed:6} {entry.survived:8} {entry.equivalent:6}"
-            f" {entry.score():6.1f}% {entry.adjusted():7.1f}% {entry.margin():5.1f}%"
+            f" {entry.score():6.1f}% {entry.adjusted():7.1f}% {entry.lower_bound():7.1f}%"
             f" {entry.unchecked:7}"
         )
         if entry.adjusted() < TARGET:
