@@ -40,11 +40,11 @@ def forget_undecided(mutants: Path) -> int:
     for meta in mutants.rglob("*.py.meta"):
         data = json.loads(meta.read_text())
         verdicts = data.get("exit_code_by_key", {})
-        for name, code in verdicts.items():
-            if code in UNDECIDED:
-                verdicts[name] = None
-                count += 1
-        meta.write_text(json.dumps(data, indent=4))
+        undecided = [name for name, code in verdicts.items() if code in UNDECIDED]
+        if undecided:
+            verdicts.update(dict.fromkeys(undecided))
+            meta.write_text(json.dumps(data, indent=4))
+            count += len(undecided)
     return count
 
 
