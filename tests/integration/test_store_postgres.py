@@ -24,6 +24,7 @@ from gateway.store.postgres import PostgresStore, pool
 from tests import pg
 from tests.database import raw
 from tests.integration.store_contract.common import (
+    CLAIM,
     NOW,
     SECRET_KEY,
     endpoint,
@@ -443,3 +444,33 @@ async def test_only_what_may_pass_counts_as_unavailable(postgres_url: str) -> No
         assert pool.is_unavailable(outage)
     with pytest.raises(errors.StoreUnavailable, match="retry later"), pool.translated(postgres_url):
         raise asyncpg.DiskFullError("could not extend file")
+
+
+async def test_claims_skip_rows_another_transaction_holds_rather_than_wait(
+    stores: list[PostgresStore], postgres_url: str
+) -> None:
+    """A row a writer holds (a try being recorded, a run ending) is left to the next claim:
+    the claim neither waits for that writer nor takes a row it may be ending."""
+    store = stores[0]
+    held_delivery, free_delivery = new_delivery(), new_delivery()
+    await store.enqueue_deliveries(None, [held_delivery, free_delivery], NOW)
+    held_run = await store.create_run(new_run(), NOW)
+    free_run = await store.create_run(new_run(), NOW)
+    writer = await asyncpg.connect(postgres_url)
+    try:
+        async with writer.transaction():
+            await writer.execute(
+                "SELECT 1 FROM deliveries WHERE delivery_id = $1 FOR UPDATE",
+                held_delivery.delivery_id,
+            )
+            await writer.execute("SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE", held_run.run_id)
+            deliveries, runs = await asyncio.wait_for(
+                asyncio.gather(
+                    store.claim_deliveries(10, NOW, 30, CLAIM), store.claim_runs(10, NOW, 30)
+                ),
+                timeout=60,
+            )
+    finally:
+        await writer.close()
+    assert [d.delivery_id for d in deliveries] == [free_delivery.delivery_id]
+    assert [r.run_id for r in runs] == [free_run.run_id]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from gateway import models, signing
 from gateway.metrics import Metrics
@@ -287,3 +288,25 @@ async def test_a_try_in_flight_is_held_and_counts_against_the_concurrency(
     assert dispatcher.held() == []
     assert (await delivery(store, first)).status is models.DeliveryStatus.SUCCEEDED
     assert (await delivery(store, second)).status is models.DeliveryStatus.PENDING
+
+
+async def test_a_lease_lost_while_in_flight_is_warned_about_for_that_delivery_only(
+    store: SQLiteStore, clock: FakeClock, sender: ScriptedSender
+) -> None:
+    dispatcher = dispatcher_for(store, sender, clock, concurrency=1)
+    endpoint = await add_endpoint(store, clock)
+    [first] = await enqueue(store, clock, endpoint)
+    sender.hold = asyncio.Event()
+    assert await dispatcher.claim() == 1
+    await sender.entered.wait()
+
+    with structlog.testing.capture_logs() as logs:
+        dispatcher.lost(["not-held-here", first])
+        dispatcher.lost(["not-held-here"])
+
+    assert [(entry["event"], entry["delivery_id"]) for entry in logs] == [
+        ("delivery_lease_lost", first)
+    ]
+    assert logs[0]["log_level"] == "warning"
+    sender.hold.set()
+    await dispatcher.stop()

@@ -13,6 +13,7 @@ from tests.integration.store_contract.common import (
     endpoint,
     finished_with_delivery,
     new_delivery,
+    new_run,
 )
 
 HEALTH = base.HealthPolicy(
@@ -47,6 +48,7 @@ async def test_a_scheduled_retry_hides_the_delivery_until_it_is_due(store: FullS
     assert (due.attempts, due.last_status_code) == (2, 500), "the claim counts the try it starts"
     attempt, _ = await store.list_attempts(delivery_id)
     assert (attempt.attempt, attempt.result.response_body) == (1, b"no")
+    assert outcome_of(attempt) == (1, 500, None), "a recorded outcome is never settled again"
 
 
 async def test_an_expired_delivery_lease_is_claimed_again(store: FullStore) -> None:
@@ -55,6 +57,25 @@ async def test_an_expired_delivery_lease_is_claimed_again(store: FullStore) -> N
     assert await store.next_due_at() == NOW + 30
     [again] = await store.claim_deliveries(10, NOW + 31, 30, CLAIM)
     assert again.delivery_id == delivery_id
+
+
+async def test_a_lease_is_over_at_the_instant_it_expires(store: FullStore) -> None:
+    """On every claim: the dispatcher's, and a run's own (an endpoint with room for one try
+    counts its lapsed lease as no longer in flight)."""
+    capped = await store.create_endpoint(endpoint(max_concurrency=1))
+    run = await store.create_run(new_run(), NOW)
+    await store.claim_runs(1, NOW, 30)
+    both = [new_delivery(capped.endpoint_id), new_delivery()]
+    ending = base.RunEnding(run.run_id, models.RunStatus.SUCCESS, None, None, both)
+    assert await store.finish_run(ending, NOW) is not None
+    ids = {d.delivery_id for d in both}
+    assert {d.delivery_id for d in await store.claim_deliveries(10, NOW, 30, CLAIM)} == ids
+    assert await store.claim_deliveries(10, NOW + 29.5, 30, CLAIM) == []
+    assert await store.claim_deliveries(10, NOW + 29.5, 30, CLAIM, run_id=run.run_id) == []
+    again = await store.claim_deliveries(10, NOW + 30, 30, CLAIM, run_id=run.run_id)
+    assert {d.delivery_id for d in again} == ids
+    later = await store.claim_deliveries(10, NOW + 60, 30, CLAIM)
+    assert {d.delivery_id for d in later} == ids
 
 
 def outcome_of(attempt: models.Attempt) -> tuple[int, int | None, str | None]:
@@ -83,17 +104,38 @@ async def test_a_try_whose_lease_ran_out_has_an_unknown_outcome_and_counts(
     """The process sending it stopped: the next claim settles it as unknown and counts it."""
     _, delivery_id = await finished_with_delivery(store)
     [first] = await store.claim_deliveries(10, NOW, 30, CLAIM)
-    [again] = await store.claim_deliveries(10, NOW + 31, 30, CLAIM)
+    in_flight = new_delivery()
+    await store.enqueue_deliveries(None, [in_flight], NOW + 20)
+    assert len(await store.claim_deliveries(10, NOW + 20, 30, CLAIM)) == 1
+    [again] = await store.claim_deliveries(10, NOW + 30, 30, CLAIM)
     assert again.attempts == 2
     assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [
         (1, None, base.ATTEMPT_OUTCOME_UNKNOWN),
         (2, None, None),
     ]
+    assert [outcome_of(a) for a in await store.list_attempts(in_flight.delivery_id)] == [
+        (1, None, None)
+    ], "a try whose lease holds is not settled"
     # A sender that was only slow still records what really happened to its try.
     late = models.AttemptResult(started_at=NOW, duration_ms=40_000, status_code=200)
     await store.record_attempt(first, base.AttemptOutcome(late, models.DeliveryStatus.SUCCEEDED))
     assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [
         (1, 200, None),
+        (2, None, None),
+    ]
+
+
+async def test_a_try_that_ended_in_an_error_keeps_it(store: FullStore) -> None:
+    """Only tries with no outcome are settled as unknown: not one whose sender got no status."""
+    _, delivery_id = await finished_with_delivery(store)
+    [claimed] = await store.claim_deliveries(10, NOW, 30, CLAIM)
+    refused = models.AttemptResult(started_at=NOW, duration_ms=1, error="connection refused")
+    await store.record_attempt(
+        claimed, base.AttemptOutcome(refused, models.DeliveryStatus.PENDING, NOW + 5)
+    )
+    assert len(await store.claim_deliveries(10, NOW + 5, 30, CLAIM)) == 1
+    assert [outcome_of(a) for a in await store.list_attempts(delivery_id)] == [
+        (1, None, "connection refused"),
         (2, None, None),
     ]
 
@@ -143,6 +185,18 @@ async def test_claims_of_one_run_take_only_its_deliveries(store: FullStore) -> N
     assert [d.delivery_id for d in claimed] == [delivery_id]
 
 
+async def test_a_runs_own_claim_skips_its_held_endpoints(store: FullStore) -> None:
+    paused = await store.create_endpoint(endpoint(enabled=False))
+    live = await store.create_endpoint(endpoint())
+    run = await store.create_run(new_run(), NOW)
+    await store.claim_runs(1, NOW, 30)
+    held, sent = new_delivery(paused.endpoint_id), new_delivery(live.endpoint_id)
+    ending = base.RunEnding(run.run_id, models.RunStatus.SUCCESS, None, None, [held, sent])
+    assert await store.finish_run(ending, NOW) is not None
+    claimed = await store.claim_deliveries(10, NOW, 30, CLAIM, run_id=run.run_id)
+    assert [d.delivery_id for d in claimed] == [sent.delivery_id]
+
+
 async def test_held_endpoints_get_nothing(store: FullStore) -> None:
     paused = await store.create_endpoint(endpoint(enabled=False))
     disabled = await store.create_endpoint(endpoint(disabled_reason="410 Gone"))
@@ -152,6 +206,26 @@ async def test_held_endpoints_get_nothing(store: FullStore) -> None:
     assert await store.claim_deliveries(10, NOW, 30, CLAIM) == []
     [probe] = await store.claim_deliveries(10, NOW + 10, 30, CLAIM)
     assert probe.endpoint_id == tripped.endpoint_id
+
+
+async def test_a_circuit_past_its_cool_down_lets_one_probe_through(store: FullStore) -> None:
+    tripped = await store.create_endpoint(
+        endpoint(consecutive_failures=CLAIM.circuit_failure_threshold, circuit_open_until=NOW)
+    )
+    await store.enqueue_deliveries(None, [new_delivery(tripped.endpoint_id) for _ in range(3)], NOW)
+    [probe] = await store.claim_deliveries(10, NOW, 30, CLAIM)
+    assert probe.endpoint_id == tripped.endpoint_id
+    assert await store.claim_deliveries(10, NOW, 30, CLAIM) == [], "one probe at a time"
+
+
+async def test_the_next_due_time_counts_pushed_deliveries_only(store: FullStore) -> None:
+    """A pull endpoint's deliveries wait for a consumer: the dispatcher is not woken for them."""
+    pulled = await store.create_endpoint(endpoint(mode="pull"))
+    pushed = await store.create_endpoint(endpoint())
+    await store.enqueue_deliveries(None, [new_delivery(pulled.endpoint_id)], NOW - 10)
+    assert await store.next_due_at() is None
+    await store.enqueue_deliveries(None, [new_delivery(pushed.endpoint_id)], NOW)
+    assert await store.next_due_at() == NOW
 
 
 async def test_a_held_backlog_keeps_no_one_else_waiting(store: FullStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -26,8 +27,8 @@ async def test_a_claimed_run_is_not_claimed_again_until_its_lease_expires(
     run = await store.create_run(new_run(), NOW)
     [claimed] = await store.claim_runs(10, NOW, lease_seconds=30)
     assert (claimed.run_id, claimed.status, claimed.attempt) == (run.run_id, "running", 1)
-    assert await store.claim_runs(10, NOW + 29, 30) == []
-    [again] = await store.claim_runs(10, NOW + 31, 30)
+    assert await store.claim_runs(10, NOW + 29.5, 30) == []
+    [again] = await store.claim_runs(10, NOW + 30, 30)  # over at the instant it expires
     assert (again.run_id, again.attempt) == (run.run_id, 2)
 
 
@@ -44,6 +45,21 @@ async def test_claims_come_oldest_first(store: FullStore) -> None:
     older = await store.create_run(new_run(), NOW - 5)
     newer = await store.create_run(new_run(), NOW - 1)
     assert [r.run_id for r in await store.claim_runs(10, NOW, 30)] == [older.run_id, newer.run_id]
+
+
+async def test_runs_of_one_thread_created_at_one_instant_run_one_at_a_time(
+    store: FullStore,
+) -> None:
+    await store.create_thread(models.Thread("t", {}, {"configurable": {}}, NOW, NOW), "raise")
+    for run_id in ("run-b", "run-a"):
+        await store.create_run(dataclasses.replace(new_run(thread_id="t"), run_id=run_id), NOW)
+    [first] = await store.claim_runs(10, NOW, 30)
+    assert first.run_id == "run-a", "at one instant, the smaller id goes first"
+    assert await store.claim_runs(10, NOW, 30) == [], "the thread's other run waits"
+    ending = base.RunEnding("run-a", models.RunStatus.SUCCESS, None, None, [])
+    assert await store.finish_run(ending, NOW + 1) is not None
+    [second] = await store.claim_runs(10, NOW + 1, 30)
+    assert second.run_id == "run-b"
 
 
 async def test_a_run_stored_already_claimed_is_running_with_its_lease(store: FullStore) -> None:
@@ -118,13 +134,25 @@ async def test_idempotency_key_returns_the_first_run(store: FullStore) -> None:
     assert other.run_id != first.run_id
 
 
-async def test_an_idempotency_key_expires_after_its_window(store: FullStore) -> None:
-    early = trigger("k", received_at=NOW - 100)
-    first, _ = await store.create_trigger_and_run(early, new_run(), NOW - 100)
-    late = models.Trigger(**{**trigger("k").__dict__, "dedup_window": 50.0})
-    second, created = await store.create_trigger_and_run(late, new_run(), NOW)
+async def test_an_idempotency_key_holds_for_its_window_and_ends_with_it(
+    store: FullStore,
+) -> None:
+    def at(received_at: float) -> models.Trigger:
+        return trigger("k", received_at=received_at, dedup_window=50.0)
+
+    first, _ = await store.create_trigger_and_run(at(NOW - 50), new_run(), NOW - 50)
+    repeated, created_within = await store.create_trigger_and_run(
+        at(NOW - 0.5), new_run(), NOW - 0.5
+    )
+    assert (repeated.run_id, created_within) == (first.run_id, False)
+    # exactly one window after the first: a new run
+    second, created = await store.create_trigger_and_run(at(NOW), new_run(), NOW)
     assert created
     assert second.run_id != first.run_id
+    # a window widened since (a new setting) holds both runs: the latest one answers
+    wide = trigger("k", received_at=NOW + 1, dedup_window=500.0)
+    latest, created_again = await store.create_trigger_and_run(wide, new_run(), NOW + 1)
+    assert (latest.run_id, created_again) == (second.run_id, False)
 
 
 async def test_concurrent_triggers_with_one_key_start_one_run(store: FullStore) -> None:
