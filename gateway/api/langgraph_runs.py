@@ -388,7 +388,7 @@ async def write_final(
     async def produce() -> None:
         async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
             events.append(event)
-        final = await store_of(request).get_run(run.run_id) or run
+        final = lg.ended_as(run, events) or await store_of(request).get_run(run.run_id) or run
         await response.write(sse.dumps(lg.final_body(final, events)).encode())
         await response.write_eof()
 

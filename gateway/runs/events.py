@@ -8,8 +8,12 @@ run whose final event was lost in a crash.
 A running run's events are written behind its flow: the flow does not wait for each commit,
 its events go to the store several to a transaction, in order, and each reaches live readers
 once it is stored. What is still unwritten when the run ends goes into the transaction that
-ends it (``take``), so a fast run costs one commit for its events and its end together. A
-crash loses only events of a run that had not ended, and that run runs again.
+ends it (``take``), so a fast run costs one commit for its events and its end together, and
+those reach live readers as soon as that commits (``ended``). A crash loses only events of a
+run that had not ended, and that run runs again.
+
+A run stored already claimed by this process (``expect``) has no stored events until this
+process publishes one, so a reader who subscribes before then has nothing to read back.
 
 Memory is bounded: each live reader holds at most ``queue_size`` events (a slow one is sent
 back to the store instead), and at most ``max_readers`` readers get live events at all; the
@@ -21,19 +25,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import structlog
 
 from gateway import models
 from gateway.clock import Clock
-from gateway.store import Store, base, rows
+from gateway.store import Store, rows
 
 log = structlog.get_logger(__name__)
 
 RUN_END = "run_end"
 """The last event of every run: ``{"status", "output", "error"}``."""
+
+
+class Queued(NamedTuple):
+    """An event of a run running here, not stored yet: its data, and that data as JSON."""
+
+    event: str
+    data: Any
+    encoded: str
 
 
 class EventHub:
@@ -54,7 +66,8 @@ class EventHub:
         self._readers: defaultdict[str, set[asyncio.Queue[models.Event | None]]] = defaultdict(set)
         self._live = 0
         self._full = False
-        self._pending: dict[str, list[tuple[str, Any, str]]] = {}  # event, data, its JSON
+        self._pending: dict[str, list[Queued]] = {}
+        self._fresh: set[str] = set()  # runs here with nothing stored yet
         self._writing: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, Exception] = {}
 
@@ -67,7 +80,7 @@ class EventHub:
         """Queue an event of a run running here: it is stored behind the flow, then handed to
         this process's live readers. Data that is not JSON raises here, in the flow."""
         pending = self._pending.setdefault(run_id, [])
-        pending.append((event, data, rows.dumps(data)))
+        pending.append(Queued(event, data, rows.dumps(data)))
         if run_id not in self._writing:
             self._writing[run_id] = asyncio.create_task(self._write(run_id))
         if len(pending) >= self.queue_size:  # a flow faster than the store waits for it
@@ -81,14 +94,13 @@ class EventHub:
                 ids = await self.store.append_events(
                     run_id, [(event, encoded) for event, _, encoded in batch], now
                 )
-                for event_id, (event, data, _) in zip(ids, batch, strict=True):
-                    self._publish(models.Event(event_id, run_id, event, data, now))
+                self._publish_stored(run_id, batch, ids, now)
         except Exception as exc:  # noqa: BLE001 - told to the run's ending, in take()
             self._failed[run_id] = exc
         finally:
             del self._writing[run_id]
 
-    async def take(self, run_id: str) -> list[base.NewEvent]:
+    async def take(self, run_id: str) -> list[Queued]:
         """The run's events not stored yet, for the transaction that ends it, once those being
         stored are; raises what storing an earlier batch raised."""
         pending = self._pending.pop(run_id, [])
@@ -98,13 +110,31 @@ class EventHub:
         failure = self._failed.pop(run_id, None)
         if failure is not None:
             raise failure
-        return [(event, encoded) for event, _, encoded in pending]
+        return pending
+
+    def ended(self, run_id: str, events: list[Queued], ids: Sequence[int], now: float) -> None:
+        """The transaction that ended the run stored ``events`` as ``ids``: hand them to the
+        live readers."""
+        self._publish_stored(run_id, events, ids, now)
+
+    def expect(self, run_id: str) -> None:
+        """The run was stored claimed by this process a moment ago: none of its events is
+        stored anywhere until one is published here."""
+        self._fresh.add(run_id)
 
     def forget(self, run_id: str) -> None:
         """The run stopped here without an ending of ours (shutdown, a lost lease): its
         unwritten events go; it runs again, and emits them again, wherever it is claimed."""
         self._pending.pop(run_id, None)
         self._failed.pop(run_id, None)
+        self._fresh.discard(run_id)
+
+    def _publish_stored(
+        self, run_id: str, events: list[Queued], ids: Sequence[int], now: float
+    ) -> None:
+        self._fresh.discard(run_id)
+        for event_id, (event, data, _) in zip(ids, events, strict=True):
+            self._publish(models.Event(event_id, run_id, event, data, now))
 
     def _publish(self, stored: models.Event) -> None:
         for queue in self._readers.get(stored.run_id, ()):
@@ -159,7 +189,8 @@ class EventHub:
         """Every event of the run after ``after_id``, stored then live, up to and with ``run_end``."""
         with self._subscribe(run_id) as queue:
             last = after_id
-            caught_up = False
+            # Nothing stored yet, and what is stored from now on comes live to this queue.
+            caught_up = run_id in self._fresh and queue in self._readers.get(run_id, ())
             while True:
                 if not caught_up:
                     for event in await self.store.list_events(run_id, last):

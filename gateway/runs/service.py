@@ -20,7 +20,7 @@ from gateway.metrics import Metrics
 from gateway.outbox import routing
 from gateway.outbox.pull import Wakeup
 from gateway.runs import payload
-from gateway.runs.events import RUN_END, EventHub
+from gateway.runs.events import RUN_END, EventHub, Queued
 from gateway.store import Store, base, rows
 
 log = structlog.get_logger(__name__)
@@ -100,9 +100,10 @@ class RunService:
     ) -> models.Run:
         """Store a run started by an API call (Langflow's run, LangGraph's runs); it runs soon
         after, or ``after_seconds`` later. ``on_thread``: its graph is recorded in its thread's
-        metadata, in the same transaction."""
+        metadata, in the same transaction. A run this process has room for is stored claimed
+        for it, unless its thread is busy with another run."""
         self._accept()
-        handed = thread_id is None and not after_seconds and self._reserve()
+        handed = not after_seconds and self._reserve()
         new_run = self.new_run(
             flow_id,
             value,
@@ -142,7 +143,8 @@ class RunService:
         for a claim."""
         if not created:
             return
-        if handed and self.handoff is not None:
+        if handed and self.handoff is not None and run.status is models.RunStatus.RUNNING:
+            self.events.expect(run.run_id)
             self.handoff.adopt(run)
         else:
             self.runs_ready.set()
@@ -213,14 +215,15 @@ class RunService:
             )
         routes = await self._route(run, event_type, body, now)
         deliveries += routes.deliveries
-        final = rows.dumps({"status": status.value, "output": output, "error": error})
+        final = {"status": status.value, "output": output, "error": error}
+        events = [*await self.events.take(run.run_id), Queued(RUN_END, final, rows.dumps(final))]
         ending = base.RunEnding(
             run.run_id,
             status,
             output,
             error,
             deliveries,
-            events=[*await self.events.take(run.run_id), (RUN_END, final)],
+            events=[(queued.event, queued.encoded) for queued in events],
             filtered=routes.filtered,
         )
         if deliveries and self.dispatcher is not None:
@@ -233,8 +236,9 @@ class RunService:
             finished = await self.store.finish_run(ending, now)
         if finished is None:
             log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
+            self.events.nudge(run.run_id)
             return None
-        self.events.nudge(run.run_id)
+        self.events.ended(run.run_id, events, finished.event_ids, now)
         self.metrics.runs.labels(run.flow_id, status.value).inc()
         log.info(
             "run_completed",
@@ -246,7 +250,7 @@ class RunService:
         if deliveries:
             self.deliveries_ready.set()
             self.pulls_ready.set()
-        return finished
+        return finished.run
 
     async def _route(
         self, run: models.Run, event_type: str, body: bytes, now: float

@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 
 from gateway import clock as clocks
 from gateway import errors, models
+from gateway.runs.events import RUN_END
 from gateway.runs.service import RunService
 from gateway.runs.sse import ModeMapper
 from gateway.runs.worker import RunWorker
@@ -358,6 +359,21 @@ async def current_state(store: LangGraphStore, thread_id: str) -> dict[str, Any]
 
 def new_checkpoint_id() -> str:
     return str(uuid.UUID(models.new_id()))
+
+
+def ended_as(run: models.Run, events: list[models.Event]) -> models.Run | None:
+    """The run as its ``run_end`` event (the last of ``events``) says it ended; None without
+    one."""
+    if not events or events[-1].event != RUN_END or not isinstance(events[-1].data, dict):
+        return None
+    ending = events[-1].data
+    try:
+        status = models.RunStatus(str(ending.get("status")))
+    except ValueError:
+        return None
+    return dataclasses.replace(
+        run, status=status, output=ending.get("output"), error=ending.get("error")
+    )
 
 
 def final_body(run: models.Run, events: list[models.Event]) -> Any:

@@ -76,6 +76,15 @@ class RunEnding:
     """Endpoints whose filter turned the event away, recorded with the ending."""
 
 
+@dataclasses.dataclass(frozen=True)
+class RunEnded:
+    """A run as its ending left it, and the ids its ending's events got, in order: what this
+    process's live readers are handed without reading them back."""
+
+    run: models.Run
+    event_ids: Sequence[int]
+
+
 # Columns an operator may change through the API (None clears an override).
 ENDPOINT_SETTABLE = (
     "url",
@@ -207,7 +216,7 @@ class Store(Protocol):
         """Lease up to ``limit`` pending runs, or running runs whose lease expired, to this
         owner, and mark them running."""
 
-    async def finish_run(self, ending: RunEnding, now: float) -> models.Run | None:
+    async def finish_run(self, ending: RunEnding, now: float) -> RunEnded | None:
         """Write the final status and enqueue the deliveries; None if the run had already ended."""
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:

@@ -9,6 +9,7 @@ Each model's fields are named as its table's columns.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@functools.cache
 def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(cls))
 

@@ -185,13 +185,26 @@ class GroupCommitWriter:
                 else:
                     future.set_exception(value)
 
+    async def _commit(self, jobs: list[Job]) -> tuple[list[Outcome], int]:
+        """One try, and only a batch that found the file locked (another process writing)
+        pays for the retrying: most batches commit at the first try."""
+        try:
+            return await self._run(jobs)
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc):
+                raise
+        return await self._run_retrying(jobs)
+
     @tenacity.retry(
         retry=tenacity.retry_if_exception(_is_locked),
-        stop=tenacity.stop_after_attempt(5),
+        stop=tenacity.stop_after_attempt(4),
         wait=tenacity.wait_exponential(multiplier=0.01, max=0.5),
         reraise=True,
     )
-    async def _commit(self, jobs: list[Job]) -> tuple[list[Outcome], int]:
+    async def _run_retrying(self, jobs: list[Job]) -> tuple[list[Outcome], int]:
+        return await self._run(jobs)
+
+    async def _run(self, jobs: list[Job]) -> tuple[list[Outcome], int]:
         # aiosqlite runs every call on its connection's own thread; handing it the whole
         # batch as one function is what makes a batch cost one thread hop, not one per query.
         conn = self._conn

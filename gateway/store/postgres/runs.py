@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from gateway import errors, models
@@ -10,6 +11,10 @@ from gateway.store.changes import created_kinds, touched_thread
 from gateway.store.postgres.deliveries import insert_deliveries
 from gateway.store.postgres.pool import Connection, Database, Record, keyed_lock
 from gateway.store.postgres.relay import insert_filtered
+
+_THREAD_HAS_OPEN_RUN = (
+    "SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') LIMIT 1"
+)
 
 _CLAIM_RUNS = f"""
 WITH chosen AS (
@@ -90,7 +95,7 @@ class RunVerbs(Database):
         )
         return sorted((rows.run(row) for row in claimed), key=lambda run: run.created_at)
 
-    async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
+    async def finish_run(self, ending: base.RunEnding, now: float) -> base.RunEnded | None:
         async with self._transaction() as conn:
             # The row lock makes a second finisher wait, then find the run ended: one ending,
             # one set of deliveries.
@@ -109,7 +114,7 @@ class RunVerbs(Database):
                 return None
             await insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             await insert_filtered(conn, ending.filtered)
-            await insert_events(conn, ending.run_id, ending.events, now)
+            event_ids = await insert_events(conn, ending.run_id, ending.events, now)
             ended = rows.run(row)
             await self._changed(
                 conn,
@@ -118,7 +123,7 @@ class RunVerbs(Database):
                 delivery_enqueued=[d.delivery_id for d in ending.deliveries],
                 thread_freed=[ended.thread_id] if ended.thread_id else [],
             )
-            return ended
+            return base.RunEnded(ended, event_ids)
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         if not run_ids:
@@ -191,19 +196,17 @@ async def insert_run(
     trigger_id: str | None,
     owner: str | None = None,
 ) -> Record:
-    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
-    if run.if_thread_idle and run.thread_id is not None:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``); a run on
+    a thread that has another open run is stored pending instead, to wait for its turn."""
+    busy = run.thread_id is not None and (run.if_thread_idle or run.lease_until is not None)
+    if busy:
         # Runs that need the thread idle queue here, so no two of them both find it idle.
-        await conn.execute(
-            keyed_lock("'thread' || chr(31) || $1"),
-            run.thread_id,
-        )
-        busy = await conn.fetchval(
-            "SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') LIMIT 1",
-            run.thread_id,
-        )
-        if busy:
+        await conn.execute(keyed_lock("'thread' || chr(31) || $1"), run.thread_id)
+        busy = bool(await conn.fetchval(_THREAD_HAS_OPEN_RUN, run.thread_id))
+        if busy and run.if_thread_idle:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    if busy:
+        run = dataclasses.replace(run, lease_until=None)
     if run.thread_metadata is not None and run.thread_id is not None:
         # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
         await conn.execute(

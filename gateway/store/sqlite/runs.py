@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import closing
@@ -29,6 +30,10 @@ _CLAIM_RUNS = (
     "   OR (status = 'running' AND lease_expires_at <= ?))"
     "   ORDER BY created_at LIMIT ?)"
     " RETURNING *"
+)
+
+_THREAD_HAS_OPEN_RUN = (
+    "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') LIMIT 1"
 )
 
 EVENTS_PER_INSERT = 1000  # 4 parameters each, well under SQLite's 32,766
@@ -100,8 +105,8 @@ class RunVerbs(Database):
         self._changed(run_claimed=[run.run_id for run in claimed])
         return sorted(claimed, key=lambda run: run.created_at)
 
-    async def finish_run(self, ending: base.RunEnding, now: float) -> models.Run | None:
-        def job(conn: sqlite3.Connection) -> sqlite3.Row | None:
+    async def finish_run(self, ending: base.RunEnding, now: float) -> base.RunEnded | None:
+        def job(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[int]] | None:
             row = one(
                 conn,
                 "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
@@ -121,20 +126,19 @@ class RunVerbs(Database):
                 return None
             insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             insert_filtered(conn, ending.filtered)
-            insert_events(conn, ending.run_id, ending.events, now)
-            return row
+            return row, insert_events(conn, ending.run_id, ending.events, now)
 
-        row = await self.writer.submit(job)
-        if row is None:
+        written = await self.writer.submit(job)
+        if written is None:
             return None
-        ended = rows.run(row)
+        ended = rows.run(written[0])
         self._changed(
             run_ended=[ended.run_id],
             event_appended=[ended.run_id] if ending.events else [],
             delivery_enqueued=[d.delivery_id for d in ending.deliveries],
             thread_freed=[ended.thread_id] if ended.thread_id else [],
         )
-        return ended
+        return base.RunEnded(ended, written[1])
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         if not run_ids:
@@ -219,15 +223,15 @@ def insert_run(
     trigger_id: str | None,
     owner: str | None = None,
 ) -> sqlite3.Row:
-    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``)."""
-    if run.if_thread_idle and run.thread_id is not None:
-        busy = one(
-            conn,
-            "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
-            (run.thread_id,),
-        )
-        if busy is not None:
+    """``owner``: the lease's, for a run stored already claimed (``run.lease_until``); a run on
+    a thread that has another open run is stored pending instead, to wait for its turn."""
+    busy = run.thread_id is not None and (run.if_thread_idle or run.lease_until is not None)
+    if busy and run.thread_id is not None:
+        busy = one(conn, _THREAD_HAS_OPEN_RUN, (run.thread_id,)) is not None
+        if busy and run.if_thread_idle:
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
+    if busy:
+        run = dataclasses.replace(run, lease_until=None)
     if run.thread_metadata is not None and run.thread_id is not None:
         merge_thread_metadata(conn, run.thread_id, run.thread_metadata, now)
     row = one(

@@ -69,6 +69,21 @@ async def test_a_run_stored_already_claimed_is_running_with_its_lease(store: Ful
     assert [r.run_id for r in await store.claim_runs(10, NOW + 31, 30)] == [run.run_id]
 
 
+async def test_a_run_asked_claimed_on_a_busy_thread_is_stored_pending(store: FullStore) -> None:
+    first = await store.create_run(new_run(thread_id="t", lease_until=NOW + 30), NOW)
+    assert first.status is models.RunStatus.RUNNING, "a free thread: stored claimed"
+    second = await store.create_run(new_run(thread_id="t", lease_until=NOW + 30), NOW + 1)
+    assert (second.status, second.attempt) == (models.RunStatus.PENDING, 0)
+    assert await store.claim_runs(10, NOW + 2, 30) == [], "it waits for the thread"
+    ending = base.RunEnding(first.run_id, models.RunStatus.SUCCESS, None, None, [])
+    assert await store.finish_run(ending, NOW + 3) is not None
+    assert [r.run_id for r in await store.claim_runs(10, NOW + 3, 30)] == [second.run_id]
+    third = await store.create_run(new_run(thread_id="t", lease_until=NOW + 30), NOW + 4)
+    assert third.status is models.RunStatus.PENDING, "the thread's run is running"
+    other = await store.create_run(new_run(thread_id="u", lease_until=NOW + 30), NOW + 4)
+    assert other.status is models.RunStatus.RUNNING, "another thread is free"
+
+
 async def test_finishing_twice_enqueues_deliveries_once(store: FullStore) -> None:
     run, delivery_id = await finished_with_delivery(store)
     duplicate = new_delivery()
@@ -97,19 +112,24 @@ async def test_a_run_ending_appends_its_final_event(store: FullStore) -> None:
         None,
         {"error": "Boom", "message": "no"},
         [],
-        events=[("end", json.dumps({"status": "error"}))],
+        events=[("values", json.dumps({"step": 3})), ("end", json.dumps({"status": "error"}))],
     )
     ended = await store.finish_run(ending, NOW + 1)
     assert ended is not None
-    assert ended.error == {"error": "Boom", "message": "no"}
+    assert ended.run.error == {"error": "Boom", "message": "no"}
     events = await store.list_events(run.run_id)
     assert [(e.event, e.data) for e in events] == [
         ("values", {"step": 1}),
         ("values", {"step": 2}),
+        ("values", {"step": 3}),
         ("end", {"status": "error"}),
     ]
+    assert list(ended.event_ids) == [e.id for e in events[2:]]  # the ending's own, in order
     assert events[0].id == first < events[1].id == second < events[2].id
-    assert [e.event for e in await store.list_events(run.run_id, after_id=second)] == ["end"]
+    assert [e.event for e in await store.list_events(run.run_id, after_id=second)] == [
+        "values",
+        "end",
+    ]
 
 
 async def test_released_runs_are_claimed_again(store: FullStore) -> None:
