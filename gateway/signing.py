@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -119,6 +120,7 @@ def callback_origin(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host_subcomponent}:{port}"
 
 
+@functools.lru_cache(maxsize=1024)
 def callback_secret(signing_secret: str, url: str) -> str:
     """The ``whsec_`` secret that signs per-run callbacks to ``url``'s origin, derived from the
     signing secret: ``base64(HMAC-SHA256(key, "hookgate.callback-origin:" + origin))``."""

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -287,37 +286,6 @@ def _last_event_id(request: web.Request) -> int | None:
 # writing streams
 
 
-async def _pump(source: AsyncIterator[Any], queue: asyncio.Queue[tuple[bool, Any]]) -> None:
-    try:
-        async for item in source:
-            await queue.put((True, item))
-    finally:
-        await queue.put((False, None))
-
-
-async def _keepalive_items(
-    source: AsyncIterator[Any], beat: Callable[[], Awaitable[None]]
-) -> AsyncIterator[Any]:
-    """Items of ``source``; while none comes for ``KEEPALIVE_SECONDS``, call ``beat``."""
-    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=64)
-    task = asyncio.create_task(_pump(source, queue))
-    try:
-        while True:
-            try:
-                more, item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await beat()
-                continue
-            if not more:
-                break
-            yield item
-        await task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def _on_disconnect(
     request: web.Request, run: models.Run, cancel: bool
 ) -> streaming.Departure | None:
@@ -355,7 +323,7 @@ async def write_run_stream(
             await response.write(
                 sse.encode("metadata", {"run_id": run.run_id, "attempt": max(1, run.attempt)})
             )
-        async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
+        async for event in hub.follow(run.run_id, 0, beat=beat, beat_every=KEEPALIVE_SECONDS):
             outs = mapper.feed(event)
             if event.id > after_id:
                 for out in outs:
@@ -386,7 +354,7 @@ async def write_final(
         await response.write(b"\n")
 
     async def produce() -> None:
-        async for event in _keepalive_items(hub.follow(run.run_id, 0), beat):
+        async for event in hub.follow(run.run_id, 0, beat=beat, beat_every=KEEPALIVE_SECONDS):
             events.append(event)
         final = lg.ended_as(run, events) or await store_of(request).get_run(run.run_id) or run
         await response.write(sse.dumps(lg.final_body(final, events)).encode())

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import aiohttp
-import tenacity
 
 from gateway import __version__, models, signing
 from gateway.clock import Clock
@@ -79,12 +78,8 @@ class Sender:
             # ServerDisconnectedError; one immediate retry on a fresh connection is not a new try.
             # Both share one deadline, so the attempt as a whole ends within its timeout.
             async with asyncio.timeout(total):
-                async for attempt in tenacity.AsyncRetrying(
-                    retry=tenacity.retry_if_exception_type(aiohttp.ServerDisconnectedError),
-                    stop=tenacity.stop_after_attempt(2),
-                    reraise=True,
-                ):
-                    with attempt:
+                for last_try in (False, True):
+                    try:
                         async with self.session.post(
                             url,
                             data=body,
@@ -100,6 +95,9 @@ class Sender:
                                 response_headers=dict(response.headers),
                                 response_body=content,
                             )
+                    except aiohttp.ServerDisconnectedError:
+                        if last_try:
+                            raise
         except TimeoutError:
             error = f"timed out after {total:g} s"
             return models.AttemptResult(

@@ -73,7 +73,8 @@ class Dispatcher:
             else:
                 timeout = await self._idle_wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.ready.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no task, unlike wait_for
+                    await self.ready.wait()
 
     async def _idle_wait(self) -> float:
         due = await self.store.next_due_at()

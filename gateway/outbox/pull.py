@@ -55,7 +55,8 @@ class Wakeup:
     @staticmethod
     async def wait(event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):  # no task, unlike wait_for
+                await event.wait()
 
 
 class PullStore(Store, base.RelayStore, Protocol):

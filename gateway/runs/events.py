@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import structlog
@@ -162,8 +163,7 @@ class EventHub:
                 left = deadline - asyncio.get_running_loop().time()
                 if run is None or run.status.is_final or left <= 0:
                     return run
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(queue.get(), min(left, self.idle_check))
+                await _next(queue, min(left, self.idle_check))
 
     @contextlib.contextmanager
     def _subscribe(self, run_id: str) -> Iterator[asyncio.Queue[models.Event | None]]:
@@ -185,30 +185,46 @@ class EventHub:
             if not self._readers[run_id]:
                 del self._readers[run_id]
 
-    async def follow(self, run_id: str, after_id: int = 0) -> AsyncIterator[models.Event]:
-        """Every event of the run after ``after_id``, stored then live, up to and with ``run_end``."""
+    async def follow(
+        self,
+        run_id: str,
+        after_id: int = 0,
+        *,
+        beat: Beat | None = None,
+        beat_every: float = 5.0,
+    ) -> AsyncIterator[models.Event]:
+        """Every event of the run after ``after_id``, stored then live, up to and with ``run_end``.
+        ``beat``: awaited whenever no event came for ``beat_every`` seconds (a stream's
+        keep-alive), from the loop that waits, so a reader needs no task of its own."""
+        loop = asyncio.get_running_loop()
+        beats = _Beats(beat, beat_every, loop.time() + beat_every)
         with self._subscribe(run_id) as queue:
             last = after_id
             # Nothing stored yet, and what is stored from now on comes live to this queue.
             caught_up = run_id in self._fresh and queue in self._readers.get(run_id, ())
+            read_at = loop.time()
             while True:
                 if not caught_up:
                     for event in await self.store.list_events(run_id, last):
                         yield event
                         last = event.id
+                        beats.reset(loop.time())
                         if event.event == RUN_END:
                             return
                     caught_up = True
+                    read_at = loop.time()
                     run = await self.store.get_run(run_id)
                     if run is None or run.status.is_final:
                         if not await self.store.list_events(run_id, last):
                             return
                         caught_up = False
                         continue
-                try:
-                    live = await asyncio.wait_for(queue.get(), self.idle_check)
-                except TimeoutError:
-                    caught_up = False
+                wake_at = beats.wake_at(read_at + self.idle_check)
+                found, live = await _next(queue, max(wake_at - loop.time(), 0.0))
+                if not found:
+                    await beats.beat_if_due(loop.time())
+                    # idle: look in the store now and then
+                    caught_up = loop.time() < read_at + self.idle_check
                     continue
                 if live is None:
                     caught_up = False
@@ -217,5 +233,43 @@ class EventHub:
                     continue
                 yield live
                 last = live.id
+                beats.reset(loop.time())
                 if live.event == RUN_END:
                     return
+
+
+Beat = Callable[[], Awaitable[None]]
+
+
+@dataclasses.dataclass
+class _Beats:
+    """A reader's keep-alive: ``beat`` once no event came for ``every`` seconds."""
+
+    beat: Beat | None
+    every: float
+    due_at: float
+
+    def wake_at(self, at: float) -> float:
+        return at if self.beat is None else min(at, self.due_at)
+
+    def reset(self, now: float) -> None:
+        self.due_at = now + self.every
+
+    async def beat_if_due(self, now: float) -> None:
+        if self.beat is not None and now >= self.due_at:
+            await self.beat()
+            self.reset(asyncio.get_running_loop().time())
+
+
+async def _next(
+    queue: asyncio.Queue[models.Event | None], timeout: float
+) -> tuple[bool, models.Event | None]:
+    """The queue's next item, if one comes within ``timeout``: ``(False, None)`` if not. No task
+    and no timer when one is there already."""
+    if not queue.empty():
+        return True, queue.get_nowait()
+    try:
+        async with asyncio.timeout(timeout):
+            return True, await queue.get()
+    except TimeoutError:
+        return False, None

@@ -57,7 +57,8 @@ class RunWorker:
             if claimed and len(self._running) < self.concurrency:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):  # no task, unlike wait_for
+                    await ready.wait()
 
     async def claim(self) -> int:
         room = self.concurrency - len(self._running) - self._reserved
