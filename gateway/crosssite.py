@@ -67,6 +67,7 @@ def _names(allowed_hosts: tuple[str, ...]) -> frozenset[str]:
     return frozenset(entry.strip().strip("[]").rstrip(".").lower() for entry in allowed_hosts)
 
 
+@functools.lru_cache(maxsize=256)
 def host_allowed(host_header: str, bind_host: str, allowed_hosts: tuple[str, ...]) -> bool:
     """Whether to serve a request that names ``host_header``.
 

@@ -303,6 +303,8 @@ async def create_thread(request: web.Request) -> web.Response:
                 update.as_node,
                 request.app[keys.clock_key].now(),
             )
+        if not updates:  # a new thread without states: nothing to read back
+            return web.json_response(lg.thread_view(stored, None))
     return web.json_response(await _thread_response(store, stored))
 
 
