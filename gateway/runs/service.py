@@ -189,7 +189,8 @@ class RunService:
         output: Any = None,
         error: dict[str, Any] | None = None,
     ) -> models.Run | None:
-        """Write the run's ending and its deliveries; None if another worker finished it first."""
+        """Write the run's ending and its deliveries; the run as it ended, or None if another
+        worker finished it first."""
         now = self.clock.now()
         ended = dataclasses.replace(
             run, status=status, output=output, error=error, ended_at=now, updated_at=now
@@ -250,7 +251,7 @@ class RunService:
         if deliveries:
             self.deliveries_ready.set()
             self.pulls_ready.set()
-        return finished.run
+        return ended
 
     async def _route(
         self, run: models.Run, event_type: str, body: bytes, now: float

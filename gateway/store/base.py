@@ -78,10 +78,12 @@ class RunEnding:
 
 @dataclasses.dataclass(frozen=True)
 class RunEnded:
-    """A run as its ending left it, and the ids its ending's events got, in order: what this
-    process's live readers are handed without reading them back."""
+    """What a run's ending wrote: the ids its events got, in order, which this process's live
+    readers are handed without reading them back. Nothing else is read back: the caller holds
+    the run and its ending already."""
 
-    run: models.Run
+    run_id: str
+    thread_id: str | None
     event_ids: Sequence[int]
 
 

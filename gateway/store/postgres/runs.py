@@ -102,7 +102,7 @@ class RunVerbs(Database):
             row = await conn.fetchrow(
                 "UPDATE runs SET status = $1, output = $2, error = $3, ended_at = $4,"
                 " updated_at = $4, lease_expires_at = NULL, lease_owner = $6"
-                " WHERE run_id = $5 AND status IN ('pending', 'running') RETURNING *",
+                " WHERE run_id = $5 AND status IN ('pending', 'running') RETURNING thread_id",
                 ending.status.value,
                 rows.dumps(ending.output),
                 rows.dumps_or_none(ending.error),
@@ -115,7 +115,7 @@ class RunVerbs(Database):
             await insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             await insert_filtered(conn, ending.filtered)
             event_ids = await insert_events(conn, ending.run_id, ending.events, now)
-            ended = rows.run(row)
+            ended = base.RunEnded(ending.run_id, row["thread_id"], event_ids)
             await self._changed(
                 conn,
                 run_ended=[ended.run_id],
@@ -123,7 +123,7 @@ class RunVerbs(Database):
                 delivery_enqueued=[d.delivery_id for d in ending.deliveries],
                 thread_freed=[ended.thread_id] if ended.thread_id else [],
             )
-            return base.RunEnded(ended, event_ids)
+            return ended
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         if not run_ids:

@@ -106,12 +106,12 @@ class RunVerbs(Database):
         return sorted(claimed, key=lambda run: run.created_at)
 
     async def finish_run(self, ending: base.RunEnding, now: float) -> base.RunEnded | None:
-        def job(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[int]] | None:
+        def job(conn: sqlite3.Connection) -> base.RunEnded | None:
             row = one(
                 conn,
                 "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?,"
                 " lease_expires_at = NULL, lease_owner = ? WHERE run_id = ?"
-                " AND status IN ('pending', 'running') RETURNING *",
+                " AND status IN ('pending', 'running') RETURNING thread_id",
                 (
                     ending.status.value,
                     rows.dumps(ending.output),
@@ -126,19 +126,19 @@ class RunVerbs(Database):
                 return None
             insert_deliveries(conn, ending.run_id, ending.deliveries, now)
             insert_filtered(conn, ending.filtered)
-            return row, insert_events(conn, ending.run_id, ending.events, now)
+            event_ids = insert_events(conn, ending.run_id, ending.events, now)
+            return base.RunEnded(ending.run_id, row[0], event_ids)
 
-        written = await self.writer.submit(job)
-        if written is None:
+        ended = await self.writer.submit(job)
+        if ended is None:
             return None
-        ended = rows.run(written[0])
         self._changed(
             run_ended=[ended.run_id],
             event_appended=[ended.run_id] if ending.events else [],
             delivery_enqueued=[d.delivery_id for d in ending.deliveries],
             thread_freed=[ended.thread_id] if ended.thread_id else [],
         )
-        return base.RunEnded(ended, written[1])
+        return ended
 
     async def release_runs(self, run_ids: Sequence[str], now: float) -> None:
         if not run_ids:

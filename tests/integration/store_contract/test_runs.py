@@ -116,7 +116,9 @@ async def test_a_run_ending_appends_its_final_event(store: FullStore) -> None:
     )
     ended = await store.finish_run(ending, NOW + 1)
     assert ended is not None
-    assert ended.run.error == {"error": "Boom", "message": "no"}
+    stored = await store.get_run(run.run_id)
+    assert stored is not None
+    assert stored.error == {"error": "Boom", "message": "no"}
     events = await store.list_events(run.run_id)
     assert [(e.event, e.data) for e in events] == [
         ("values", {"step": 1}),
