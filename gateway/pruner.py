@@ -87,10 +87,13 @@ class Pruner:
             return
         due = self.clock.now()
         while True:
-            if self.clock.now() >= due:
+            started = self.clock.now()
+            if started >= due:
                 try:
                     await self.prune()
                 except errors.StoreError as exc:  # the next round may get through
                     log.warning("prune_failed", detail=exc.detail)
-                due = self.clock.now() + self.interval
+                # Counted from the start: what expired while this prune ran (its cutoffs were
+                # taken at the start) waits one interval, not one interval and the prune.
+                due = started + self.interval
             await asyncio.sleep(self.check_every)

@@ -1093,6 +1093,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--lg-runs", type=int, default=500, help="LangGraph background runs (500)")
     parser.add_argument(
+        "--lg-rounds",
+        type=int,
+        default=1,
+        help="LangGraph rounds, each hookgate then the peer, reported one by one (1)",
+    )
+    parser.add_argument(
         "--backlog",
         type=int,
         nargs="?",

@@ -314,19 +314,26 @@ async def measure(name: str, server: Served, args: argparse.Namespace) -> Server
     return ServerResult(name, wait, background)
 
 
-async def run(args: argparse.Namespace, tmp: Path) -> list[ServerResult]:
-    results = []
+async def run(args: argparse.Namespace, tmp: Path) -> list[list[ServerResult]]:
+    """``--lg-rounds`` rounds, each measuring hookgate then the peer, so that both see the
+    machine's quieter and busier spells alike."""
     starters = [("hookgate", start_hookgate)]
     if args.peer == "langgraph":
         starters.append(("langgraph dev", start_peer))
-    for name, starter in starters:
-        await bench.wait_for_quiet(args.quiet_wait)
-        server = await starter(tmp)
-        try:
-            results.append(await measure(name, server, args))
-        finally:
-            await server.stop()
-    return results
+    rounds = []
+    for round_number in range(1, args.lg_rounds + 1):
+        if args.lg_rounds > 1:
+            bench.log(f"round {round_number} of {args.lg_rounds}")
+        results = []
+        for name, starter in starters:
+            await bench.wait_for_quiet(args.quiet_wait)
+            server = await starter(tmp)
+            try:
+                results.append(await measure(name, server, args))
+            finally:
+                await server.stop()
+        rounds.append(results)
+    return rounds
 
 
 def _cell(values: list[float], q: float) -> str:
@@ -340,32 +347,35 @@ def _cpu_ms(cpu: bench.CpuMeter, seconds: float, runs: int) -> str:
     return f"{cpu.server * seconds / runs * 1000:.1f}"
 
 
-def report(results: list[ServerResult], args: argparse.Namespace) -> list[str]:
+def report(rounds: list[list[ServerResult]], args: argparse.Namespace) -> list[str]:
     lines = [
         "",
         f"LangGraph API, the agent graph, {args.lg_clients} clients "
         f"({args.duration:g} s of /runs/wait; {args.lg_runs} background runs)",
-        "| server | /runs/wait answers/s | p50 / p99 ms | creates/s | create p50 / p99 ms "
-        "| delivered runs/s | server CPU ms per run (wait, background) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| round | server | /runs/wait answers/s | p50 / p99 ms | creates/s "
+        "| create p50 / p99 ms | delivered runs/s | server CPU ms per run (wait, background) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in results:
-        w, b = r.wait, r.background
-        lines.append(
-            f"| {r.name} | {w.rate:,.1f} | {_cell(w.latencies_ms, 50)} / "
-            f"{_cell(w.latencies_ms, 99)} | {b.creates:,.1f} | {_cell(b.create_ms, 50)} / "
-            f"{_cell(b.create_ms, 99)} | {b.delivered:,.1f} "
-            f"| {_cpu_ms(w.cpu, w.seconds, w.answers)}, "
-            f"{_cpu_ms(b.cpu, b.delivered_seconds, b.runs)} |"
-        )
-    if len(results) == 2 and results[1].wait.rate and results[1].background.delivered:
-        ours, peer = results
-        lines.append(
-            f"hookgate / peer: /runs/wait {ours.wait.rate / peer.wait.rate:.1f}x, "
-            f"creates {ours.background.creates / peer.background.creates:.1f}x, "
-            f"delivered {ours.background.delivered / peer.background.delivered:.1f}x"
-        )
-    return lines
+    ratios = []
+    for number, results in enumerate(rounds, 1):
+        for r in results:
+            w, b = r.wait, r.background
+            lines.append(
+                f"| {number} | {r.name} | {w.rate:,.1f} | {_cell(w.latencies_ms, 50)} / "
+                f"{_cell(w.latencies_ms, 99)} | {b.creates:,.1f} | {_cell(b.create_ms, 50)} / "
+                f"{_cell(b.create_ms, 99)} | {b.delivered:,.1f} "
+                f"| {_cpu_ms(w.cpu, w.seconds, w.answers)}, "
+                f"{_cpu_ms(b.cpu, b.delivered_seconds, b.runs)} |"
+            )
+        if len(results) == 2 and results[1].wait.rate and results[1].background.delivered:
+            ours, peer = results
+            ratios.append(
+                f"round {number}, hookgate / peer: "
+                f"/runs/wait {ours.wait.rate / peer.wait.rate:.1f}x, "
+                f"creates {ours.background.creates / peer.background.creates:.1f}x, "
+                f"delivered {ours.background.delivered / peer.background.delivered:.1f}x"
+            )
+    return lines + ratios
 
 
 def main(args: argparse.Namespace) -> int:
@@ -373,9 +383,9 @@ def main(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="hookgate-bench-") as tmp:
         try:
-            results = asyncio.run(run(args, Path(tmp)))
+            rounds = asyncio.run(run(args, Path(tmp)))
         except RuntimeError as exc:
             bench.log(f"bench: {exc}")
             return 1
-    print("\n".join(report(results, args)))
+    print("\n".join(report(rounds, args)))
     return 0
