@@ -3,6 +3,7 @@ clock, keeps what is still to be delivered, and says so in ``/metrics`` and ``/h
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -16,8 +17,10 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.models import RunStatus
+from gateway.pruner import Pruner
 from gateway.settings import Settings
 from gateway.store import base
+from gateway.store.retention import Cutoffs, Pruned
 from gateway.store.sqlite import SQLiteStore
 from gateway.testing import FakeClock, Receiver, eventually
 from tests.integration.helpers import count_rows, finished_run
@@ -137,3 +140,44 @@ async def test_a_file_made_without_incremental_vacuum_is_converted_once(tmp_path
     await store.close()
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,), "incremental"
+
+
+class PruneHeldOpen(SQLiteStore):
+    """The real store; its first prune waits for ``release``, so the test can move the clock
+    while a prune is under way."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.release = asyncio.Event()
+        self.started: list[float] = []
+
+    async def prune(self, cutoffs: Cutoffs, batch: int) -> Pruned:
+        self.started.append(cutoffs.now)
+        if len(self.started) == 1:
+            await self.release.wait()
+        return await super().prune(cutoffs, batch)
+
+
+async def test_what_expires_while_a_prune_runs_goes_one_interval_after_it_started(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(NOW)
+    store = PruneHeldOpen(tmp_path / "gateway.db")
+    await store.open()
+    pruner = Pruner(store, clock, RETENTION, interval=30.0, batch=100, check_every=0.01)
+    task = asyncio.create_task(pruner.run_forever())
+
+    async def prunes(count: int) -> bool:
+        return len(store.started) >= count
+
+    try:
+        await eventually(lambda: prunes(1))
+        clock.advance(120)  # the first prune took its cutoffs before this
+        store.release.set()
+        await eventually(lambda: prunes(2))
+        assert store.started == [NOW, NOW + 120]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()
