@@ -79,6 +79,21 @@ def run(row: Row) -> models.Run:
     )
 
 
+def inserted_run(row: Row, new: base.NewRun) -> models.Run:
+    """The row of a run just inserted from ``new``: its JSON columns are ``new``'s values, not
+    decoded back from the text they were encoded to a moment ago."""
+    return _model(
+        models.Run,
+        row,
+        status=models.RunStatus(row["status"]),
+        input=new.input,
+        kwargs=new.kwargs,
+        metadata=new.metadata,
+        output=None,
+        error=None,
+    )
+
+
 def event(row: Row) -> models.Event:
     return _model(models.Event, row, data=loads(row["data"]))
 

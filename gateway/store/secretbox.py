@@ -22,6 +22,8 @@ from gateway import errors, localsecrets, log
 
 PREFIX = "fernet:"
 KEY_SETTING = "GATEWAY_SECRET_KEY"
+OPENED_KEPT = 4096
+"""Opened values kept in memory at most (one per endpoint secret, current and previous)."""
 
 
 def parse_keys(setting: str) -> list[bytes]:
@@ -51,6 +53,8 @@ class SecretBox:
             raise ValueError("a SecretBox needs at least one key")
         self._newest = Fernet(keys[0])
         self._all = MultiFernet([Fernet(key) for key in keys])
+        self._opened: dict[str, str] = {}  # sealed value → plaintext: a value opens the same
+        # way every time, and endpoints are read on every run's ending and every delivery
 
     @classmethod
     def for_database(cls, setting: str, directory: Path) -> SecretBox:
@@ -81,6 +85,9 @@ class SecretBox:
         if not stored.startswith(PREFIX):
             log.remember_endpoint_secret(stored)
             return stored
+        opened = self._opened.get(stored)
+        if opened is not None:
+            return opened
         try:
             secret = self._all.decrypt(stored.removeprefix(PREFIX).encode()).decode()
         except InvalidToken:
@@ -91,6 +98,9 @@ class SecretBox:
                 "encrypted with"
             ) from None
         log.remember_endpoint_secret(secret)
+        if len(self._opened) >= OPENED_KEPT:
+            self._opened.clear()
+        self._opened[stored] = secret
         return secret
 
     def is_current(self, stored: str) -> bool:

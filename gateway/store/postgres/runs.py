@@ -62,7 +62,8 @@ class RunVerbs(Database):
                 if existing is not None:
                     return rows.run(existing), False
             await insert_trigger(conn, trigger, run.run_id)
-            stored = rows.run(await insert_run(conn, run, now, trigger.trigger_id, self.owner))
+            inserted = await insert_run(conn, run, now, trigger.trigger_id, self.owner)
+            stored = rows.inserted_run(inserted, run)
             await self._changed(
                 conn, trigger_created=[trigger.trigger_id], **created_kinds(stored, now)
             )
@@ -75,7 +76,7 @@ class RunVerbs(Database):
 
     async def create_run(self, run: base.NewRun, now: float) -> models.Run:
         async with self._transaction() as conn:
-            stored = rows.run(await insert_run(conn, run, now, None, self.owner))
+            stored = rows.inserted_run(await insert_run(conn, run, now, None, self.owner), run)
             await self._changed(
                 conn, **created_kinds(stored, now), thread_changed=touched_thread(run)
             )

@@ -67,7 +67,7 @@ class RunVerbs(Database):
             return insert_run(conn, run, now, trigger.trigger_id, self.owner), True
 
         row, created = await self.writer.submit(job)
-        stored = rows.run(row)
+        stored = rows.inserted_run(row, run) if created else rows.run(row)
         if created:
             self._changed(trigger_created=[trigger.trigger_id], **created_kinds(stored, now))
         return stored, created
@@ -83,7 +83,7 @@ class RunVerbs(Database):
         def job(conn: sqlite3.Connection) -> sqlite3.Row:
             return insert_run(conn, run, now, None, self.owner)
 
-        stored = rows.run(await self.writer.submit(job))
+        stored = rows.inserted_run(await self.writer.submit(job), run)
         self._changed(**created_kinds(stored, now), thread_changed=touched_thread(run))
         return stored
 
