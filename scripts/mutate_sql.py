@@ -61,7 +61,11 @@ TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         SQLITE_TESTS,
         SQLITE_ONLY,
     ),
-    "gateway/store/sqlite/runs.py": (("_CLAIM_RUNS", "_DEDUP"), SQLITE_TESTS, SQLITE_ONLY),
+    "gateway/store/sqlite/runs.py": (
+        ("_CLAIM_RUNS", "_DEDUP", "_THREAD_HAS_OPEN_RUN"),
+        SQLITE_TESTS,
+        SQLITE_ONLY,
+    ),
     "gateway/store/postgres/deliveries.py": (
         (
             "_INFLIGHT",
@@ -75,7 +79,11 @@ TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         POSTGRES_TESTS,
         POSTGRES_ONLY,
     ),
-    "gateway/store/postgres/runs.py": (("_CLAIM_RUNS", "_DEDUP"), POSTGRES_TESTS, POSTGRES_ONLY),
+    "gateway/store/postgres/runs.py": (
+        ("_CLAIM_RUNS", "_DEDUP", "_THREAD_HAS_OPEN_RUN"),
+        POSTGRES_TESTS,
+        POSTGRES_ONLY,
+    ),
 }
 
 _STATUS_SWAP = {"pending": "running", "running": "pending", "push": "pull", "pull": "push"}

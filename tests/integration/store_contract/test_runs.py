@@ -82,6 +82,9 @@ async def test_a_run_asked_claimed_on_a_busy_thread_is_stored_pending(store: Ful
     assert third.status is models.RunStatus.PENDING, "the thread's run is running"
     other = await store.create_run(new_run(thread_id="u", lease_until=NOW + 30), NOW + 4)
     assert other.status is models.RunStatus.RUNNING, "another thread is free"
+    await store.create_run(new_run(thread_id="v"), NOW + 5)  # pending, not claimed by anyone
+    behind = await store.create_run(new_run(thread_id="v", lease_until=NOW + 30), NOW + 5)
+    assert behind.status is models.RunStatus.PENDING, "a pending run holds the thread too"
 
 
 async def test_finishing_twice_enqueues_deliveries_once(store: FullStore) -> None:
