@@ -339,10 +339,15 @@ def trigger_values(trigger: models.Trigger, run_id: str | None) -> tuple[Any, ..
 
 
 def new_run_values(
-    run: base.NewRun, now: float, trigger_id: str | None, owner: str | None
+    run: base.NewRun,
+    now: float,
+    trigger_id: str | None,
+    owner: str | None,
+    started_at: float | None = None,
 ) -> tuple[Any, ...]:
     """Column values of a new run, in ``RUN_COLUMNS`` order; ``owner``: the lease's, for a
-    run stored already claimed (``run.lease_until``)."""
+    run stored already claimed (``run.lease_until``), which starts at ``started_at`` (``now``
+    if not given)."""
     claimed = run.lease_until is not None
     return (
         run.run_id,
@@ -356,7 +361,7 @@ def new_run_values(
         now,
         trigger_id,
         1 if claimed else 0,
-        now if claimed else None,
+        (now if started_at is None else started_at) if claimed else None,
         run.lease_until,
         owner if claimed else None,
     )

@@ -16,6 +16,8 @@ _THREAD_HAS_OPEN_RUN = (
     "SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running') LIMIT 1"
 )
 
+_THREAD_LAST_ENDED = "SELECT MAX(ended_at) FROM runs WHERE thread_id = $1"
+
 _CLAIM_RUNS = f"""
 WITH chosen AS (
     SELECT run_id FROM runs
@@ -208,6 +210,12 @@ async def insert_run(
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
     if busy:
         run = dataclasses.replace(run, lease_until=None)
+    started_at = now
+    if run.lease_until is not None and run.thread_id is not None:
+        # It starts when the thread's last run ended, if that was after ``now`` was read (a
+        # transaction that waited for a connection or the thread's lock).
+        ended = await conn.fetchval(_THREAD_LAST_ENDED, run.thread_id)
+        started_at = max(now, ended or now)
     if run.thread_metadata is not None and run.thread_id is not None:
         # jsonb's || merges in one statement, so concurrent updates of one thread lose no key.
         await conn.execute(
@@ -221,7 +229,7 @@ async def insert_run(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
         " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at, lease_owner)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
-        *rows.new_run_values(run, now, trigger_id, owner),
+        *rows.new_run_values(run, now, trigger_id, owner, started_at),
     )
     assert row is not None
     return row

@@ -36,6 +36,8 @@ _THREAD_HAS_OPEN_RUN = (
     "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running') LIMIT 1"
 )
 
+_THREAD_LAST_ENDED = "SELECT MAX(ended_at) FROM runs WHERE thread_id = ?"
+
 EVENTS_PER_INSERT = 1000  # 4 parameters each, well under SQLite's 32,766
 
 _DEDUP = (
@@ -232,6 +234,11 @@ def insert_run(
             raise errors.Conflict(f"thread {run.thread_id} has a pending or running run")
     if busy:
         run = dataclasses.replace(run, lease_until=None)
+    started_at = now
+    if run.lease_until is not None and run.thread_id is not None:
+        # It starts when the thread's last run ended, if that was after ``now`` was read.
+        (ended,) = one(conn, _THREAD_LAST_ENDED, (run.thread_id,)) or (None,)
+        started_at = max(now, ended or now)
     if run.thread_metadata is not None and run.thread_id is not None:
         merge_thread_metadata(conn, run.thread_id, run.thread_metadata, now)
     row = one(
@@ -239,7 +246,7 @@ def insert_run(
         "INSERT INTO runs (run_id, thread_id, flow_id, status, input, kwargs, metadata,"
         " created_at, updated_at, trigger_id, attempt, started_at, lease_expires_at,"
         " lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        rows.new_run_values(run, now, trigger_id, owner),
+        rows.new_run_values(run, now, trigger_id, owner, started_at),
     )
     assert row is not None
     return row

@@ -87,6 +87,21 @@ async def test_a_run_asked_claimed_on_a_busy_thread_is_stored_pending(store: Ful
     assert behind.status is models.RunStatus.PENDING, "a pending run holds the thread too"
 
 
+async def test_a_run_stored_claimed_starts_no_earlier_than_its_thread_last_run_ended(
+    store: FullStore,
+) -> None:
+    """``now`` read before a wait (a connection, the thread's lock) can be older than the end
+    of the thread's last run, written meanwhile: the new run's start is not."""
+    first = await store.create_run(new_run(thread_id="t", lease_until=NOW + 30), NOW)
+    ending = base.RunEnding(first.run_id, models.RunStatus.SUCCESS, None, None, [])
+    assert await store.finish_run(ending, NOW + 5) is not None
+    second = await store.create_run(new_run(thread_id="t", lease_until=NOW + 30), NOW + 3)
+    assert second.status is models.RunStatus.RUNNING
+    assert second.started_at == NOW + 5
+    later = await store.create_run(new_run(thread_id="t2", lease_until=NOW + 30), NOW + 3)
+    assert later.started_at == NOW + 3, "a thread without ended runs starts now"
+
+
 async def test_finishing_twice_enqueues_deliveries_once(store: FullStore) -> None:
     run, delivery_id = await finished_with_delivery(store)
     duplicate = new_delivery()
