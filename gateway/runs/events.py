@@ -9,7 +9,7 @@ A running run's events are written behind its flow: the flow does not wait for e
 its events go to the store several to a transaction, in order, and each reaches live readers
 once it is stored. What is still unwritten when the run ends goes into the transaction that
 ends it (``take``), so a fast run costs one commit for its events and its end together, and
-those reach live readers as soon as that commits (``ended``). A crash loses only events of a
+those reach live readers as soon as that commits (``published``). A crash loses only events of a
 run that had not ended, and that run runs again.
 
 A run stored already claimed by this process (``expect``) has no stored events until this
@@ -95,7 +95,7 @@ class EventHub:
                 ids = await self.store.append_events(
                     run_id, [(event, encoded) for event, _, encoded in batch], now
                 )
-                self._publish_stored(run_id, batch, ids, now)
+                self.published(run_id, batch, ids, now)
         except Exception as exc:  # noqa: BLE001 - told to the run's ending, in take()
             self._failed[run_id] = exc
         finally:
@@ -113,11 +113,6 @@ class EventHub:
             raise failure
         return pending
 
-    def ended(self, run_id: str, events: list[Queued], ids: Sequence[int], now: float) -> None:
-        """The transaction that ended the run stored ``events`` as ``ids``: hand them to the
-        live readers."""
-        self._publish_stored(run_id, events, ids, now)
-
     def expect(self, run_id: str) -> None:
         """The run was stored claimed by this process a moment ago: none of its events is
         stored anywhere until one is published here."""
@@ -130,9 +125,9 @@ class EventHub:
         self._failed.pop(run_id, None)
         self._fresh.discard(run_id)
 
-    def _publish_stored(
-        self, run_id: str, events: list[Queued], ids: Sequence[int], now: float
-    ) -> None:
+    def published(self, run_id: str, events: list[Queued], ids: Sequence[int], now: float) -> None:
+        """``events`` were stored as ``ids`` (behind the flow, or by the transaction that ended
+        the run): hand them to the live readers."""
         self._fresh.discard(run_id)
         for event_id, (event, data, _) in zip(ids, events, strict=True):
             self._publish(models.Event(event_id, run_id, event, data, now))

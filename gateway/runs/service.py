@@ -239,7 +239,7 @@ class RunService:
             log.info("run_already_finished", run_id=run.run_id, flow_id=run.flow_id)
             self.events.nudge(run.run_id)
             return None
-        self.events.ended(run.run_id, events, finished.event_ids, now)
+        self.events.published(run.run_id, events, finished.event_ids, now)
         self.metrics.runs.labels(run.flow_id, status.value).inc()
         log.info(
             "run_completed",
